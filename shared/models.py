@@ -1,0 +1,241 @@
+"""The data that flows through tagpipe.
+
+    RawHit        what collect received, byte for byte (the source of truth; replayable)
+    Event         the canonical event transform builds from a hit (one hit may hold many events)
+    DeliveryTask  one (event, destination) pair, with the vendor-ready payload already hashed
+    Outcome       the one recorded end of a hit or of an (event, destination) pair
+    FailedEvent   a versioned, self-describing record of anything that failed (Snowplow-style)
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from enum import Enum
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+Scalar = str | int | float | bool | None
+
+
+def new_id() -> str:
+    return uuid.uuid4().hex
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=False)
+
+
+# --------------------------------------------------------------------------- raw input
+
+HitSource = Literal["gtag", "mp", "json"]
+
+
+class RawHit(_Model):
+    """One HTTP request to collect, kept as received (headers reduced to the ones we use)."""
+
+    hit_id: str = Field(default_factory=new_id)
+    received_at: float = Field(default_factory=time.time)
+    source: HitSource
+    method: str = "POST"
+    path: str = "/"
+    query: str = ""
+    body: str = ""
+    headers: dict[str, str] = Field(default_factory=dict)
+    cookies: dict[str, str] = Field(default_factory=dict)
+    client_ip: str | None = None
+    debug_token: str | None = None
+
+
+# --------------------------------------------------------------------------- canonical event
+
+
+class Consent(_Model):
+    """Consent state. None means the signal was absent (not the same as denied)."""
+
+    ad_storage: bool | None = None
+    analytics_storage: bool | None = None
+    ad_user_data: bool | None = None
+    ad_personalization: bool | None = None
+    non_personalized_ads: bool = False  # gtag npa=1
+    dma: bool | None = None  # gtag dma=1: the EU Digital Markets Act applies
+    limited_data_use: bool = False  # Meta LDU
+    raw: dict[str, str] = Field(default_factory=dict)  # gcs / gcd / ... as received
+
+    def granted(self, purpose: str, default: bool = True) -> bool:
+        value = getattr(self, purpose)
+        return default if value is None else bool(value)
+
+
+class Address(_Model):
+    first_name: str | None = None
+    last_name: str | None = None
+    street: str | None = None
+    city: str | None = None
+    region: str | None = None
+    postal_code: str | None = None
+    country: str | None = None
+
+
+class UserData(_Model):
+    """Customer information. Raw PII until transform hashes it per vendor; never logged."""
+
+    email: str | None = None
+    phone: str | None = None
+    address: Address = Field(default_factory=Address)
+    gender: str | None = None
+    date_of_birth: str | None = None
+    external_id: str | None = None
+
+
+class ClientContext(_Model):
+    client_id: str | None = None
+    user_id: str | None = None
+    session_id: str | None = None
+    session_count: int | None = None
+    engagement_time_msec: int | None = None
+    ip: str | None = None
+    user_agent: str | None = None
+    language: str | None = None
+    screen_resolution: str | None = None
+    client_hints: dict[str, str] = Field(default_factory=dict)
+    geo: dict[str, str] = Field(default_factory=dict)  # country/region/city from LB headers
+
+
+class ClickIds(_Model):
+    fbp: str | None = None
+    fbc: str | None = None
+    fbclid: str | None = None
+    gclid: str | None = None
+    gbraid: str | None = None
+    wbraid: str | None = None
+    dclid: str | None = None
+    ttclid: str | None = None
+    ttp: str | None = None
+
+
+class PageContext(_Model):
+    url: str | None = None
+    referrer: str | None = None
+    title: str | None = None
+    hostname: str | None = None
+
+
+class Item(_Model):
+    item_id: str | None = None
+    item_name: str | None = None
+    affiliation: str | None = None
+    coupon: str | None = None
+    discount: float | None = None
+    index: int | None = None
+    item_brand: str | None = None
+    item_category: str | None = None
+    item_category2: str | None = None
+    item_category3: str | None = None
+    item_category4: str | None = None
+    item_category5: str | None = None
+    item_list_id: str | None = None
+    item_list_name: str | None = None
+    item_variant: str | None = None
+    location_id: str | None = None
+    price: float | None = None
+    quantity: float | None = None
+    promotion_id: str | None = None
+    promotion_name: str | None = None
+    creative_name: str | None = None
+    creative_slot: str | None = None
+    custom: dict[str, Scalar] = Field(default_factory=dict)
+
+
+class Ecommerce(_Model):
+    value: float | None = None
+    currency: str | None = None
+    transaction_id: str | None = None
+    tax: float | None = None
+    shipping: float | None = None
+    coupon: str | None = None
+    items: list[Item] = Field(default_factory=list)
+
+
+class Event(_Model):
+    """The canonical event: vendor-neutral, what every destination maps from."""
+
+    event_uid: str  # internal and unique: "<hit_id>:<index>"
+    hit_id: str
+    event_id: str  # the dedup key shared with the browser pixel
+    event_id_generated: bool = False
+    name: str
+    timestamp: float  # unix seconds (float, ms precision)
+    source: HitSource
+    measurement_id: str | None = None
+    action_source: str = "website"
+    page: PageContext = Field(default_factory=PageContext)
+    client: ClientContext = Field(default_factory=ClientContext)
+    user_data: UserData = Field(default_factory=UserData)
+    click_ids: ClickIds = Field(default_factory=ClickIds)
+    consent: Consent = Field(default_factory=Consent)
+    ecommerce: Ecommerce = Field(default_factory=Ecommerce)
+    params: dict[str, Scalar] = Field(default_factory=dict)
+    user_properties: dict[str, Scalar] = Field(default_factory=dict)
+    experiments: dict[str, str] = Field(default_factory=dict)  # experiment id -> variant
+    debug: bool = False
+    debug_token: str | None = None
+    test_event_code: str | None = None
+    cookies: dict[str, str] = Field(default_factory=dict)
+    headers: dict[str, str] = Field(default_factory=dict)
+
+
+# --------------------------------------------------------------------------- delivery
+
+
+class DeliveryTask(_Model):
+    """One (event, destination) pair. `payload` is the vendor event, hashed and ready to batch."""
+
+    event_uid: str
+    hit_id: str
+    event_id: str
+    event_name: str  # the vendor's name for it (e.g. Purchase)
+    event_time: float
+    destination: str  # destination id from config
+    payload: dict[str, Any]
+    identifiers: list[str] = Field(default_factory=list)  # match keys present, for match quality
+    debug_token: str | None = None
+
+
+class OutcomeKind(str, Enum):
+    DELIVERED = "delivered"
+    FILTERED = "filtered"
+    REJECTED = "rejected"
+    DEAD_LETTERED = "dead_lettered"
+
+
+HIT_LEVEL = "*"  # the destination column of outcomes that belong to a whole hit or event
+
+
+class Outcome(_Model):
+    hit_id: str
+    event_uid: str = HIT_LEVEL
+    destination: str = HIT_LEVEL
+    outcome: OutcomeKind
+    reason: str = ""  # short machine code: consent, bot, invalid_json, meta:190, ...
+    detail: str = ""  # one human sentence, never PII
+    event_name: str | None = None
+    at: float = Field(default_factory=time.time)
+
+
+FAILED_EVENT_SCHEMA = "tagpipe/failed_event/1-0-0"
+
+
+class FailedEvent(_Model):
+    schema_: str = Field(default=FAILED_EVENT_SCHEMA, alias="schema")
+    stage: Literal["collect", "transform", "deliver"]
+    hit_id: str
+    event_uid: str | None = None
+    destination: str | None = None
+    error_code: str
+    message: str
+    payload: str = ""  # the original input; PII-redacted unless the user opted in
+    at: float = Field(default_factory=time.time)
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
