@@ -101,8 +101,15 @@ class Destination:
     def prepare(self, event: Event) -> Prepared | None:
         raise NotImplementedError
 
+    def before_send(self, client: httpx.Client) -> None:
+        """Called by deliver before build_requests: fetch or refresh credentials (e.g. OAuth)."""
+
     def build_requests(self, tasks: list[DeliveryTask]) -> Batch:
         raise NotImplementedError
+
+    def send_locally(self, request: VendorRequest) -> Result | None:
+        """A destination that needs no HTTP (dry-run) answers here; None means: send it."""
+        return None
 
     def classify(
         self, request: VendorRequest, response: httpx.Response | None, error: Exception | None
