@@ -221,6 +221,7 @@ class Outcome(_Model):
     reason: str = ""  # short machine code: consent, bot, invalid_json, meta:190, ...
     detail: str = ""  # one human sentence, never PII
     event_name: str | None = None
+    identifiers: list[str] = Field(default_factory=list)  # match keys carried (delivered outcomes)
     at: float = Field(default_factory=time.time)
 
 

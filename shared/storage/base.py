@@ -1,0 +1,48 @@
+"""The Store interface. Every write is batched: callers hand over lists, never one row at a time."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from typing import Any, Iterable, Sequence
+
+from shared.models import Event, FailedEvent, Outcome, RawHit
+
+
+@dataclass(frozen=True)
+class DeliveredKey:
+    destination: str
+    dedup_key: str  # "<vendor event name>:<event_id>": what the vendor dedups on
+    event_uid: str
+
+
+class Store(ABC):
+    @abstractmethod
+    def record_hits(self, hits: Sequence[RawHit]) -> None: ...
+
+    @abstractmethod
+    def record_events(self, events: Sequence[Event]) -> None:
+        """Canonical events, already stripped of raw PII by the caller (see shared.privacy)."""
+
+    @abstractmethod
+    def record_outcomes(
+        self, outcomes: Sequence[Outcome], delivered: Sequence[DeliveredKey] = ()
+    ) -> list[bool]:
+        """Record outcomes, at most one per (hit, event, destination): a repeat is ignored.
+
+        `delivered` marks dedup keys as sent, in the same transaction. Returns, per outcome,
+        whether it was new.
+        """
+
+    @abstractmethod
+    def record_failures(self, failures: Sequence[FailedEvent]) -> None: ...
+
+    @abstractmethod
+    def delivered_keys(self, destination: str, dedup_keys: Iterable[str]) -> dict[str, str]:
+        """Of these dedup keys, the ones already delivered to destination -> the event_uid that was."""
+
+    def record_trace(self, debug_token: str, hit_id: str, stage: str, data: dict[str, Any]) -> None:
+        """Debug view: one step of a traced hit. Stores without a debug view may ignore it."""
+
+    def close(self) -> None:
+        pass

@@ -1,0 +1,79 @@
+"""The Bus interface and the pipeline's topology (topics and their subscriptions).
+
+    collect --publish--> raw-hits --[transform]--> deliveries --[deliver]--> vendors
+                                                                   \\
+               any subscription, after max_delivery_attempts --> dead-letter --[dead-letter-archive]
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import Mapping, Sequence
+
+RAW_HITS = "raw-hits"
+DELIVERIES = "deliveries"
+DEAD_LETTER = "dead-letter"
+
+
+@dataclass(frozen=True)
+class Subscription:
+    name: str
+    topic: str
+    max_delivery_attempts: int = 10  # then the message moves to the dead-letter topic
+    min_backoff: float = 1.0  # seconds, for nacks that name no delay (Pub/Sub retry policy)
+    max_backoff: float = 600.0
+    ack_deadline: float = 60.0  # a pulled message not acked by then is redelivered
+    dead_letter_topic: str | None = DEAD_LETTER
+
+
+TOPOLOGY: dict[str, Subscription] = {
+    s.name: s
+    for s in (
+        Subscription("transform", RAW_HITS),
+        Subscription("deliver", DELIVERIES),
+        Subscription("dead-letter-archive", DEAD_LETTER, max_delivery_attempts=1000, dead_letter_topic=None),
+    )
+}
+
+
+@dataclass(frozen=True)
+class Message:
+    message_id: str
+    data: bytes
+    attributes: Mapping[str, str] = field(default_factory=dict)
+    delivery_attempt: int = 1  # 1 on first delivery, as Pub/Sub counts it
+    ack_id: str = ""
+    publish_time: float = 0.0
+
+
+class Bus(ABC):
+    """At-least-once delivery between stages. Consumers must be idempotent."""
+
+    @abstractmethod
+    def publish(self, topic: str, data: bytes, attributes: Mapping[str, str] | None = None) -> str:
+        """Durably publish one message; returns its id. Raises StoreUnavailable if it cannot."""
+
+    def publish_many(
+        self, topic: str, items: Sequence[tuple[bytes, Mapping[str, str] | None]]
+    ) -> list[str]:
+        return [self.publish(topic, data, attrs) for data, attrs in items]
+
+    @abstractmethod
+    def pull(self, subscription: str, max_messages: int = 100, wait: float = 0.0) -> list[Message]:
+        """Lease up to max_messages; waits up to `wait` seconds for the first one."""
+
+    @abstractmethod
+    def ack(self, subscription: str, ack_ids: Sequence[str]) -> None: ...
+
+    @abstractmethod
+    def nack(self, subscription: str, ack_ids: Sequence[str], delay: float | None = None) -> None:
+        """Redeliver later: after `delay` seconds, or the subscription's backoff when None."""
+
+    def close(self) -> None:
+        pass
+
+
+def backoff_delay(sub: Subscription, attempt: int) -> float:
+    """Exponential backoff between the subscription's bounds, like Pub/Sub's retry policy."""
+    return min(sub.max_backoff, sub.min_backoff * (2 ** max(0, attempt - 1)))
