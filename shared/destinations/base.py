@@ -14,11 +14,14 @@ can swap the transport and the hot path reuses connections.
 
 from __future__ import annotations
 
+import json
+import time
 import tomllib
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
-from typing import Any, ClassVar, Mapping
+from typing import Any, ClassVar, Iterable, Mapping
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import httpx
 from pydantic import BaseModel, ConfigDict
@@ -40,6 +43,9 @@ class Prepared:
     event_name: str  # the vendor's event name (Purchase, purchase, CompletePayment, ...)
     payload: dict[str, Any]  # one vendor event, hashed, ready to batch
     identifiers: list[str] = field(default_factory=list)  # match keys present (em, ph, fbp, ...)
+    # non-fatal changes made to fit the vendor's limits, as short codes ("ga4:value_truncated:page_title");
+    # transform records them with the outcome so nothing is dropped silently
+    notes: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -87,10 +93,20 @@ class DestinationSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+class HttpDestinationSettings(DestinationSettings):
+    """Settings every HTTP vendor destination shares. Subclasses override `endpoint`'s default."""
+
+    endpoint: str = ""  # base URL; the vendor's real one by default, a proxy or a test fake otherwise
+    timeout: float = 5.0  # seconds, per request; deliver passes it to the shared client
+    default_phone_country: str | None = None  # ISO alpha-2 used when a phone number lacks a country code
+
+
 class Destination:
     type: ClassVar[str]
     max_batch: ClassVar[int] = 1
     Settings: ClassVar[type[DestinationSettings]] = DestinationSettings
+    # settings fields ending in "_env" name required secrets, except the ones listed here
+    optional_secrets: ClassVar[tuple[str, ...]] = ()
     # names of env vars holding secrets, declared by settings fields ending in "_env"
 
     def __init__(self, id: str, settings: DestinationSettings, secrets: Mapping[str, str]) -> None:
@@ -100,6 +116,10 @@ class Destination:
 
     def prepare(self, event: Event) -> Prepared | None:
         raise NotImplementedError
+
+    def now(self) -> float:
+        """The clock build_requests checks vendor time windows against (tests replace it)."""
+        return time.time()
 
     def before_send(self, client: httpx.Client) -> None:
         """Called by deliver before build_requests: fetch or refresh credentials (e.g. OAuth)."""
@@ -154,3 +174,49 @@ def classify_http(response: httpx.Response | None, error: Exception | None) -> R
     if status >= 500 or status == 408:
         return Result(Verdict.RETRY, f"http:{status}", "vendor error", retry_after_seconds(response))
     return Result(Verdict.PERMANENT, f"http:{status}", "request refused")
+
+
+# --------------------------------------------------------------------------- helpers for destinations
+
+# A prepared payload may carry request-level fields under this key (Meta/TikTok test_event_code, the GA4
+# user a request describes). build_requests groups tasks by it and strips it: events whose request fields
+# differ never share a request.
+REQUEST_KEY = "_request"
+
+
+def split_request(payload: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(request-level fields, the vendor event without them)."""
+    event = dict(payload)
+    return dict(event.pop(REQUEST_KEY, None) or {}), event
+
+
+def group_by_request(tasks: Iterable[DeliveryTask]) -> list[tuple[dict[str, Any], list[DeliveryTask]]]:
+    """Tasks grouped by their request-level fields, in first-seen order (stable)."""
+    groups: dict[str, tuple[dict[str, Any], list[DeliveryTask]]] = {}
+    for task in tasks:
+        fields = dict(task.payload.get(REQUEST_KEY) or {})
+        key = json.dumps(fields, sort_keys=True, separators=(",", ":"), default=str)
+        groups.setdefault(key, (fields, []))[1].append(task)
+    return list(groups.values())
+
+
+def chunks(items: list[Any], size: int) -> list[list[Any]]:
+    return [items[i : i + size] for i in range(0, len(items), max(1, size))]
+
+
+def mask_url(url: str, secret_params: Iterable[str]) -> str:
+    """The url with the values of the named query parameters replaced by ***."""
+    names = set(secret_params)
+    parts = urlsplit(url)
+    query = [(k, "***" if k in names else v) for k, v in parse_qsl(parts.query, keep_blank_values=True)]
+    return urlunsplit(parts._replace(query=urlencode(query, safe="*")))
+
+
+def response_json(response: httpx.Response | None) -> Any:
+    """The response body as JSON, or None when it is absent or not JSON."""
+    if response is None or not response.content:
+        return None
+    try:
+        return response.json()
+    except ValueError:
+        return None

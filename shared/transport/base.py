@@ -50,6 +50,9 @@ class Message:
 class Bus(ABC):
     """At-least-once delivery between stages. Consumers must be idempotent."""
 
+    publish_is_fast = False  # True: publish may run on the event loop (no network round trip)
+    topology: dict[str, Subscription]
+
     @abstractmethod
     def publish(self, topic: str, data: bytes, attributes: Mapping[str, str] | None = None) -> str:
         """Durably publish one message; returns its id. Raises StoreUnavailable if it cannot."""

@@ -44,6 +44,8 @@ def connect(path: Path) -> sqlite3.Connection:
 
 
 class LocalBus(Bus):
+    publish_is_fast = True  # one SQLite commit (~30 µs), no fsync in WAL/NORMAL
+
     def __init__(self, directory: str | Path, topology: Mapping[str, Subscription] = TOPOLOGY) -> None:
         self.path = Path(directory) / "queue.db"
         self.path.parent.mkdir(parents=True, exist_ok=True)

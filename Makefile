@@ -1,0 +1,41 @@
+# One target per verb. CI calls `make test` only (see .ci/run).
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+
+.PHONY: help install run test test-fast lint bench deploy plan destroy package clean
+
+help:
+	@echo "make run      start the local stack (collect on http://127.0.0.1:8080)"
+	@echo "make test     install dev deps and run the whole test suite"
+	@echo "make bench    run the benchmarks and print figures"
+	@echo "make lint     ruff + terraform fmt"
+	@echo "make deploy   package the functions and terraform apply (needs gcloud, terraform, credentials)"
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+run: $(STAMP)
+	$(VENV)/bin/tagpipe run
+
+test: $(STAMP)
+	$(PY) -m pytest -q
+
+test-fast: $(STAMP)
+	$(PY) -m pytest -q -x -m "not slow"
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+	@if command -v terraform >/dev/null; then terraform fmt -check -recursive terraform; fi
+
+bench: $(STAMP)
+	$(PY) -m benchmarks
+
+clean:
+	rm -rf .tagpipe .pytest_cache

@@ -1,0 +1,1 @@
+"""Monitoring: structured logs, outcome counters, alert rules and notifiers, dashboard."""

@@ -1,0 +1,168 @@
+"""collect: the public HTTP endpoint the site's tags send to.
+
+It validates the hit (the same parser transform uses, so a hit that gets a 2xx will parse),
+publishes the raw hit durably, and answers at once; it never waits on a vendor. Bad input gets a
+4xx with a JSON reason and a failed-event record; a queue that cannot write gets a 503 so the tag
+(or the sender) retries.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from urllib.parse import parse_qsl
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from shared.errors import InvalidInput, StoreUnavailable
+from shared.models import FailedEvent, Outcome, OutcomeKind, RawHit
+from shared.parsing import parse_hit
+from shared.privacy import scrub_text
+from shared.runtime import Runtime, get_runtime
+from shared.transport.base import RAW_HITS
+
+log = logging.getLogger("tagpipe.collect")
+
+KEPT_HEADERS = (
+    "user-agent", "referer", "origin", "accept-language", "content-type",
+    "sec-ch-ua", "sec-ch-ua-mobile", "sec-ch-ua-platform", "sec-ch-ua-full-version-list",
+    "x-client-geo-country", "x-client-geo-region", "x-client-geo-city",
+    "x-appengine-country", "x-appengine-region", "x-appengine-city", "cf-ipcountry",
+)
+
+
+def _json(status: int, body: dict, headers: dict[str, str] | None = None) -> Response:
+    return JSONResponse(body, status_code=status, headers=headers)
+
+
+class Collector:
+    def __init__(self, runtime: Runtime) -> None:
+        self.rt = runtime
+        cfg = runtime.config
+        self.routes = {
+            cfg.paths.gtag: ("gtag", {"GET", "POST"}),
+            cfg.paths.mp: ("mp", {"POST"}),
+            cfg.paths.events: ("json", {"POST"}),
+        }
+        self.health_path = cfg.paths.health
+        self.server = cfg.server
+        self.allowed_origins = set(cfg.server.cors_origins)
+        self.publish_inline = getattr(runtime.bus, "publish_is_fast", False)
+
+    def cors_headers(self, request: Request) -> dict[str, str]:
+        origin = request.headers.get("origin")
+        if not origin or (self.allowed_origins and origin not in self.allowed_origins):
+            return {}
+        return {
+            "access-control-allow-origin": origin,
+            "access-control-allow-credentials": "true",
+            "vary": "Origin",
+        }
+
+    async def __call__(self, request: Request) -> Response:
+        path = request.url.path
+        if path == self.health_path:
+            return _json(200, {"ok": True})
+        route = self.routes.get(path)
+        if route is None:
+            return _json(404, {"ok": False, "error": "not_found", "reason": f"no collect endpoint at {path}"})
+        source, methods = route
+        cors = self.cors_headers(request)
+        if request.method == "OPTIONS":
+            if request.headers.get("origin") and not cors:
+                return _json(403, {"ok": False, "error": "origin_not_allowed", "reason": "origin is not in server.cors_origins"})
+            return Response(status_code=204, headers={
+                **cors,
+                "access-control-allow-methods": ", ".join(sorted(methods | {"OPTIONS"})),
+                "access-control-allow-headers": f"content-type, {self.server.debug_header}",
+                "access-control-max-age": "86400",
+            })
+        if request.method not in methods:
+            return _json(405, {"ok": False, "error": "method_not_allowed",
+                               "reason": f"{path} accepts {', '.join(sorted(methods))}"}, cors)
+        if request.headers.get("origin") and self.allowed_origins and not cors:
+            return _json(403, {"ok": False, "error": "origin_not_allowed", "reason": "origin is not in server.cors_origins"})
+        try:
+            raw = await self._read(request, source)
+            events = parse_hit(raw)
+        except InvalidInput as exc:
+            self._record_rejection(request, source, exc)
+            return _json(exc.status, exc.as_json(), cors)
+        try:
+            data = raw.model_dump_json().encode()
+            if self.publish_inline:
+                self.rt.bus.publish(RAW_HITS, data)
+            else:
+                from starlette.concurrency import run_in_threadpool
+
+                await run_in_threadpool(self.rt.bus.publish, RAW_HITS, data)
+        except StoreUnavailable as exc:
+            log.error("collect could not queue a hit: %s", exc)
+            return _json(503, {"ok": False, "error": "unavailable", "reason": "the queue is not writable; retry later"},
+                         {**cors, "retry-after": "5"})
+        if source == "json":
+            return _json(200, {"ok": True, "hit_id": raw.hit_id, "events": len(events),
+                               "event_ids": [e.event_id for e in events]}, cors)
+        return Response(status_code=204, headers=cors)
+
+    async def _read(self, request: Request, source: str) -> RawHit:
+        limit = self.server.max_body_bytes
+        declared = request.headers.get("content-length")
+        if declared and declared.isdigit() and int(declared) > limit:
+            raise InvalidInput("body_too_large", f"body exceeds {limit} bytes", 413)
+        body = b""
+        async for chunk in request.stream():
+            body += chunk
+            if len(body) > limit:
+                raise InvalidInput("body_too_large", f"body exceeds {limit} bytes", 413)
+        try:
+            text = body.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise InvalidInput("invalid_utf8", f"body is not valid UTF-8 (byte {exc.start})") from None
+        query = request.url.query
+        if len(query) > limit:
+            raise InvalidInput("query_too_large", f"query string exceeds {limit} bytes", 414)
+        headers = {k: request.headers[k] for k in KEPT_HEADERS if k in request.headers}
+        debug = request.headers.get(self.server.debug_header)
+        if not debug and self.server.debug_param in query:
+            debug = dict(parse_qsl(query)).get(self.server.debug_param)
+        return RawHit(
+            source=source, method=request.method, path=request.url.path, query=query, body=text,
+            headers=headers, cookies=dict(request.cookies), client_ip=self._client_ip(request),
+            debug_token=debug or None,
+        )
+
+    def _client_ip(self, request: Request) -> str | None:
+        if self.server.trust_forwarded_for:
+            forwarded = request.headers.get("x-forwarded-for")
+            if forwarded:
+                return forwarded.split(",")[0].strip()
+        return request.client.host if request.client else None
+
+    def _record_rejection(self, request: Request, source: str, exc: InvalidInput) -> None:
+        from shared.models import new_id
+
+        hit_id = new_id()
+        summary = json.dumps({"source": source, "method": request.method, "path": request.url.path,
+                              "query": request.url.query[:2000]})
+        if not self.rt.config.privacy.store_raw_pii:
+            summary = scrub_text(summary)
+        try:
+            self.rt.store.record_failures([FailedEvent(stage="collect", hit_id=hit_id, error_code=exc.code,
+                                                       message=exc.message, payload=summary)])
+            self.rt.store.record_outcomes([Outcome(hit_id=hit_id, outcome=OutcomeKind.REJECTED,
+                                                   reason=exc.code, detail=exc.message)])
+        except StoreUnavailable as store_exc:
+            log.error("collect could not record a rejected hit (%s): %s", exc.code, store_exc)
+
+
+_collector: Collector | None = None
+
+
+async def handle(request: Request) -> Response:
+    """The collect function's body: built once per process, on the first request."""
+    global _collector
+    if _collector is None or _collector.rt is not get_runtime():
+        _collector = Collector(get_runtime())
+    return await _collector(request)

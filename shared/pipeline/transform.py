@@ -1,0 +1,138 @@
+"""transform: raw hit -> canonical events -> one delivery task per (event, destination).
+
+Every (event, destination) pair leaves here either as a task on the deliveries topic or with a
+recorded outcome (filtered: consent / not_mapped / disabled; rejected: invalid for that vendor).
+Vendor hashing happens here (in each destination's prepare), so raw PII never travels further.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Sequence
+
+from pydantic import ValidationError
+
+from shared.errors import InvalidInput, StoreUnavailable
+from shared.models import HIT_LEVEL, DeliveryTask, Event, FailedEvent, Outcome, OutcomeKind, RawHit
+from shared.parsing import parse_hit
+from shared.monitoring.logs import log_outcomes
+from shared.pipeline.stage import ACK, Decision, nack
+from shared.privacy import redact_event, scrub_text
+from shared.runtime import Runtime
+from shared.transport.base import DELIVERIES, Message
+
+log = logging.getLogger("tagpipe.transform")
+
+
+class Transformer:
+    subscription = "transform"
+
+    def __init__(self, runtime: Runtime) -> None:
+        self.rt = runtime
+
+    def handle(self, messages: Sequence[Message]) -> dict[str, Decision]:
+        hits: list[tuple[Message, RawHit]] = []
+        outcomes: list[Outcome] = []
+        failures: list[FailedEvent] = []
+        decisions: dict[str, Decision] = {}
+        for m in messages:
+            try:
+                hits.append((m, RawHit.model_validate_json(m.data)))
+            except ValidationError as exc:
+                # not ours to retry: record it and move on
+                failures.append(
+                    FailedEvent(stage="transform", hit_id=m.message_id, error_code="invalid_message",
+                                message=f"raw hit message does not validate: {exc.error_count()} errors",
+                                payload=scrub_text(m.data[:4000].decode("utf-8", "replace")))
+                )
+                outcomes.append(Outcome(hit_id=m.message_id, outcome=OutcomeKind.REJECTED, reason="invalid_message"))
+                decisions[m.ack_id] = ACK
+
+        events: list[Event] = []
+        tasks: list[DeliveryTask] = []
+        traces: list[tuple[str, str, dict]] = []
+        for m, hit in hits:
+            decisions[m.ack_id] = ACK
+            try:
+                parsed = parse_hit(hit)
+            except InvalidInput as exc:  # collect validated it, so only a changed parser gets here
+                failures.append(self._failure(hit, exc.code, exc.message))
+                outcomes.append(Outcome(hit_id=hit.hit_id, outcome=OutcomeKind.REJECTED, reason=exc.code, detail=exc.message))
+                continue
+            for event in parsed:
+                events.append(event)
+                event_tasks, event_outcomes = self.route(event)
+                tasks += event_tasks
+                outcomes += event_outcomes
+                if event.debug_token:
+                    traces.append((event.debug_token, event.hit_id, {
+                        "event": redact_event(event).model_dump(mode="json"),
+                        "tasks": [t.model_dump(mode="json") for t in event_tasks],
+                        "outcomes": [o.model_dump(mode="json") for o in event_outcomes],
+                    }))
+
+        try:
+            store = self.rt.store
+            store.record_hits([h for _, h in hits])
+            store.record_events([e if self.rt.config.privacy.store_raw_pii else redact_event(e) for e in events])
+            if tasks:
+                self.rt.bus.publish_many(
+                    DELIVERIES,
+                    [(t.model_dump_json().encode(), {"destination": t.destination}) for t in tasks],
+                )
+            if failures:
+                store.record_failures(failures)
+            if outcomes:
+                store.record_outcomes(outcomes)
+                log_outcomes(outcomes)
+            for token, hit_id, data in traces:
+                store.record_trace(token, hit_id, "transform", data)
+        except StoreUnavailable as exc:
+            log.error("transform could not record a batch of %d hits: %s", len(hits), exc)
+            return {m.ack_id: nack() for m in messages}
+        return decisions
+
+    def route(self, event: Event) -> tuple[list[DeliveryTask], list[Outcome]]:
+        tasks: list[DeliveryTask] = []
+        outcomes: list[Outcome] = []
+        entries = self.rt.entries
+        if not entries:
+            return [], [self._outcome(event, HIT_LEVEL, OutcomeKind.FILTERED, "no_destination",
+                                      "no destination is configured")]
+        consent_default = self.rt.config.consent.default == "granted"
+        for dest_id, entry in entries.items():
+            if not entry.enabled:
+                outcomes.append(self._outcome(event, dest_id, OutcomeKind.FILTERED, "disabled", "destination is disabled"))
+                continue
+            denied = [p for p in entry.consent if not event.consent.granted(p, consent_default)]
+            if denied:
+                outcomes.append(self._outcome(event, dest_id, OutcomeKind.FILTERED, "consent",
+                                              f"consent not granted: {', '.join(denied)}"))
+                continue
+            destination = self.rt.destinations[dest_id]
+            try:
+                prepared = destination.prepare(event)
+            except InvalidInput as exc:
+                outcomes.append(self._outcome(event, dest_id, OutcomeKind.REJECTED, exc.code, exc.message))
+                continue
+            if prepared is None:
+                outcomes.append(self._outcome(event, dest_id, OutcomeKind.FILTERED, "not_mapped",
+                                              f"{destination.type} does not take {event.name!r}"))
+                continue
+            tasks.append(DeliveryTask(
+                event_uid=event.event_uid, hit_id=event.hit_id, event_id=event.event_id,
+                event_name=prepared.event_name, event_time=event.timestamp, destination=dest_id,
+                payload=prepared.payload, identifiers=prepared.identifiers, debug_token=event.debug_token,
+            ))
+        return tasks, outcomes
+
+    @staticmethod
+    def _outcome(event: Event, dest: str, kind: OutcomeKind, reason: str, detail: str) -> Outcome:
+        return Outcome(hit_id=event.hit_id, event_uid=event.event_uid, destination=dest, outcome=kind,
+                       reason=reason, detail=detail, event_name=event.name)
+
+    def _failure(self, hit: RawHit, code: str, message: str) -> FailedEvent:
+        payload = hit.model_dump_json()
+        if not self.rt.config.privacy.store_raw_pii:
+            payload = scrub_text(payload)
+        return FailedEvent(stage="transform", hit_id=hit.hit_id, error_code=code, message=message, payload=payload)
