@@ -182,6 +182,7 @@ class Event(_Model):
     debug: bool = False
     debug_token: str | None = None
     test_event_code: str | None = None
+    vendor_event_name: str | None = None  # set by a tag: destinations send it verbatim, unmapped
     cookies: dict[str, str] = Field(default_factory=dict)
     headers: dict[str, str] = Field(default_factory=dict)
 
