@@ -59,7 +59,10 @@ class SqliteStore(Store):
         self.path = Path(directory) / "store.db"
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._local = threading.local()
-        self._write(lambda c: c.executescript(SCHEMA))
+        try:
+            self._conn().executescript(SCHEMA)
+        except sqlite3.Error as exc:
+            raise StoreUnavailable(f"local store: {exc}") from exc
 
     def _conn(self) -> sqlite3.Connection:
         conn = getattr(self._local, "conn", None)
