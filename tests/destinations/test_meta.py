@@ -1,0 +1,270 @@
+from __future__ import annotations
+
+import hashlib
+import hmac
+
+import httpx
+import pytest
+
+from shared.destinations.base import REQUEST_KEY, Verdict
+from shared.destinations.meta import MetaCapi, MetaSettings
+from shared.errors import InvalidInput
+from shared.models import Consent
+from tests.destinations.conftest import NOW, deliver, make_event, response, sha, task_for
+from tests.fakes import FakeVendors
+
+
+def meta(now: float | None = NOW, secrets: dict | None = None, **settings) -> MetaCapi:
+    dest = MetaCapi("meta", MetaSettings(pixel_id="1234567890", **settings), secrets or {"access_token": "TOKEN-XYZ"})
+    if now is not None:
+        dest.now = lambda: now  # type: ignore[method-assign]
+    return dest
+
+
+# --------------------------------------------------------------------------- prepare: golden cases
+def test_purchase_golden():
+    prepared = meta().prepare(make_event())
+    assert prepared.event_name == "Purchase"
+    assert prepared.payload == {
+        "event_name": "Purchase",
+        "event_time": int(NOW - 60),
+        "event_id": "evt-0",
+        "action_source": "website",
+        "event_source_url": "https://shop.example.com/checkout?step=3",
+        "referrer_url": "https://shop.example.com/cart",
+        "user_data": {
+            "em": [sha("jane.doe@example.com")],  # trimmed + lowercased, dots and case kept (no gmail rule)
+            "ph": [sha("16505551234")],  # digits with country code, no "+"
+            "fn": [sha("jane")],
+            "ln": [sha("doe")],
+            "ct": [sha("sanfrancisco")],
+            "st": [sha("ca")],
+            "zp": [sha("94107")],
+            "country": [sha("us")],
+            "external_id": [sha("cust-42")],
+            "client_ip_address": "203.0.113.7",  # never hashed
+            "client_user_agent": "Mozilla/5.0 (X11; Linux)",
+            "fbc": "fb.1.1767225000000.AbCdEfGh",  # byte for byte
+            "fbp": "fb.1.1767225000000.1098115397",
+        },
+        "custom_data": {
+            "value": 72.05,
+            "currency": "usd",
+            "content_ids": ["SKU-1", "SKU-2"],
+            "contents": [{"id": "SKU-1", "quantity": 2, "item_price": 30.0}, {"id": "SKU-2", "quantity": 1, "item_price": 12.05}],
+            "content_type": "product",
+            "num_items": 3,
+            "order_id": "T-0",
+            "coupon_code": "SUMMER",
+        },
+    }
+    assert prepared.identifiers == ["em", "ph", "fn", "ln", "external_id", "fbp", "fbc", "ip_ua"]
+    assert prepared.notes == []
+
+
+def test_event_time_is_int_seconds_not_ms():
+    payload = meta().prepare(make_event(timestamp=NOW - 0.987)).payload
+    assert payload["event_time"] == int(NOW - 1) and len(str(payload["event_time"])) == 10
+
+
+def test_event_names_map_override_unmapped_and_explicit():
+    assert meta().prepare(make_event(name="view_item")).event_name == "ViewContent"
+    assert meta().prepare(make_event(name="begin_checkout")).event_name == "InitiateCheckout"
+    assert meta().prepare(make_event(name="my_custom")) is None  # not Meta's: filtered, not rejected
+    assert meta(send_unmapped=True).prepare(make_event(name="my_custom")).event_name == "my_custom"
+    assert meta(event_map={"purchase": "Subscribe"}).prepare(make_event()).event_name == "Subscribe"
+    assert meta().prepare(make_event(name="my_custom", vendor_event_name="Schedule")).event_name == "Schedule"
+
+
+@pytest.mark.parametrize(
+    ("change", "code"),
+    [
+        ({"page": {"url": None}}, "meta:missing_event_source_url"),
+        ({"client": {"user_agent": None}}, "meta:missing_client_user_agent"),
+    ],
+)
+def test_website_events_need_url_and_user_agent(change, code):
+    event = make_event()
+    for part, values in change.items():
+        setattr(event, part, getattr(event, part).model_copy(update=values))
+    with pytest.raises(InvalidInput) as exc:
+        meta().prepare(event)
+    assert exc.value.code == code
+
+
+def test_non_website_events_need_neither():
+    event = make_event(action_source="system_generated")
+    event.page = event.page.model_copy(update={"url": None})
+    event.client = event.client.model_copy(update={"user_agent": None})
+    payload = meta().prepare(event).payload
+    assert payload["action_source"] == "system_generated" and "event_source_url" not in payload
+
+
+def test_ldu_opt_out_and_test_event_code():
+    event = make_event(consent=Consent(ad_user_data=True, ad_personalization=False, limited_data_use=True),
+                       test_event_code="TEST123")
+    payload = meta().prepare(event).payload
+    assert payload["data_processing_options"] == ["LDU"]
+    assert payload["data_processing_options_country"] == 0 and payload["data_processing_options_state"] == 0
+    assert payload["opt_out"] is True
+    assert payload[REQUEST_KEY] == {"test_event_code": "TEST123"}
+
+
+def test_custom_params_never_overwrite_standard_keys_and_experiments_are_kept():
+    event = make_event(params={"value": 1, "content_type": "x", "search_term": "red shoes", "plan": "pro"},
+                       experiments={"exp1": "B"})
+    prepared = meta().prepare(event)
+    custom = prepared.payload["custom_data"]
+    assert custom["value"] == 72.05 and custom["content_type"] == "product"
+    assert custom["search_string"] == "red shoes" and custom["plan"] == "pro" and custom["experiment_exp1"] == "B"
+    assert "meta:custom_key_collides:value" in prepared.notes
+
+
+def test_unusable_user_data_is_dropped_with_a_note():
+    event = make_event()
+    event.user_data = event.user_data.model_copy(update={"email": "not-an-email"})
+    prepared = meta().prepare(event)
+    assert "em" not in prepared.payload["user_data"] and "em" not in prepared.identifiers
+    assert prepared.notes == ["meta:unusable_em"]
+
+
+# --------------------------------------------------------------------------- batching and time windows
+def test_1001_events_make_two_requests_and_the_token_is_masked():
+    dest = meta()
+    batch = dest.build_requests([task_for(dest, make_event(i)) for i in range(1001)])
+    assert [len(r.json["data"]) for r in batch.requests] == [1000, 1]
+    first = batch.requests[0]
+    assert first.url.startswith("https://graph.facebook.com/v26.0/1234567890/events?access_token=TOKEN-XYZ")
+    assert "TOKEN-XYZ" not in first.masked_url and "access_token=***" in first.masked_url
+    assert first.json["partner_agent"] == "tagpipe" and "test_event_code" not in first.json
+    assert all(REQUEST_KEY not in e for e in first.json["data"])
+
+
+def test_appsecret_proof_is_the_sdk_hmac():
+    dest = meta(secrets={"access_token": "TOKEN-XYZ", "app_secret": "s3cret"})
+    request = dest.build_requests([task_for(dest, make_event())]).requests[0]
+    proof = hmac.new(b"s3cret", b"TOKEN-XYZ", hashlib.sha256).hexdigest()
+    assert f"appsecret_proof={proof}" in request.url and proof not in request.masked_url
+
+
+def test_test_event_codes_never_share_a_request():
+    dest = meta()
+    tasks = [task_for(dest, make_event(0)), task_for(dest, make_event(1, test_event_code="TEST1"))]
+    batch = dest.build_requests(tasks)
+    assert sorted(r.json.get("test_event_code", "") for r in batch.requests) == ["", "TEST1"]
+
+
+def test_seven_day_window_checked_in_prepare_and_again_at_send_time():
+    with pytest.raises(InvalidInput) as exc:
+        meta().prepare(make_event(timestamp=NOW - 7 * 86400 - 1))
+    assert exc.value.code == "meta:event_too_old"
+
+    dest = meta()
+    old = task_for(dest, make_event(0, timestamp=NOW - 6 * 86400))  # fine when prepared...
+    fresh = task_for(dest, make_event(1, timestamp=NOW - 60))
+    future = task_for(dest, make_event(2, timestamp=NOW + 2 * 86400))
+    dest.now = lambda: NOW + 86400  # ...but a day in the queue later it would fail Meta's whole request
+    batch = dest.build_requests([old, fresh, future])
+    assert {(r.event_uid, r.reason) for r in batch.rejected} == {("hit0:0", "meta:event_too_old"), ("hit2:0", "meta:event_in_future")}
+    assert batch.requests[0].event_uids == ["hit1:0"]
+
+
+# --------------------------------------------------------------------------- classify: the error table
+def meta_error(code, subcode=None, status=400, **extra):
+    error = {"message": "secret detail about jane@example.com", "type": "OAuthException", "code": code,
+             "fbtrace_id": "AbC123", **extra}
+    if subcode:
+        error["error_subcode"] = subcode
+    return response(status, {"error": error})
+
+
+@pytest.mark.parametrize(
+    ("code", "subcode", "status", "verdict"),
+    [
+        (1, None, 500, Verdict.RETRY),
+        (2, None, 503, Verdict.RETRY),
+        (368, None, 400, Verdict.RETRY),
+        (4, None, 400, Verdict.THROTTLE),
+        (17, 2446079, 400, Verdict.THROTTLE),
+        (32, None, 400, Verdict.THROTTLE),
+        (341, None, 400, Verdict.THROTTLE),
+        (613, 1487742, 400, Verdict.THROTTLE),
+        (80004, None, 400, Verdict.THROTTLE),
+        (3, None, 400, Verdict.PERMANENT),
+        (10, None, 403, Verdict.PERMANENT),
+        (100, None, 400, Verdict.PERMANENT),
+        (100, 2804003, 400, Verdict.PERMANENT),
+        (102, None, 400, Verdict.PERMANENT),
+        (190, 463, 400, Verdict.PERMANENT),
+        (200, None, 403, Verdict.PERMANENT),
+        (299, None, 403, Verdict.PERMANENT),
+        (506, None, 400, Verdict.PERMANENT),
+        (99999, None, 400, Verdict.PERMANENT),  # unknown 4xx: fix the request
+        (99999, None, 500, Verdict.RETRY),  # unknown 5xx: transient
+    ],
+)
+def test_error_table(code, subcode, status, verdict):
+    dest = meta()
+    request = dest.build_requests([task_for(dest, make_event())]).requests[0]
+    result = dest.classify(request, meta_error(code, subcode, status), None)
+    assert (result.verdict, result.reason) == (verdict, f"meta:{code}")
+    assert "jane@example.com" not in result.detail and "TOKEN-XYZ" not in result.detail
+
+
+def test_190_says_what_to_fix():
+    dest = meta()
+    request = dest.build_requests([task_for(dest, make_event())]).requests[0]
+    result = dest.classify(request, meta_error(190, 463), None)
+    assert result.reason == "meta:190" and result.detail.startswith("access token expired or invalid")
+    assert "fbtrace_id AbC123" in result.detail
+
+
+def test_is_transient_unknown_code_retries_and_network_errors_retry():
+    dest = meta()
+    request = dest.build_requests([task_for(dest, make_event())]).requests[0]
+    assert dest.classify(request, meta_error(12345, is_transient=True), None).verdict is Verdict.RETRY
+    assert dest.classify(request, None, httpx.ConnectTimeout("timed out")).verdict is Verdict.RETRY
+    assert dest.classify(request, response(502, None), None).verdict is Verdict.RETRY
+    ok = dest.classify(request, response(200, {"events_received": 1, "messages": [], "fbtrace_id": "x"}), None)
+    assert ok.verdict is Verdict.OK
+
+
+# --------------------------------------------------------------------------- integration with the fake
+def test_delivers_to_the_fake_meta(fakes: FakeVendors, client, real_now):
+    dest = meta(now=None, endpoint=fakes.url, secrets=fakes.secrets("meta"), test_event_code="TEST42")
+    tasks = [task_for(dest, make_event(i, timestamp=real_now - 30)) for i in range(3)]
+    batch, results = deliver(dest, tasks, client)
+    assert [r.verdict for _, r in results] == [Verdict.OK]
+    assert fakes.meta.count == 3 and not fakes.meta.duplicates()
+    assert fakes.meta.event_ids() == ["evt-0", "evt-1", "evt-2"]
+    assert fakes.meta.events[0]["_meta"]["test_event_code"] == "TEST42"
+
+
+def test_fake_meta_refuses_what_meta_refuses(fakes: FakeVendors, client, real_now):
+    dest = meta(now=None, endpoint=fakes.url, secrets=fakes.secrets("meta"))
+    good = task_for(dest, make_event(0, timestamp=real_now - 30))
+    unhashed = good.model_copy(update={"event_uid": "u1", "payload": {
+        **good.payload, "user_data": {**good.payload["user_data"], "em": ["jane@example.com"]}}})
+    _, results = deliver(dest, [good, unhashed], client)
+    (_, result), = results
+    assert (result.verdict, result.reason) == (Verdict.PERMANENT, "meta:100")  # one bad event fails the request
+    assert fakes.meta.count == 0
+
+    stale = good.model_copy(update={"payload": {**good.payload, "event_time": int(real_now - 8 * 86400)}})
+    dest.now = lambda: real_now - 2 * 86400  # a destination clock that lags: the fake still says no
+    _, results = deliver(dest, [stale], client)
+    assert results[0][1].reason == "meta:100" and "2804003" in results[0][1].detail
+
+    fakes.meta.reject_token()
+    dest.now = lambda: real_now
+    _, results = deliver(dest, [good], client)
+    assert (results[0][1].verdict, results[0][1].reason) == (Verdict.PERMANENT, "meta:190")
+
+
+def test_fake_meta_checks_appsecret_proof(client, real_now):
+    with FakeVendors(meta_app_secret="s3cret") as fakes:
+        right = meta(now=None, endpoint=fakes.url, secrets=fakes.secrets("meta"))
+        wrong = meta(now=None, endpoint=fakes.url, secrets={**fakes.secrets("meta"), "app_secret": "other"})
+        event = make_event(timestamp=real_now - 5)
+        assert deliver(right, [task_for(right, event)], client)[1][0][1].verdict is Verdict.OK
+        assert deliver(wrong, [task_for(wrong, event)], client)[1][0][1].verdict is Verdict.PERMANENT
