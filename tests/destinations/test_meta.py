@@ -268,3 +268,35 @@ def test_fake_meta_checks_appsecret_proof(client, real_now):
         event = make_event(timestamp=real_now - 5)
         assert deliver(right, [task_for(right, event)], client)[1][0][1].verdict is Verdict.OK
         assert deliver(wrong, [task_for(wrong, event)], client)[1][0][1].verdict is Verdict.PERMANENT
+
+
+# --------------------------------------------------------------------------- cross-check with Meta's own SDK
+def test_payload_matches_facebook_business_sdk():
+    """Meta's official SDK (facebook-business 26.0.3) builds the same server event from the same data."""
+    sdk = pytest.importorskip("facebook_business.adobjects.serverside.event")
+    from facebook_business.adobjects.serverside.action_source import ActionSource
+    from facebook_business.adobjects.serverside.content import Content
+    from facebook_business.adobjects.serverside.custom_data import CustomData
+    from facebook_business.adobjects.serverside.user_data import UserData as SdkUser
+
+    event = make_event(params={"coupon_code": "SUMMER"})
+    event.ecommerce = event.ecommerce.model_copy(update={"items": event.ecommerce.items[:1]})
+    ours = meta().prepare(event).payload
+    user, address = event.user_data, event.user_data.address
+    theirs = sdk.Event(
+        event_name="Purchase", event_time=int(NOW - 60), event_id="evt-0", action_source=ActionSource.WEBSITE,
+        event_source_url=event.page.url, referrer_url=event.page.referrer,
+        user_data=SdkUser(
+            emails=[user.email], phones=[user.phone], first_names=[address.first_name], last_names=[address.last_name],
+            cities=[address.city], states=[address.region], zip_codes=[address.postal_code], country_codes=[address.country],
+            client_ip_address=event.client.ip, client_user_agent=event.client.user_agent,
+            fbc=event.click_ids.fbc, fbp=event.click_ids.fbp,
+        ),
+        custom_data=CustomData(
+            value=72.05, currency="USD", contents=[Content(product_id="SKU-1", quantity=2, item_price=30.0)],
+            content_ids=["SKU-1"], content_type="product", order_id="T-0", num_items=2,
+            custom_properties={"coupon_code": "SUMMER"},
+        ),
+    ).normalize()
+    ours["user_data"].pop("external_id")  # the SDK sends external_id unhashed; tagpipe hashes it (VENDORS §6.4)
+    assert ours == theirs
