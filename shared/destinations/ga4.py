@@ -140,7 +140,9 @@ class Ga4MeasurementProtocol(Destination):
 
     # ------------------------------------------------------------------ transform side
     def prepare(self, event: Event) -> Prepared | None:
-        name = self.settings.event_map.get(event.name, event.name)
+        # a tag's event_name (Event.vendor_event_name, shared.tagging) is sent verbatim, not mapped; GA4's
+        # name rules still apply to it
+        name = event.vendor_event_name or self.settings.event_map.get(event.name, event.name)
         problem = event_name_problem(name)
         if problem:
             raise InvalidInput(f"ga4:{problem}", f"GA4 refuses the event name {name[:60]!r}")

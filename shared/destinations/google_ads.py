@@ -271,9 +271,14 @@ class GoogleAds(Destination):
 
     # ------------------------------------------------------------------ transform side
     def prepare(self, event: Event) -> Prepared | None:
-        action = self.settings.conversion_actions.get(event.name)
+        # a tag's event_name (Event.vendor_event_name, shared.tagging) names the conversion action itself,
+        # customers/<id>/conversionActions/<id>, and is sent verbatim instead of the conversion_actions mapping
+        action = event.vendor_event_name or self.settings.conversion_actions.get(event.name)
         if not action:
             return None
+        if event.vendor_event_name and not CONVERSION_ACTION_RE.match(action):
+            raise InvalidInput("google_ads:invalid_conversion_action",
+                               "a tag's event_name must be customers/<id>/conversionActions/<id>")
         notes: list[str] = []
         conversion: dict[str, Any] = {"conversionAction": action}
         identifiers: list[str] = []
@@ -308,7 +313,8 @@ class GoogleAds(Destination):
             )
         if event.consent.ad_user_data is not None:
             conversion["consent"] = {"adUserData": "GRANTED" if event.consent.ad_user_data else "DENIED"}
-        return Prepared(event.name, conversion, identifiers, notes)
+        # tag: the action is the vendor event name, so deliver's dedup key tells two tags' actions apart
+        return Prepared(event.vendor_event_name or event.name, conversion, identifiers, notes)
 
     # ------------------------------------------------------------------ deliver side
     def before_send(self, client: httpx.Client) -> None:

@@ -91,7 +91,10 @@ class Webhook(Destination):
         self.max_batch = settings.batch_size  # per instance
 
     def prepare(self, event: Event) -> Prepared | None:
-        if self.settings.events is not None and event.name not in self.settings.events:
+        # a tag's event_name (Event.vendor_event_name, shared.tagging) is sent verbatim as event_name, and a
+        # tag that fired is not filtered again by `events`
+        name = event.vendor_event_name or event.name
+        if not event.vendor_event_name and self.settings.events is not None and event.name not in self.settings.events:
             return None
         notes: list[str] = []
         user, address = event.user_data, event.user_data.address
@@ -120,7 +123,7 @@ class Webhook(Destination):
             client_out["ip"] = client.ip
         payload: dict[str, Any] = {
             "event_id": event.event_id,
-            "event_name": event.name,
+            "event_name": name,
             "event_time": event.timestamp,
             "action_source": event.action_source,
             "page": event.page.model_dump(exclude_none=True),
@@ -136,7 +139,7 @@ class Webhook(Destination):
         identifiers = [k for k in ("em", "ph", "fn", "ln", "external_id") if k in user_data]
         identifiers += [k for k in ("fbp", "fbc", "gclid", "gbraid", "wbraid", "ttclid", "ttp") if getattr(event.click_ids, k)]
         identifiers += [k for k in ("client_id", "user_id") if getattr(client, k)]
-        return Prepared(event.name, payload, identifiers, notes)
+        return Prepared(name, payload, identifiers, notes)
 
     def build_requests(self, tasks: list[DeliveryTask]) -> Batch:
         secret = self.secrets.get("secret")
