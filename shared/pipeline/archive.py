@@ -8,7 +8,7 @@ this is where the `dead_lettered` outcome gets recorded, so no task ends without
 from __future__ import annotations
 
 import logging
-from typing import Sequence
+from collections.abc import Sequence
 
 from pydantic import ValidationError
 

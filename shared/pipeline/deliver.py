@@ -13,12 +13,12 @@ from __future__ import annotations
 import logging
 import time
 from collections import defaultdict
-from typing import Sequence
+from collections.abc import Sequence
 
 from pydantic import ValidationError
 
-from shared.destinations.base import Destination, Result, VendorRequest, Verdict
-from shared.errors import StoreUnavailable
+from shared.destinations.base import Batch, Destination, Result, VendorRequest, Verdict
+from shared.errors import ConfigError, DeliveryError, RetryableDelivery, StoreUnavailable
 from shared.models import DeliveryTask, FailedEvent, Outcome, OutcomeKind
 from shared.monitoring.logs import log_outcomes
 from shared.pipeline.stage import ACK, Decision, nack
@@ -105,8 +105,20 @@ class Deliverer:
 
         by_uid = {t.event_uid: (m, t) for m, t in fresh}
         if fresh:
-            destination.before_send(self.rt.http)
-            batch = destination.build_requests([t for _, t in fresh])
+            try:
+                destination.before_send(self.rt.http)  # credentials (OAuth) may fail here
+                batch = destination.build_requests([t for _, t in fresh])
+            except (DeliveryError, ConfigError) as exc:
+                retry = isinstance(exc, RetryableDelivery)
+                reason = getattr(exc, "reason", "config")
+                for m, t in fresh:
+                    if retry and m.delivery_attempt < self.max_attempts:
+                        decisions[m.ack_id] = nack(exc.retry_after or self._backoff(m.delivery_attempt))
+                    else:
+                        dead.append((m, t, reason, str(exc)[:300]))
+                        decisions[m.ack_id] = ACK
+                log.warning("%s: could not prepare requests: %s", dest_id, reason)
+                batch = Batch()
             for rej in batch.rejected:
                 m, t = by_uid[rej.event_uid]
                 outcomes.append(self._outcome(t, OutcomeKind.REJECTED, rej.reason, rej.detail))
