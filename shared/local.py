@@ -7,6 +7,7 @@ Ctrl-C (or SIGTERM) and start it again, and it resumes from the queue where it l
 from __future__ import annotations
 
 import logging
+import signal
 import threading
 from pathlib import Path
 
@@ -16,6 +17,7 @@ from shared.pipeline.deliver import Deliverer
 from shared.pipeline.stage import run_worker
 from shared.pipeline.transform import Transformer
 from shared.runtime import Runtime, build_runtime, set_runtime
+from shared.transport.local import LocalBus
 
 log = logging.getLogger("tagpipe.local")
 COLLECT_SOURCE = Path(__file__).resolve().parents[1] / "functions" / "collect" / "main.py"
@@ -63,20 +65,32 @@ class Workers:
             t.join(timeout)
 
 
+def _exit_cleanly(signum, frame):
+    raise SystemExit(0)
+
+
 def run(config: Config | None = None, host: str | None = None, port: int | None = None) -> None:
     import uvicorn
 
     runtime = build_runtime(config)
     set_runtime(runtime)
     cfg = runtime.config
+    if isinstance(runtime.bus, LocalBus):
+        released = runtime.bus.release_leases()  # work a killed previous run had in hand
+        if released:
+            log.info("resuming %d messages left in flight by the previous run", released)
     workers = Workers(runtime).start()
     host = host or cfg.server.host
     port = port or cfg.server.port
     log.info("tagpipe local stack: collect on http://%s:%d (config %s, data in %s)", host, port, cfg.source, cfg.storage.dir)
     server = uvicorn.Server(uvicorn.Config(collect_app(), host=host, port=port, log_level="warning",
                                            access_log=False, lifespan="off"))
+    # uvicorn re-raises SIGINT/SIGTERM after its graceful shutdown: turn both into a clean exit
+    signal.signal(signal.SIGTERM, _exit_cleanly)
     try:
         server.run()
+    except KeyboardInterrupt:
+        pass
     finally:
         workers.close()
         runtime.close()

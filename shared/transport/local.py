@@ -29,7 +29,8 @@ CREATE TABLE IF NOT EXISTS messages (
   attributes TEXT,
   publish_time REAL NOT NULL,
   available_at REAL NOT NULL,
-  attempts INTEGER NOT NULL DEFAULT 0
+  attempts INTEGER NOT NULL DEFAULT 0,
+  leased INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS messages_ready ON messages (subscription, available_at);
 """
@@ -147,7 +148,7 @@ class LocalBus(Bus):
                     )
                 if leased:
                     conn.executemany(
-                        "UPDATE messages SET attempts = attempts + 1, available_at = ? WHERE id = ?",
+                        "UPDATE messages SET attempts = attempts + 1, available_at = ?, leased = 1 WHERE id = ?",
                         [(now + sub.ack_deadline, row_id) for row_id in leased],
                     )
                 for row_id, message_id, data, attrs, attempts in dead:
@@ -198,8 +199,15 @@ class LocalBus(Bus):
             rows.append((now + wait, row_id, attempt))
         with self._guard():
             self._conn().executemany(
-                "UPDATE messages SET available_at = ? WHERE id = ? AND attempts = ?", rows
+                "UPDATE messages SET available_at = ?, leased = 0 WHERE id = ? AND attempts = ?", rows
             )
+
+    def release_leases(self) -> int:
+        """Make every leased message available now. Only for a process that is the sole consumer
+        of this queue, at start-up: the leases it finds belong to a previous run that died."""
+        with self._guard():
+            cur = self._conn().execute("UPDATE messages SET available_at = ?, leased = 0 WHERE leased = 1", (time.time(),))
+        return cur.rowcount
 
     # -- introspection (dashboard, tests, alerts)
     def backlog(self) -> dict[str, dict[str, float]]:
