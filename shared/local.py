@@ -54,7 +54,7 @@ class Workers:
                              args=(runtime.bus, DeadLetterArchive(runtime), self.stop), kwargs={"batch": 200}),
         ]
 
-    def start(self) -> "Workers":
+    def start(self) -> Workers:
         for t in self.threads:
             t.start()
         return self

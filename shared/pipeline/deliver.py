@@ -27,7 +27,10 @@ from shared.storage.base import DeliveredKey
 from shared.transport.base import DEAD_LETTER, Message
 
 log = logging.getLogger("tagpipe.deliver")
-BODY_SNIPPET = 2000  # bytes of a vendor response kept for the debug view and failed events
+BODY_SNIPPET = 2000
+# A crash between sending and recording leaves the vendor's answer unknown; the retry may arrive
+# twice, with the same event_id, which every vendor we send to deduplicates on.
+RESENT_NOTE = "(resent after an interrupted attempt; the vendor dedups on event_id)"  # bytes of a vendor response kept for the debug view and failed events
 
 
 def dedup_key(task: DeliveryTask) -> str:
@@ -78,6 +81,7 @@ class Deliverer:
         delivered: list[DeliveredKey] = []
         failures: list[FailedEvent] = []
         dead: list[tuple[Message, DeliveryTask, str, str]] = []
+        settled_keys: list[str] = []
         destination = self.rt.destinations.get(dest_id)
         if destination is None:  # removed or disabled since transform routed it
             for m, t in items:
@@ -124,11 +128,17 @@ class Deliverer:
                 outcomes.append(self._outcome(t, OutcomeKind.REJECTED, rej.reason, rej.detail))
                 decisions[m.ack_id] = ACK
             for request in batch.requests:
+                keys = [dedup_key(by_uid[uid][1]) for uid in request.event_uids]
+                resent = self.rt.store.mark_inflight(dest_id, keys)
                 result, response_info = self._send(destination, request)
+                if response_info.get("status") is not None or result.verdict is Verdict.OK:
+                    settled_keys.extend(keys)
                 for uid in request.event_uids:
                     m, t = by_uid[uid]
                     verdict, reason, detail = result.per_event.get(uid, (result.verdict, result.reason, result.detail))
                     if verdict is Verdict.OK:
+                        if dedup_key(t) in resent:
+                            detail = (detail + " " if detail else "") + RESENT_NOTE
                         outcomes.append(self._outcome(t, OutcomeKind.DELIVERED, reason or "ok", detail, t.identifiers))
                         delivered.append(DeliveredKey(dest_id, dedup_key(t), t.event_uid))
                         decisions[m.ack_id] = ACK
@@ -159,6 +169,8 @@ class Deliverer:
         if failures:
             self.rt.store.record_failures(failures)
         self.rt.store.record_outcomes(outcomes, delivered)
+        if settled_keys:
+            self.rt.store.clear_inflight(dest_id, settled_keys)
         log_outcomes(outcomes)
         return decisions
 

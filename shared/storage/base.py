@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any, Iterable, Sequence
+from typing import Any
 
 from shared.models import Event, FailedEvent, Outcome, RawHit
 
@@ -40,6 +41,14 @@ class Store(ABC):
     @abstractmethod
     def delivered_keys(self, destination: str, dedup_keys: Iterable[str]) -> dict[str, str]:
         """Of these dedup keys, the ones already delivered to destination -> the event_uid that was."""
+
+    def mark_inflight(self, destination: str, dedup_keys: Sequence[str]) -> set[str]:
+        """Journal keys about to be sent; returns those an earlier attempt left in flight (that
+        attempt's fate is unknown: the vendor may have them, and dedups them by event_id)."""
+        return set()
+
+    def clear_inflight(self, destination: str, dedup_keys: Sequence[str]) -> None:
+        """The vendor answered for these keys: their fate is known."""
 
     def record_trace(self, debug_token: str, hit_id: str, stage: str, data: dict[str, Any]) -> None:
         """Debug view: one step of a traced hit. Stores without a debug view may ignore it."""

@@ -9,8 +9,9 @@ import json
 import sqlite3
 import threading
 import time
+from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any
 
 from shared.errors import StoreUnavailable
 from shared.models import Event, FailedEvent, Outcome, RawHit
@@ -44,6 +45,10 @@ CREATE TABLE IF NOT EXISTS failed_events (
 CREATE INDEX IF NOT EXISTS failed_at ON failed_events (at);
 CREATE TABLE IF NOT EXISTS delivered (
   destination TEXT NOT NULL, dedup_key TEXT NOT NULL, event_uid TEXT NOT NULL, at REAL NOT NULL,
+  PRIMARY KEY (destination, dedup_key)
+);
+CREATE TABLE IF NOT EXISTS inflight (
+  destination TEXT NOT NULL, dedup_key TEXT NOT NULL, at REAL NOT NULL,
   PRIMARY KEY (destination, dedup_key)
 );
 CREATE TABLE IF NOT EXISTS traces (
@@ -157,6 +162,27 @@ class SqliteStore(Store):
                 found[key] = uid
         return found
 
+    def mark_inflight(self, destination: str, dedup_keys: Sequence[str]) -> set[str]:
+        now = time.time()
+
+        def write(conn: sqlite3.Connection) -> set[str]:
+            found: set[str] = set()
+            for start in range(0, len(dedup_keys), 500):
+                chunk = list(dedup_keys[start : start + 500])
+                marks = ",".join("?" * len(chunk))
+                found.update(k for (k,) in conn.execute(
+                    f"SELECT dedup_key FROM inflight WHERE destination = ? AND dedup_key IN ({marks})",
+                    [destination, *chunk]))
+            conn.executemany("INSERT OR REPLACE INTO inflight VALUES (?, ?, ?)",
+                             [(destination, k, now) for k in dedup_keys])
+            return found
+
+        return self._write(write)
+
+    def clear_inflight(self, destination: str, dedup_keys: Sequence[str]) -> None:
+        self._write(lambda c: c.executemany("DELETE FROM inflight WHERE destination = ? AND dedup_key = ?",
+                                            [(destination, k) for k in dedup_keys]))
+
     def record_trace(self, debug_token: str, hit_id: str, stage: str, data: dict[str, Any]) -> None:
         doc = json.dumps(data, default=str, separators=(",", ":"))
         self._write(
@@ -182,3 +208,83 @@ class SqliteStore(Store):
         if conn is not None:
             conn.close()
             self._local.conn = None
+
+    # -- monitoring reads (dashboard, alert rules, debug view): read-only, windows are [since, until)
+    def outcome_breakdown(self, since: float, until: float) -> list[tuple]:
+        """(destination, outcome, reason, event_name, count, sample detail) of outcomes recorded in the window."""
+        return self.query(
+            "SELECT destination, outcome, reason, COALESCE(event_name, ''), COUNT(*), MAX(detail) FROM outcomes"
+            " WHERE at >= ? AND at < ? GROUP BY 1, 2, 3, 4",
+            (since, until),
+        )
+
+    def outcome_series(self, since: float, until: float, bucket: float) -> list[tuple]:
+        """(bucket index, outcome, count): outcomes per time bucket of `bucket` seconds from `since`."""
+        return self.query(
+            "SELECT CAST((at - ?) / ? AS INTEGER), outcome, COUNT(*) FROM outcomes"
+            " WHERE at >= ? AND at < ? GROUP BY 1, 2",
+            (since, bucket, since, until),
+        )
+
+    def event_series(self, since: float, until: float, bucket: float) -> list[tuple]:
+        """(bucket index, count) of distinct events with an outcome recorded per time bucket."""
+        return self.query(
+            "SELECT CAST((at - ?) / ? AS INTEGER), COUNT(DISTINCT event_uid) FROM outcomes"
+            " WHERE at >= ? AND at < ? AND event_uid != '*' GROUP BY 1",
+            (since, bucket, since, until),
+        )
+
+    def hit_series(self, since: float, until: float, bucket: float) -> list[tuple]:
+        """(bucket index, count) of hits received (raw_hits) per time bucket."""
+        return self.query(
+            "SELECT CAST((received_at - ?) / ? AS INTEGER), COUNT(*) FROM raw_hits"
+            " WHERE received_at >= ? AND received_at < ? GROUP BY 1",
+            (since, bucket, since, until),
+        )
+
+    def hit_count(self, since: float, until: float) -> int:
+        return self.query("SELECT COUNT(*) FROM raw_hits WHERE received_at >= ? AND received_at < ?",
+                          (since, until))[0][0]
+
+    def last_hit_at(self, until: float) -> float | None:
+        return self.query("SELECT MAX(received_at) FROM raw_hits WHERE received_at < ?", (until,))[0][0]
+
+    def identifier_counts(self, since: float, until: float) -> list[tuple]:
+        """(destination, comma-joined identifiers, count) of delivered outcomes in the window."""
+        return self.query(
+            "SELECT destination, identifiers, COUNT(*) FROM outcomes"
+            " WHERE outcome = 'delivered' AND at >= ? AND at < ? GROUP BY 1, 2",
+            (since, until),
+        )
+
+    def debug_tokens(self, limit: int = 50) -> list[tuple]:
+        """(debug_token, traced hits, first at, last at), most recent first."""
+        return self.query(
+            "SELECT debug_token, COUNT(DISTINCT hit_id), MIN(at), MAX(at) FROM traces"
+            " GROUP BY debug_token ORDER BY MAX(at) DESC LIMIT ?",
+            (limit,),
+        )
+
+    def debug_trace(self, debug_token: str, max_hits: int = 50) -> dict[str, list[tuple]]:
+        """Everything recorded for the most recent `max_hits` hits of one debug token (raw docs: scrub before showing)."""
+        hit_ids = [row[0] for row in self.query(
+            "SELECT hit_id FROM traces WHERE debug_token = ? GROUP BY hit_id ORDER BY MAX(id) DESC LIMIT ?",
+            (debug_token, max_hits),
+        )]
+        if not hit_ids:
+            return {"hit_ids": [], "traces": [], "raw_hits": [], "events": [], "outcomes": []}
+        marks = ",".join("?" * len(hit_ids))
+        return {
+            "hit_ids": [(h,) for h in hit_ids],
+            "traces": self.query(
+                f"SELECT hit_id, stage, at, data FROM traces WHERE debug_token = ? AND hit_id IN ({marks}) ORDER BY id",
+                [debug_token, *hit_ids],
+            ),
+            "raw_hits": self.query(f"SELECT hit_id, received_at, doc FROM raw_hits WHERE hit_id IN ({marks})", hit_ids),
+            "events": self.query(f"SELECT hit_id, event_uid, doc FROM events WHERE hit_id IN ({marks})", hit_ids),
+            "outcomes": self.query(
+                "SELECT hit_id, event_uid, destination, outcome, reason, detail, event_name, identifiers, at"
+                f" FROM outcomes WHERE hit_id IN ({marks}) ORDER BY at",
+                hit_ids,
+            ),
+        }

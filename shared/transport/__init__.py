@@ -8,8 +8,8 @@ from shared.transport.base import (  # noqa: F401
     DEAD_LETTER,
     DELIVERIES,
     RAW_HITS,
+    TOPOLOGY,
     Bus,
     Message,
     Subscription,
-    TOPOLOGY,
 )

@@ -8,8 +8,8 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Mapping, Sequence
 
 RAW_HITS = "raw-hits"
 DELIVERIES = "deliveries"

@@ -14,8 +14,8 @@ import sqlite3
 import threading
 import time
 import uuid
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Mapping, Sequence
 
 from shared.errors import StoreUnavailable
 from shared.transport.base import TOPOLOGY, Bus, Message, Subscription, backoff_delay

@@ -50,7 +50,7 @@ class LocalStack:
         self.log_path = workdir / "stack.log"
         self._store: SqliteStore | None = None
 
-    def start(self) -> "LocalStack":
+    def start(self) -> LocalStack:
         self.port = self.port or free_port()
         log = self.log_path.open("ab")
         self.proc = subprocess.Popen(
@@ -95,7 +95,7 @@ class LocalStack:
     def logs(self) -> str:
         return self.log_path.read_text(errors="replace")
 
-    def __enter__(self) -> "LocalStack":
+    def __enter__(self) -> LocalStack:
         return self.start()
 
     def __exit__(self, *exc) -> None:

@@ -713,6 +713,7 @@ class _Handler(BaseHTTPRequestHandler):
             self.wfile.write(body)
 
     def _handle(self) -> None:
+        arrived = time.time()
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length) if length else b""
         parts = urlsplit(self.path)
@@ -725,7 +726,7 @@ class _Handler(BaseHTTPRequestHandler):
                 self.connection.shutdown(socket.SHUT_RDWR)
             except OSError:
                 pass
-            vendor.requests.append({"path": parts.path, "status": "reset"})  # type: ignore[union-attr]
+            vendor.requests.append({"path": parts.path, "status": "reset", "at": arrived})  # type: ignore[union-attr]
             return
         if fault is not None and fault.kind == "slow":
             time.sleep(fault.seconds)
@@ -733,7 +734,8 @@ class _Handler(BaseHTTPRequestHandler):
         status, out_headers, out_body = self.fakes.fault_answer(vendor, fault) if fault else respond()  # type: ignore[arg-type]
         if vendor is not None:
             with vendor.lock:
-                vendor.requests.append({"path": parts.path, "status": status, "fault": fault.kind if fault else None})
+                vendor.requests.append({"path": parts.path, "status": status, "fault": fault.kind if fault else None,
+                                        "at": arrived})
         try:
             self._answer(status, out_headers, out_body)
         except (BrokenPipeError, ConnectionResetError):  # the client gave up (time-out)
