@@ -1,0 +1,170 @@
+# tagpipe on Google Cloud.
+#
+#   site --HTTPS--> [collect] --publish--> {prefix}-raw-hits --push(OIDC)--> [transform]
+#                                                                               |
+#            {prefix}-deliveries <------------------publish-----------------------+
+#                 |
+#                 +--push(OIDC)--> [deliver] --HTTPS--> Meta CAPI, GA4 MP, Google Ads, TikTok, webhooks
+#
+#   every stage --publish--> {prefix}-records-<table> --BigQuery subscription--> dataset tables
+#   any push subscription, after max attempts --> {prefix}-dead-letter --BigQuery subscription--> dead_letters
+#   idempotency keys (delivered, outcomes) --> Firestore database {prefix}-keys (TTL)
+
+locals {
+  labels = merge(var.labels, {
+    app        = "tagpipe"
+    managed-by = "terraform"
+    tagpipe    = var.prefix
+  })
+
+  apis = [
+    "artifactregistry.googleapis.com",
+    "bigquery.googleapis.com",
+    "cloudbuild.googleapis.com",
+    "cloudfunctions.googleapis.com",
+    "compute.googleapis.com",
+    "firestore.googleapis.com",
+    "iam.googleapis.com",
+    "logging.googleapis.com",
+    "monitoring.googleapis.com",
+    "pubsub.googleapis.com",
+    "run.googleapis.com",
+    "secretmanager.googleapis.com",
+    "storage.googleapis.com",
+  ]
+
+  # The Google-managed service account Pub/Sub acts as: it forwards dead letters, signs the push
+  # OIDC tokens and writes BigQuery subscriptions.
+  pubsub_service_agent = "service-${data.google_project.this.number}@gcp-sa-pubsub.iam.gserviceaccount.com"
+
+  firestore_database = "${var.prefix}-keys"
+}
+
+data "google_project" "this" {
+  project_id = var.project_id
+}
+
+resource "google_project_service" "apis" {
+  for_each = var.enable_apis ? toset(local.apis) : toset([])
+
+  project            = var.project_id
+  service            = each.value
+  disable_on_destroy = false
+}
+
+module "bigquery" {
+  source = "./modules/bigquery"
+
+  project_id           = var.project_id
+  prefix               = var.prefix
+  dataset_id           = var.bigquery.dataset_id
+  location             = var.bigquery.location
+  retention_days       = var.bigquery.retention_days
+  deletion_protection  = var.bigquery.deletion_protection
+  kms_key_name         = var.bigquery.kms_key_name
+  pubsub_service_agent = local.pubsub_service_agent
+  labels               = local.labels
+
+  depends_on = [google_project_service.apis]
+}
+
+module "firestore" {
+  source = "./modules/firestore"
+
+  project_id          = var.project_id
+  database_id         = local.firestore_database
+  location_id         = var.firestore.location_id
+  deletion_protection = var.firestore.deletion_protection
+
+  depends_on = [google_project_service.apis]
+}
+
+module "secrets" {
+  source = "./modules/secrets"
+
+  project_id = var.project_id
+  prefix     = var.prefix
+  secrets    = var.secrets
+  labels     = local.labels
+
+  depends_on = [google_project_service.apis]
+}
+
+module "functions" {
+  source = "./modules/functions"
+
+  project_id         = var.project_id
+  region             = var.region
+  prefix             = var.prefix
+  python_runtime     = var.functions.python_runtime
+  source_dir         = abspath("${path.root}/${var.functions.source_dir}")
+  sizing             = { collect = var.functions.collect, transform = var.functions.transform, deliver = var.functions.deliver }
+  dataset_id         = module.bigquery.dataset_id
+  firestore_database = module.firestore.database_id
+  dedup_ttl_days     = var.firestore.dedup_ttl_days
+  secrets            = module.secrets.secrets
+  labels             = local.labels
+
+  depends_on = [google_project_service.apis]
+}
+
+module "pubsub" {
+  source = "./modules/pubsub"
+
+  project_id           = var.project_id
+  prefix               = var.prefix
+  pubsub_service_agent = local.pubsub_service_agent
+  labels               = local.labels
+
+  push_endpoints = {
+    transform = module.functions.urls["transform"]
+    deliver   = module.functions.urls["deliver"]
+  }
+  push_ack_deadline_seconds = {
+    transform = var.functions.transform.timeout
+    deliver   = var.functions.deliver.timeout
+  }
+  invoker_service_account = module.functions.invoker_service_account
+  delivery                = var.delivery
+  publishers              = module.functions.publishers
+  record_tables           = module.bigquery.record_tables
+  dead_letter_table       = module.bigquery.dead_letter_table
+
+  depends_on = [google_project_service.apis, module.bigquery]
+}
+
+module "monitoring" {
+  source = "./modules/monitoring"
+
+  project_id       = var.project_id
+  prefix           = var.prefix
+  alerting         = var.alerting
+  slack_auth_token = var.slack_auth_token
+  services         = module.functions.service_names
+  subscriptions    = module.pubsub.subscription_names
+  labels           = local.labels
+
+  depends_on = [google_project_service.apis]
+}
+
+module "loadbalancer" {
+  source = "./modules/loadbalancer"
+  count  = var.enable_custom_domain ? 1 : 0
+
+  project_id      = var.project_id
+  region          = var.region
+  prefix          = var.prefix
+  service_name    = module.functions.service_names["collect"]
+  domains         = var.custom_domain.domains
+  security_policy = var.custom_domain.security_policy
+  labels          = local.labels
+
+  depends_on = [google_project_service.apis]
+}
+
+check "custom_domain_has_domains" {
+  assert {
+    condition     = !var.enable_custom_domain || length(var.custom_domain.domains) > 0
+    error_message = "enable_custom_domain = true needs custom_domain.domains, e.g. [\"t.example.com\"]."
+  }
+}

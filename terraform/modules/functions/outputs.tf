@@ -1,0 +1,28 @@
+output "urls" {
+  description = "Function -> HTTPS URL (collect's is the one the site's tags call)."
+  value       = { for f in local.functions : f => google_cloudfunctions2_function.fn[f].url }
+}
+
+output "service_names" {
+  description = "Function -> name of its Cloud Run service (for metrics, IAM and the load balancer)."
+  value       = { for f in local.functions : f => google_cloudfunctions2_function.fn[f].name }
+}
+
+output "service_accounts" {
+  description = "Function -> email of its service account."
+  value       = { for f in local.functions : f => google_service_account.fn[f].email }
+}
+
+output "invoker_service_account" {
+  description = "Email of the account Pub/Sub push subscriptions sign their OIDC tokens as."
+  value       = google_service_account.invoker.email
+}
+
+output "publishers" {
+  description = "Topic name (without prefix) -> members that may publish to it."
+  value = {
+    for topic in distinct(flatten(values(local.publishes))) : topic => [
+      for f, topics in local.publishes : "serviceAccount:${google_service_account.fn[f].email}" if contains(topics, topic)
+    ]
+  }
+}

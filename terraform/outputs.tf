@@ -1,0 +1,42 @@
+output "collect_url" {
+  description = "The endpoint the site's tags send hits to (the custom domain when enabled)."
+  value       = var.enable_custom_domain ? module.loadbalancer[0].urls[0] : module.functions.urls["collect"]
+}
+
+output "function_urls" {
+  description = "Function -> its own HTTPS URL."
+  value       = module.functions.urls
+}
+
+output "custom_domain_ip" {
+  description = "With enable_custom_domain: the IP each domain's DNS A record must point to."
+  value       = var.enable_custom_domain ? module.loadbalancer[0].ip_address : null
+}
+
+output "topics" {
+  description = "Pub/Sub topics."
+  value       = module.pubsub.topics
+}
+
+output "bigquery_dataset" {
+  description = "project.dataset of the records."
+  value       = "${var.project_id}.${module.bigquery.dataset_id}"
+}
+
+output "firestore_database" {
+  description = "Firestore database of the idempotency keys."
+  value       = module.firestore.database_id
+}
+
+output "service_accounts" {
+  description = "Function -> service account email."
+  value       = module.functions.service_accounts
+}
+
+output "secrets_to_fill" {
+  description = "The commands that add each secret's value (run them once; values never pass through Terraform)."
+  value = [
+    for name, s in module.secrets.secrets : "printf %s \"$${name}\" | gcloud secrets versions add ${s.secret_id} --project ${var.project_id} --data-file=-"
+    if length(s.functions) > 0
+  ]
+}
