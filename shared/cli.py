@@ -24,14 +24,55 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    config = _load(args.config)
-    entries = config.destination_entries()
-    print(f"config OK: {config.source}")
-    for e in entries.values():
-        state = "enabled" if e.enabled else "disabled"
-        secrets = ", ".join(f"{k}=***" for k in e.secrets) or "no secrets"
-        print(f"  destination {e.id}: {e.type} ({state}; consent {e.consent or 'none'}; {secrets})")
+    from shared.config import config_path
+    from shared.tagging.preview import placeholder_secrets
+
+    path = config_path(args.config)
+    fake = getattr(args, "fake_secrets", False)
+    with placeholder_secrets(path if fake else None) as placeholders:
+        config = _load(args.config)
+        entries = config.destination_entries()
+        print(f"config OK: {config.source}")
+        for e in entries.values():
+            state = "enabled" if e.enabled else "disabled"
+            secrets = ", ".join(f"{k}=***" for k in e.secrets) or "no secrets"
+            print(f"  destination {e.id}: {e.type} ({state}; consent {e.consent or 'none'}; {secrets})")
+        tagging = config.tagging()
+        for dest_id, tags in tagging.by_destination.items():
+            names = ", ".join(t.name + ("" if t.enabled else " (disabled)") for t in tags)
+            print(f"  tags for {dest_id}: {names} (only firing tags send to it)")
+        if tagging:
+            print(f"  {len(tagging.tags)} tags, {len(tagging.triggers)} triggers, "
+                  f"{len(config.variables)} variables declared")
+        for warning in tagging.warnings:
+            print(f"  warning: {warning}")
+        if placeholders:
+            print(f"  secrets not set, placeholders used for this preview: {', '.join(placeholders)}")
+        if getattr(args, "sample", None):
+            return _preview(config, args)
     return 0
+
+
+def _preview(config, args: argparse.Namespace) -> int:
+    from shared.errors import InvalidInput
+    from shared.tagging.preview import load_samples, preview, render
+
+    try:
+        hits = load_samples(args.sample)
+    except InvalidInput as exc:
+        print(f"sample error: {exc.code}: {exc.message}", file=sys.stderr)
+        return 2
+    report = preview(config, hits)
+    if args.json:
+        print(json.dumps(report, indent=2, ensure_ascii=False))
+    else:
+        print(render(report))
+    return 0
+
+
+def cmd_preview(args: argparse.Namespace) -> int:
+    args.fake_secrets = not args.real_secrets
+    return cmd_check(args)
 
 
 def cmd_stats(args: argparse.Namespace) -> int:
@@ -55,8 +96,18 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--host")
     run.add_argument("--port", type=int, default=int(os.environ["PORT"]) if os.environ.get("PORT") else None)
     run.set_defaults(func=cmd_run)
-    check = sub.add_parser("check", help="validate the config file")
+    check = sub.add_parser("check", help="validate the config file (and preview a sample hit)")
+    check.add_argument("--sample", help="a RawHit JSON, a JSON-API event, a gtag query string or URL, or a file "
+                       "holding one: print which tags fire and the exact vendor requests (nothing is sent)")
+    check.add_argument("--fake-secrets", action="store_true",
+                       help="use placeholders for secrets the environment lacks (they are masked anyway)")
+    check.add_argument("--json", action="store_true", help="print the preview as JSON")
     check.set_defaults(func=cmd_check)
+    prev = sub.add_parser("preview", help="check --sample, with placeholder secrets: tags fired and vendor payloads")
+    prev.add_argument("sample", help="a RawHit JSON, a JSON-API event, a gtag query string or URL, or a file")
+    prev.add_argument("--real-secrets", action="store_true", help="require the secret variables to be set")
+    prev.add_argument("--json", action="store_true", help="print the preview as JSON")
+    prev.set_defaults(func=cmd_preview)
     stats = sub.add_parser("stats", help="outcome counts from the local store")
     stats.set_defaults(func=cmd_stats)
     args = parser.parse_args(argv)

@@ -4,7 +4,10 @@ Path: $TAGPIPE_CONFIG, else ./tagpipe.toml if present, else built-in defaults (a
 destination, so a new user sees events flow before entering any credentials).
 Secrets never live in the file: a destination setting ending in `_env` names the environment
 variable that holds the secret (e.g. access_token_env = "META_ACCESS_TOKEN").
-Every error names the file, the key and the fix.
+Every error names the file (and line, when the key can be found in the text), the key and the fix.
+
+[variables], [triggers] and [tags] (GTM's model, see shared/tagging and docs/tags.md) are compiled and
+checked at load too: Config.tagging() is the compiled form transform uses.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError
 
 from shared.errors import ConfigError
 
@@ -99,52 +102,86 @@ class Config(BaseModel):
     consent: ConsentConfig = Field(default_factory=ConsentConfig)
     privacy: PrivacyConfig = Field(default_factory=PrivacyConfig)
     destinations: dict[str, Any] = Field(default_factory=dict)  # raw tables, see load_destinations
+    variables: dict[str, Any] = Field(default_factory=dict)  # raw tables, see shared.tagging
+    triggers: dict[str, Any] = Field(default_factory=dict)
+    tags: dict[str, Any] = Field(default_factory=dict)
     source: str = "<defaults>"
+    _text: str = PrivateAttr("")  # the file's text, to point errors at a line
+    _tagging: Any = PrivateAttr(None)
 
     def destination_entries(self) -> dict[str, DestinationEntry]:
-        return load_destinations(self.destinations, self.source)
+        return load_destinations(self.destinations, self.source, self._text)
+
+    def tagging(self):
+        """The compiled [variables] / [triggers] / [tags] (shared.tagging.Tagging), built once."""
+        if self._tagging is None:
+            from shared.tagging import Source, compile_tagging
+
+            types = {
+                dest_id: table.get("type", "") if isinstance(table, dict) else ""
+                for dest_id, table in self.destinations.items()
+            }
+            self._tagging = compile_tagging(
+                self.variables, self.triggers, self.tags, types, Source(self.source, self._text),
+                consent_default=self.consent.default == "granted",
+            )
+        return self._tagging
 
 
 def _key(loc: tuple) -> str:
     return ".".join(str(part) for part in loc)
 
 
-def _raise_validation(exc: ValidationError, prefix: str, source: str) -> None:
+def _where(source: str, text: str, key: str) -> str:
+    """`file:line` when the key can be found in the file text, else the file."""
+    if not text:
+        return source
+    from shared.tagging import line_of
+
+    line = line_of(text, key)
+    return f"{source}:{line}" if line else source
+
+
+def _raise_validation(exc: ValidationError, prefix: str, source: str, text: str = "") -> None:
     err = exc.errors()[0]
     key = ".".join(filter(None, [prefix, _key(err["loc"])]))
+    where = _where(source, text, key)
     if err["type"] == "extra_forbidden":
-        raise ConfigError(key, "unknown key", "remove it or check its spelling in the README config table", source)
+        raise ConfigError(key, "unknown key", "remove it or check its spelling in the README config table", where)
     if err["type"] == "missing":
-        raise ConfigError(key, "required key is missing", "add it", source)
-    raise ConfigError(key, err["msg"], "", source)
+        raise ConfigError(key, "required key is missing", "add it", where)
+    raise ConfigError(key, err["msg"], "", where)
 
 
-def load_destinations(tables: dict[str, Any], source: str) -> dict[str, DestinationEntry]:
+def load_destinations(tables: dict[str, Any], source: str, text: str = "") -> dict[str, DestinationEntry]:
     from shared.destinations import REGISTRY, destination_class
+
+    def error(key: str, message: str, fix: str) -> ConfigError:
+        return ConfigError(key, message, fix, _where(source, text, key))
 
     entries: dict[str, DestinationEntry] = {}
     for dest_id, table in tables.items():
         prefix = f"destinations.{dest_id}"
         if not isinstance(table, dict):
-            raise ConfigError(prefix, "must be a table", f"write it as [destinations.{dest_id}]", source)
+            raise error(prefix, "must be a table", f"write it as [destinations.{dest_id}]")
         table = dict(table)
         type_ = table.pop("type", None)
         if type_ is None:
-            raise ConfigError(f"{prefix}.type", "required key is missing", f"one of: {', '.join(REGISTRY)}", source)
+            raise error(f"{prefix}.type", "required key is missing", f"one of: {', '.join(REGISTRY)}")
         if type_ not in REGISTRY:
-            raise ConfigError(f"{prefix}.type", f"unknown destination type {type_!r}", f"one of: {', '.join(REGISTRY)}", source)
+            raise error(f"{prefix}.type", f"unknown destination type {type_!r}", f"one of: {', '.join(REGISTRY)}")
         enabled = table.pop("enabled", True)
         consent = table.pop("consent", DEFAULT_CONSENT.get(type_, []))
         if not isinstance(enabled, bool):
-            raise ConfigError(f"{prefix}.enabled", "must be true or false", "", source)
+            raise error(f"{prefix}.enabled", "must be true or false", "")
         known = {"ad_storage", "analytics_storage", "ad_user_data", "ad_personalization"}
         if not isinstance(consent, list) or any(c not in known for c in consent):
-            raise ConfigError(f"{prefix}.consent", "must be a list of consent purposes", f"use any of {sorted(known)}", source)
+            raise error(f"{prefix}.consent", "must be a list of consent purposes", f"use any of {sorted(known)}")
         cls = destination_class(type_)
         try:
             settings = cls.Settings(**table)
         except ValidationError as exc:
-            _raise_validation(exc, prefix, source)
+            _raise_validation(exc, prefix, source, text)
         secrets: dict[str, str] = {}
         if enabled:
             for name, value in settings.model_dump().items():
@@ -153,33 +190,43 @@ def load_destinations(tables: dict[str, Any], source: str) -> dict[str, Destinat
                     if secret:
                         secrets[name[: -len("_env")]] = secret
                     elif name not in getattr(cls, "optional_secrets", ()):
-                        raise ConfigError(
+                        raise error(
                             f"{prefix}.{name}",
                             f"environment variable {value} is not set",
                             f"export {value}=... (or set {name} to another variable name, or enabled = false)",
-                            source,
                         )
         entries[dest_id] = DestinationEntry(dest_id, type_, enabled, list(consent), settings, secrets)
     return entries
 
 
-def load_config(path: str | os.PathLike | None = None) -> Config:
+def config_path(path: str | os.PathLike | None = None) -> str | os.PathLike | None:
+    """The file load_config reads: `path`, else $TAGPIPE_CONFIG, else ./tagpipe.toml if present, else None."""
     if path is None:
         path = os.environ.get(CONFIG_ENV) or (DEFAULT_FILE if Path(DEFAULT_FILE).exists() else None)
+    return path
+
+
+def load_config(path: str | os.PathLike | None = None) -> Config:
+    path = config_path(path)
     if path is None:
         config = Config(destinations={"dry_run": {"type": "log"}})
     else:
         source = str(path)
         try:
             with open(path, "rb") as f:
-                data = tomllib.load(f)
+                text = f.read().decode("utf-8")
+            data = tomllib.loads(text)
         except FileNotFoundError:
             raise ConfigError(CONFIG_ENV, f"config file {source} not found", "fix the path or unset the variable") from None
+        except UnicodeDecodeError:
+            raise ConfigError("<file>", "the file is not UTF-8 text", "save it as UTF-8", source) from None
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError("<syntax>", str(exc), "fix the TOML syntax at that line", source) from None
         try:
             config = Config(**data, source=source)
         except ValidationError as exc:
-            _raise_validation(exc, "", source)
+            _raise_validation(exc, "", source, text)
+        config._text = text
     config.destination_entries()  # validate destinations and secrets now, not at the first event
+    config.tagging()  # compile and check variables, triggers and tags now too
     return config

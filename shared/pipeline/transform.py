@@ -1,24 +1,28 @@
 """transform: raw hit -> canonical events -> one delivery task per (event, destination).
 
 Every (event, destination) pair leaves here either as a task on the deliveries topic or with a
-recorded outcome (filtered: consent / not_mapped / disabled; rejected: invalid for that vendor).
+recorded outcome (filtered: consent / not_mapped / disabled / no_tag_fired; rejected: invalid for that
+vendor). A destination that [tags] name gets one task per firing tag, keyed "<event_uid>#<tag>"
+(shared.tagging; docs/tags.md), and consent is still checked before any tag.
 Vendor hashing happens here (in each destination's prepare), so raw PII never travels further.
 """
 
 from __future__ import annotations
 
 import logging
-from typing import Sequence
+from collections.abc import Sequence
+from functools import cached_property
 
 from pydantic import ValidationError
 
 from shared.errors import InvalidInput, StoreUnavailable
 from shared.models import HIT_LEVEL, DeliveryTask, Event, FailedEvent, Outcome, OutcomeKind, RawHit
-from shared.parsing import parse_hit
 from shared.monitoring.logs import log_outcomes
+from shared.parsing import parse_hit
 from shared.pipeline.stage import ACK, Decision, nack
 from shared.privacy import redact_event, scrub_text
 from shared.runtime import Runtime
+from shared.tagging import tag_event_uid
 from shared.transport.base import DELIVERIES, Message
 
 log = logging.getLogger("tagpipe.transform")
@@ -92,7 +96,14 @@ class Transformer:
             return {m.ack_id: nack() for m in messages}
         return decisions
 
+    @cached_property
+    def tagging(self):
+        """The config's compiled tags (shared.tagging); empty when it declares none."""
+        return self.rt.config.tagging()
+
     def route(self, event: Event) -> tuple[list[DeliveryTask], list[Outcome]]:
+        """One task per (event, destination), or per (event, destination, firing tag) for a destination
+        that tags name; every pair not sent gets exactly one outcome (see docs/tags.md)."""
         tasks: list[DeliveryTask] = []
         outcomes: list[Outcome] = []
         entries = self.rt.entries
@@ -100,6 +111,8 @@ class Transformer:
             return [], [self._outcome(event, HIT_LEVEL, OutcomeKind.FILTERED, "no_destination",
                                       "no destination is configured")]
         consent_default = self.rt.config.consent.default == "granted"
+        tagging = self.tagging
+        evaluation = None  # variables and triggers are evaluated lazily, once per event
         for dest_id, entry in entries.items():
             if not entry.enabled:
                 outcomes.append(self._outcome(event, dest_id, OutcomeKind.FILTERED, "disabled", "destination is disabled"))
@@ -110,25 +123,62 @@ class Transformer:
                                               f"consent not granted: {', '.join(denied)}"))
                 continue
             destination = self.rt.destinations[dest_id]
-            try:
-                prepared = destination.prepare(event)
-            except InvalidInput as exc:
-                outcomes.append(self._outcome(event, dest_id, OutcomeKind.REJECTED, exc.code, exc.message))
+            if not tagging.manages(dest_id):  # no tag names it: every event, through its default mapping
+                self._prepare(destination, event, event, event.event_uid, tasks, outcomes)
                 continue
-            if prepared is None:
-                outcomes.append(self._outcome(event, dest_id, OutcomeKind.FILTERED, "not_mapped",
-                                              f"{destination.type} does not take {event.name!r}"))
+            if evaluation is None:
+                evaluation = tagging.evaluate(event)
+            decisions = tagging.decide(evaluation, dest_id)
+            fired = [d.tag for d in decisions if d.status == "fired"]
+            if not fired:
+                blocked = [f"{d.tag.name} (blocked by {d.detail})" for d in decisions if d.status == "blocked"]
+                outcomes.append(self._outcome(event, dest_id, OutcomeKind.FILTERED, "no_tag_fired",
+                                              f"no tag for {dest_id} fired" + (f"; {', '.join(blocked)}" if blocked else "")))
                 continue
-            tasks.append(DeliveryTask(
-                event_uid=event.event_uid, hit_id=event.hit_id, event_id=event.event_id,
-                event_name=prepared.event_name, event_time=event.timestamp, destination=dest_id,
-                payload=prepared.payload, identifiers=prepared.identifiers, debug_token=event.debug_token,
-            ))
+            sent: dict[str, str] = {}  # vendor event name -> the tag that sends it, for this event
+            for tag in fired:
+                uid = tag_event_uid(event.event_uid, tag.name)
+                tagged = tag.apply(evaluation)
+                if tagged is None:
+                    outcomes.append(self._outcome(event, dest_id, OutcomeKind.FILTERED, "tag_event_name_empty",
+                                                  f"tag {tag.name}: event_name resolved to nothing", uid))
+                    continue
+                task = self._prepare(destination, event, tagged, uid, tasks, outcomes)
+                if task is None:
+                    continue
+                first = sent.setdefault(task.event_name, tag.name)
+                if first != tag.name:  # same vendor event twice: deliver would dedup it; say which tag won
+                    tasks.pop()
+                    outcomes.append(self._outcome(event, dest_id, OutcomeKind.FILTERED, "duplicate",
+                                                  f"tag {first} already sends {task.event_name} for this event", uid))
         return tasks, outcomes
 
+    def _prepare(self, destination, event: Event, prepared_from: Event, uid: str,
+                 tasks: list[DeliveryTask], outcomes: list[Outcome]) -> DeliveryTask | None:
+        """prepare() one event for one destination: append its task, or its outcome."""
+        dest_id = destination.id
+        try:
+            prepared = destination.prepare(prepared_from)
+        except InvalidInput as exc:
+            outcomes.append(self._outcome(event, dest_id, OutcomeKind.REJECTED, exc.code, exc.message, uid))
+            return None
+        if prepared is None:
+            name = prepared_from.vendor_event_name or event.name
+            outcomes.append(self._outcome(event, dest_id, OutcomeKind.FILTERED, "not_mapped",
+                                          f"{destination.type} does not take {name!r}", uid))
+            return None
+        task = DeliveryTask(
+            event_uid=uid, hit_id=event.hit_id, event_id=event.event_id,
+            event_name=prepared.event_name, event_time=event.timestamp, destination=dest_id,
+            payload=prepared.payload, identifiers=prepared.identifiers, debug_token=event.debug_token,
+        )
+        tasks.append(task)
+        return task
+
     @staticmethod
-    def _outcome(event: Event, dest: str, kind: OutcomeKind, reason: str, detail: str) -> Outcome:
-        return Outcome(hit_id=event.hit_id, event_uid=event.event_uid, destination=dest, outcome=kind,
+    def _outcome(event: Event, dest: str, kind: OutcomeKind, reason: str, detail: str,
+                 event_uid: str | None = None) -> Outcome:
+        return Outcome(hit_id=event.hit_id, event_uid=event_uid or event.event_uid, destination=dest, outcome=kind,
                        reason=reason, detail=detail, event_name=event.name)
 
     def _failure(self, hit: RawHit, code: str, message: str) -> FailedEvent:
