@@ -40,7 +40,7 @@ CREATE INDEX IF NOT EXISTS outcomes_at ON outcomes (at);
 CREATE TABLE IF NOT EXISTS failed_events (
   id INTEGER PRIMARY KEY AUTOINCREMENT, schema TEXT NOT NULL, stage TEXT NOT NULL,
   hit_id TEXT NOT NULL, event_uid TEXT, destination TEXT, error_code TEXT NOT NULL,
-  message TEXT NOT NULL, payload TEXT NOT NULL, at REAL NOT NULL
+  message TEXT NOT NULL, payload TEXT NOT NULL, at REAL NOT NULL, replayed_at REAL
 );
 CREATE INDEX IF NOT EXISTS failed_at ON failed_events (at);
 CREATE TABLE IF NOT EXISTS delivered (
