@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Install the test tools whose pins clash with the project's, each in a venv of its own:
+#   .venv/tools/checkov      checkov (pins packaging<24; pytest 9 and google-cloud-bigquery need >=24)
+#   .venv/tools/bqemulator   bqemulator + numpy (its grpcio-tools pins protobuf<7; we run 7)
+# Tests find them there (or via CHECKOV_BIN / TAGPIPE_BQEMULATOR_PYTHON). The Pub/Sub and Firestore
+# emulators come with the Google Cloud CLI and need java.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+TOOLS="${TAGPIPE_TOOLS_DIR:-$ROOT/.venv/tools}"
+PYTHON="${PYTHON:-python3}"
+
+install() { # name, packages...
+  local name="$1"
+  shift
+  if [[ ! -x "$TOOLS/$name/bin/python" ]]; then
+    "$PYTHON" -m venv "$TOOLS/$name"
+  fi
+  "$TOOLS/$name/bin/python" -m pip install --quiet --disable-pip-version-check "$@"
+  echo "tools: $name ready in $TOOLS/$name"
+}
+
+install checkov "checkov>=3.2,<4"
+install bqemulator "bqemulator>=1.4,<2" "duckdb==1.5.6" numpy
