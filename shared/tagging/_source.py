@@ -44,7 +44,7 @@ def parse_path(path: str) -> list[tuple[str, list[int]]]:
     """`tags.x.rules[1].pattern` -> [("tags", []), ("x", []), ("rules", [1]), ("pattern", [])]."""
     out = []
     for name, idx in _SEGMENT.findall(path):
-        out.append((name, [int(i) for i in re.findall(r"\d+", idx)]))
+        out.append((name.strip("\"'"), [int(i) for i in re.findall(r"\d+", idx)]))
     return out
 
 
@@ -97,9 +97,14 @@ def line_of(text: str, path: str, value: Any = None) -> int | None:
     return None if found is None else found + 1
 
 
-def did_you_mean(word: str, candidates: Iterable[str]) -> str:
+def closest(word: str, candidates: Iterable[str]) -> str | None:
     close = difflib.get_close_matches(str(word), list(candidates), n=1, cutoff=0.6)
-    return f"did you mean {close[0]!r}?" if close else ""
+    return close[0] if close else None
+
+
+def did_you_mean(word: str, candidates: Iterable[str]) -> str:
+    close = closest(word, candidates)
+    return f"did you mean {close!r}?" if close else ""
 
 
 def one_of(candidates: Iterable[str]) -> str:

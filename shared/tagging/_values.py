@@ -20,7 +20,7 @@ from urllib.parse import SplitResult, parse_qsl, urlsplit
 
 from shared.models import ClickIds, Event, Item
 
-from ._source import Source, did_you_mean, one_of
+from ._source import Source, closest, did_you_mean, one_of
 
 if TYPE_CHECKING:
     from ._tags import Evaluation
@@ -286,7 +286,11 @@ class VariableCompiler:
         prefix, dot, rest = name.partition(".")
         if dot and prefix in PREFIXES:
             return self._add(name, _event(self._prefixed(prefix, rest, key, ref)))
-        hint = did_you_mean(name, [*self.names(), *(f"{p}." for p in PREFIXES)])
+        near = closest(prefix, PREFIXES) if dot else None
+        if near:  # prams.coupon -> param.coupon
+            hint = f"did you mean {near + '.' + rest!r}?"
+        else:
+            hint = did_you_mean(name, self.names())
         raise self.source.error(
             key,
             f"unknown variable {name!r}",

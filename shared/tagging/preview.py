@@ -258,7 +258,8 @@ def preview(config, hits: list[tuple[str, RawHit]]) -> dict[str, Any]:
             dests: dict[str, Any] = {}
             for dest_id in runtime.entries:
                 row: dict[str, Any] = {}
-                if ev is not None and tagging.manages(dest_id):
+                stopped = any(o.destination == dest_id and o.reason in ("disabled", "consent") for o in outcomes)
+                if ev is not None and tagging.manages(dest_id) and not stopped:  # route never got to the tags
                     row["tags"] = [
                         {"tag": d.tag.name, "status": d.status, **({"trigger": d.detail} if d.detail else {})}
                         for d in tagging.decide(ev, dest_id)
