@@ -43,7 +43,7 @@ def cmd_check(args: argparse.Namespace) -> int:
             print(f"  tags for {dest_id}: {names} (only firing tags send to it)")
         if tagging:
             print(f"  {len(tagging.tags)} tags, {len(tagging.triggers)} triggers, "
-                  f"{len(config.variables)} variables declared")
+                  f"{len(config.variables)} declared variables")
         for warning in tagging.warnings:
             print(f"  warning: {warning}")
         if placeholders:

@@ -48,11 +48,26 @@ def parse_path(path: str) -> list[tuple[str, list[int]]]:
     return out
 
 
+def _code(line: str) -> str:
+    """The line without its comment (a # outside quotes)."""
+    quote = ""
+    for i, ch in enumerate(line):
+        if quote:
+            if ch == quote:
+                quote = ""
+        elif ch in "\"'":
+            quote = ch
+        elif ch == "#":
+            return line[:i]
+    return line
+
+
 def _key_line(lines: list[str], start: int, end: int, key: str, skip: int = 0) -> int | None:
-    pattern = re.compile(r"(?:^|[\s{,])(?:" + re.escape(key) + r'|"' + re.escape(key) + r'"|\'' + re.escape(key) + r"')\s*[=.]")
+    """The index of the (skip+1)-th line in [start, end) that assigns `key` (bare or quoted)."""
+    k = re.escape(key)
+    pattern = re.compile(rf"""(?:^|[\s{{,]){k}\s*[=.]|["']{k}["']\s*[=.]""")
     for i in range(start, end):
-        line = lines[i].split("#", 1)[0] if "#" in lines[i] and '"' not in lines[i] else lines[i]
-        if pattern.search(line):
+        if pattern.search(_code(lines[i])):
             if skip == 0:
                 return i
             skip -= 1
@@ -68,8 +83,8 @@ def line_of(text: str, path: str, value: Any = None) -> int | None:
     names = [name for name, _ in segments]
     headers: list[tuple[int, list[str]]] = []
     for i, line in enumerate(lines):
-        m = _HEADER.match(line)
-        if m and not line.lstrip().startswith("#"):
+        m = _HEADER.match(_code(line))
+        if m:
             headers.append((i, split_key(m.group(1))))
     best: tuple[int, int] | None = None  # (line index, number of path segments it covers)
     for i, parts in headers:

@@ -660,7 +660,7 @@ def compile_regex(c: VariableCompiler | Source, pattern: Any, key: str, flags: i
         return re.compile(pattern, flags)
     except re.error as exc:
         raise source.error(key, f"invalid regular expression: {exc}",
-                           "fix the pattern (Python re syntax; TOML literal strings '...' need no \\\\ escaping)",
+                           "fix the pattern (Python re syntax; TOML literal strings '...' need no \\ escaping)",
                            value=pattern) from None
 
 

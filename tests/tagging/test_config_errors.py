@@ -359,3 +359,9 @@ rules = [
 destination = "x"
 """
     assert line_of(text, path) == expected
+
+
+def test_line_of_ignores_comments_and_finds_the_offending_value():
+    text = '[tags.a]\n# triggers = ["old"]\ndestination = "m"  # triggers = 1\ntriggers = [\n  "x",\n  "y#z",\n]\n'
+    assert line_of(text, "tags.a.triggers") == 4
+    assert line_of(text, "tags.a.triggers[1]", value="y#z") == 6
