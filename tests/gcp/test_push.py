@@ -125,12 +125,15 @@ def _endpoint(kind: str, tmp_path_factory) -> PushEndpoint:
     folder = tmp_path_factory.mktemp(f"push-{kind}")
     log = folder / "deliveries.jsonl"
     source = Path(__file__).parent / "push_function" / f"main_{kind}.py"
-    argv = [sys.executable, "-m", "functions_framework", "--target", "receive", "--source", str(source),
-            "--host", "127.0.0.1", "--port", str(port)]
+    # Started the way the gen2 Python buildpack starts a function: the bare `functions-framework`
+    # command configured by environment variables, so FUNCTION_USE_ASGI=true is what selects the
+    # ASGI server (as Terraform sets it), not a --asgi flag.
+    env = {"PUSH_LOG": str(log), "FUNCTION_TARGET": "receive", "FUNCTION_SOURCE": str(source),
+           "FUNCTION_SIGNATURE_TYPE": "http", "HOST": "127.0.0.1", "PORT": str(port)}
     if kind == "asgi":
-        argv.append("--asgi")
-    server = Server(f"functions-framework ({kind})", argv, port, env={"PUSH_LOG": str(log)},
-                    log=folder / "server.log")
+        env["FUNCTION_USE_ASGI"] = "true"
+    server = Server(f"functions-framework ({kind})", [sys.executable, "-m", "functions_framework"], port,
+                    env=env, log=folder / "server.log")
     return PushEndpoint(server, log)
 
 

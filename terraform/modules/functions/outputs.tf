@@ -1,6 +1,6 @@
 output "urls" {
-  description = "Function -> HTTPS URL (collect's is the one the site's tags call)."
-  value       = { for f in local.functions : f => google_cloudfunctions2_function.fn[f].url }
+  description = "Function -> its Cloud Run service URI (https://<name>-<hash>-<region>.a.run.app): the push endpoint and OIDC audience Cloud Run checks, and what a proxy forwards to (the path reaches the function unchanged)."
+  value       = { for f in local.functions : f => google_cloudfunctions2_function.fn[f].service_config[0].uri }
 }
 
 output "service_names" {
