@@ -1,4 +1,5 @@
-"""The local stack: collect on HTTP plus the transform, deliver and archive workers, one process.
+"""The local stack: collect on HTTP plus the transform, deliver and archive workers, one process,
+with the monitoring dashboard (127.0.0.1:8081) and the alert rules beside them.
 
 `make run` starts it. Everything durable lives under storage.dir (.tagpipe/): stop it with
 Ctrl-C (or SIGTERM) and start it again, and it resumes from the queue where it left off.
@@ -12,6 +13,7 @@ import threading
 from pathlib import Path
 
 from shared.config import Config
+from shared.monitoring.service import Monitoring
 from shared.pipeline.archive import DeadLetterArchive
 from shared.pipeline.deliver import Deliverer
 from shared.pipeline.stage import run_worker
@@ -79,7 +81,9 @@ def run(config: Config | None = None, host: str | None = None, port: int | None 
         released = runtime.bus.release_leases()  # work a killed previous run had in hand
         if released:
             log.info("resuming %d messages left in flight by the previous run", released)
+    monitoring = Monitoring(runtime)  # reads [monitoring] first: a bad table stops start-up here
     workers = Workers(runtime).start()
+    monitoring.start()  # the dashboard (127.0.0.1:8081) and the alert rules, on their own threads
     host = host or cfg.server.host
     port = port or cfg.server.port
     log.info("tagpipe local stack: collect on http://%s:%d (config %s, data in %s)", host, port, cfg.source, cfg.storage.dir)
@@ -92,6 +96,7 @@ def run(config: Config | None = None, host: str | None = None, port: int | None 
     except KeyboardInterrupt:
         pass
     finally:
+        monitoring.close()
         workers.close()
         runtime.close()
         log.info("tagpipe stopped; queued work resumes at the next start")

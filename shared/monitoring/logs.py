@@ -1,7 +1,8 @@
 """Structured (JSON) logs, one object per line: what Cloud Logging parses into jsonPayload.
 
 Log lines carry ids, codes and counts, never customer data. Outcome counts are logged per batch
-(`outcome_counts`), which Cloud Monitoring turns into log-based metrics for the alert policies.
+(`outcome_counts`), and the match keys of delivered events (`match_key_counts`), which Cloud
+Monitoring turns into log-based metrics for the alert policies (docs/monitoring.md).
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import logging
 import sys
 import time
 from collections import Counter
-from typing import Iterable
+from collections.abc import Iterable
 
 from shared.models import Outcome
 
@@ -46,7 +47,13 @@ _outcome_log = logging.getLogger("tagpipe.outcomes")
 
 
 def log_outcomes(outcomes: Iterable[Outcome]) -> None:
+    outcomes = list(outcomes)
     counts = Counter((o.destination, o.outcome.value, o.reason) for o in outcomes)
     for (destination, outcome, reason), n in counts.items():
         _outcome_log.info("outcome_counts", extra={"destination": destination, "outcome": outcome,
                                                    "reason": reason, "count": n})
+    # match keys carried by delivered events: the numerator of the match-quality alert on GCP
+    # (the denominator is outcome_counts with outcome=delivered)
+    keys = Counter((o.destination, key) for o in outcomes if o.outcome.value == "delivered" for key in o.identifiers)
+    for (destination, key), n in keys.items():
+        _outcome_log.info("match_key_counts", extra={"destination": destination, "key": key, "count": n})

@@ -1,0 +1,181 @@
+"""The JSON behind the dashboard and the debug view: exact numbers, token, no PII, and the local stack serving it."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import warnings
+
+import httpx
+import pytest
+
+from shared.monitoring.alerts import AlertEvaluator
+from shared.monitoring.config import DeadLetterRule, MonitoringConfig
+from shared.monitoring.dashboard import create_dashboard_app
+from shared.monitoring.redact import body_for_display, for_display, raw_hit_for_display
+from tests.fakes.vendors import FakeVendors
+from tests.monitoring.conftest import NOW, Clock
+from tests.monitoring.scenario import PII_EMAIL, PII_PHONE, PII_PHONE_DIGITS, add, add_hits, traced_pipeline
+
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore")
+    from starlette.testclient import TestClient
+
+TYPES = {"meta": "meta", "ga4": "ga4"}
+
+
+def pii_free(text: str) -> None:
+    lowered = text.lower()
+    for needle in (PII_EMAIL, PII_EMAIL.split("@")[0], PII_PHONE, PII_PHONE_DIGITS, "555-0199", "5550199",
+                   hashlib.sha256(PII_EMAIL.encode()).hexdigest()):
+        assert needle.lower() not in lowered, f"{needle!r} is shown"
+
+
+@pytest.fixture
+def client(store, tmp_path):
+    clock = Clock(NOW)
+    add_hits(store, NOW - 600, 120)
+    add(store, "meta", "delivered", NOW - 500, 80, identifiers=["em", "fbp"])
+    add(store, "meta", "delivered", NOW - 500, 20, identifiers=["fbp"])
+    add(store, "meta", "dead_lettered", NOW - 400, 12, "meta:190", detail="access token expired or invalid")
+    add(store, "meta", "filtered", NOW - 400, 7, "duplicate")
+    add(store, "ga4", "delivered", NOW - 300, 90, identifiers=["client_id"])
+    add(store, "ga4", "filtered", NOW - 300, 10, "consent")
+    add(store, "*", "rejected", NOW - 200, 4, "invalid_json", detail="body is not valid JSON")
+    add(store, "meta", "delivered", NOW - 7200, 999)  # outside the hour
+    app = create_dashboard_app(store=store, bus=None, destination_types=TYPES, state_dir=tmp_path / "data",
+                               clock=clock)
+    return TestClient(app)
+
+
+def test_summary_numbers(client):
+    s = client.get("/api/summary?window=1h").json()
+    t = s["totals"]
+    assert (t["hits"], t["delivered"], t["dead_lettered"], t["filtered"]) == (120, 190, 12, 17)
+    assert (t["duplicate"], t["consent"], t["collect_rejected"]) == (7, 10, 4)
+    assert t["failure_rate"] == round(12 / 202, 4)
+    meta = next(d for d in s["destinations"] if d["id"] == "meta")
+    assert (meta["label"], meta["delivered"], meta["dead_lettered"], meta["duplicate"]) == ("Meta", 100, 12, 7)
+    assert {q["key"]: q["share"] for q in meta["match_quality"]} == {"em": 0.8, "fbp": 1.0}
+    assert s["reasons"] == [{"destination": "meta", "label": "Meta", "outcome": "dead_lettered", "reason": "meta:190",
+                             "count": 12, "text": "the access token expired"}]
+    assert s["collect_rejections"] == [{"reason": "invalid_json", "count": 4, "text": "the body was not valid JSON"}]
+    assert len(s["series"]["t"]) == 60 and sum(s["series"]["delivered"]) == 190
+    assert client.get("/api/summary?window=24h").json()["totals"]["delivered"] == 190 + 999
+
+
+def test_alerts_firing_show_on_the_dashboard(client, store, tmp_path):
+    AlertEvaluator(store, [DeadLetterRule()], [], tmp_path / "data", clock=Clock(NOW), destination_types=TYPES).evaluate()
+    alerts = client.get("/api/summary").json()["alerts"]
+    assert [a["title"] for a in alerts] == ["Meta: 12 purchases were dead-lettered in the last 15 minutes"]
+
+
+def test_token_guards_everything_but_health(store, tmp_path):
+    app = create_dashboard_app(store=store, token="let-me-in", state_dir=tmp_path)
+    c = TestClient(app, follow_redirects=False)
+    assert c.get("/healthz").status_code == 200
+    assert c.get("/api/summary").status_code == 401
+    assert c.get("/").status_code == 401 and "TAGPIPE_DASHBOARD_TOKEN" in c.get("/").text
+    assert c.get("/api/summary", headers={"authorization": "Bearer nope"}).status_code == 401
+    assert c.get("/api/summary", headers={"authorization": "Bearer let-me-in"}).status_code == 200
+    r = c.get("/?token=let-me-in")
+    assert r.status_code == 303 and r.headers["location"] == "/" and "httponly" in r.headers["set-cookie"].lower()
+    assert c.get("/api/summary").status_code == 200  # the cookie now
+    assert c.get("/?token=wrong").status_code == 401
+
+
+def test_token_from_the_environment_and_security_headers(store, tmp_path, monkeypatch):
+    monkeypatch.setenv("TAGPIPE_DASHBOARD_TOKEN", "from-env")
+    c = TestClient(create_dashboard_app(store=store, state_dir=tmp_path, monitoring=MonitoringConfig()))
+    assert c.get("/api/alerts").status_code == 401
+    r = c.get("/api/alerts", headers={"authorization": "Bearer from-env"})
+    assert r.status_code == 200 and r.headers["x-frame-options"] == "DENY" and "default-src 'self'" in r.headers["content-security-policy"]
+
+
+def test_display_scrubbing():
+    hashed = hashlib.sha256(b"x@y.example").hexdigest()
+    doc = {"user_data": {"email": PII_EMAIL, "phone": PII_PHONE, "em": [hashed], "address": {"city": "Berlin"}},
+           "client": {"ip": "203.0.113.77", "client_id": "1234567890.1700000000"},
+           "note": f"call {PII_PHONE} or mail {PII_EMAIL}", "event_time": "1700000000", "name": "purchase"}
+    out = for_display(doc)
+    assert out["user_data"]["email"] == "[redacted]" and out["user_data"]["em"] == [f"sha256:{hashed[:8]}…"]
+    assert out["client"] == {"ip": "203.0.113.0", "client_id": "123456…"}
+    assert out["note"] == "call [redacted] or mail [redacted]"
+    assert out["event_time"] == "1700000000" and out["name"] == "purchase"
+    gtag = body_for_display(f"en=purchase&ep.user_data.email={PII_EMAIL}\nen=page_view&cid=1.2")
+    assert gtag == [[["en", "purchase"], ["ep.user_data.email", "[redacted]"]], [["en", "page_view"], ["cid", "•••"]]]
+    raw = raw_hit_for_display({"query": f"em={PII_EMAIL}", "cookies": {"_fbp": "fb.1.1700000000.99"},
+                               "client_ip": "198.51.100.9", "headers": {"cookie": "_ga=1", "user-agent": "UA"}})
+    assert raw["query"] == [["em", "[redacted]"]] and raw["cookies"] == {"_fbp": "fb.1.1…"}
+    assert raw["client_ip"] == "198.51.100.0" and raw["headers"] == {"user-agent": "UA"}
+
+
+def test_debug_api_traces_a_real_hit_without_pii(tmp_path, monkeypatch):
+    hits = [{"path": "/events", "headers": {"x-tagpipe-debug": "qa-1"},
+             "json": {"event_name": "purchase", "event_id": "order-77", "value": 10, "currency": "EUR",
+                      "page_location": "https://shop.example/thanks",
+                      "user_data": {"email": PII_EMAIL, "phone": PII_PHONE}}},
+            {"path": "/events", "json": {"event_name": "purchase", "event_id": "order-78",
+                                          "page_location": "https://shop.example/thanks"}}]  # not traced
+    with FakeVendors() as fakes:
+        rt = traced_pipeline(tmp_path, fakes, monkeypatch, hits)
+    c = TestClient(create_dashboard_app(store=rt.store, bus=rt.bus, destination_types={"meta": "meta", "dry_run": "log"},
+                                        state_dir=tmp_path))
+    assert [t["token"] for t in c.get("/api/debug/tokens").json()["tokens"]] == ["qa-1"]
+    r = c.get("/api/debug/qa-1")
+    pii_free(r.text)
+    (hit,) = r.json()["hits"]
+    assert hit["raw"]["body"]["user_data"] == {"email": "[redacted]", "phone": "[redacted]"}
+    (event,) = hit["events"]
+    assert event["event_id"] == "order-77"
+    meta = next(d for d in event["destinations"] if d["destination"] == "meta")
+    assert meta["task"]["event_name"] == "Purchase" and "em" in meta["task"]["identifiers"]
+    assert meta["outcome"]["outcome"] == "delivered"
+    (sent,) = [d for d in hit["deliveries"] if d["destination"] == "meta"]
+    assert sent["request"]["url"].endswith("/events?access_token=***") and fakes.meta_token not in r.text
+    assert sent["response"]["status"] == 200 and sent["verdict"] == "ok"
+    assert [e["event_id"] for e in sent["request"]["body"]["data"]] == ["order-77"]  # the batch's other event hidden
+    assert c.get("/api/debug/unknown").json() == {"token": "unknown", "hits": []}
+
+
+def test_debug_api_shows_the_vendor_refusal(tmp_path, monkeypatch):
+    hits = [{"path": "/events", "query": "tp_debug=expired", "json": {"event_name": "purchase", "event_id": "o-1",
+                                                                         "page_location": "https://shop.example/"}}]
+    with FakeVendors() as fakes:
+        rt = traced_pipeline(tmp_path, fakes, monkeypatch, hits, break_meta=True)
+    c = TestClient(create_dashboard_app(store=rt.store, destination_types={"meta": "meta"}, state_dir=tmp_path))
+    (hit,) = c.get("/api/debug/expired").json()["hits"]
+    meta = next(d for d in hit["events"][0]["destinations"] if d["destination"] == "meta")
+    assert (meta["outcome"]["outcome"], meta["outcome"]["reason"]) == ("dead_lettered", "meta:190")
+    assert meta["outcome"]["text"] == "the access token expired"
+    (sent,) = [d for d in hit["deliveries"] if d["destination"] == "meta"]
+    assert sent["response"]["status"] == 400 and sent["verdict"] == "permanent"
+    assert "wrong-token" not in json.dumps(hit)
+
+
+# --------------------------------------------------------------------------- the real local stack
+
+
+def test_local_stack_serves_the_dashboard_and_runs_the_rules(tmp_path):
+    from tests.e2e.stack import LocalStack, free_port, wait_until
+
+    port = free_port()
+    monitoring = tmp_path / "monitoring.toml"
+    monitoring.write_text("[monitoring.alerts]\ninterval_seconds = 1\n")
+    env = {"TAGPIPE_DASHBOARD_PORT": str(port), "TAGPIPE_MONITORING_CONFIG": str(monitoring)}
+    env.pop("TAGPIPE_DASHBOARD_TOKEN", None)
+    if os.environ.get("TAGPIPE_DASHBOARD_TOKEN"):
+        pytest.skip("TAGPIPE_DASHBOARD_TOKEN is set in this environment")
+    with LocalStack(tmp_path / "stack", '[destinations.dry_run]\ntype = "log"\n', env) as stack:
+        r = httpx.post(f"{stack.url}/events", headers={"x-tagpipe-debug": "e2e"},
+                       json={"event_name": "purchase", "event_id": "e2e-1", "user_data": {"email": PII_EMAIL}})
+        assert r.status_code == 200
+        base = f"http://127.0.0.1:{port}"
+        summary = wait_until(lambda: (lambda s: s if s["totals"]["delivered"] == 1 else None)(
+            httpx.get(f"{base}/api/summary").json()), what="the dashboard to count the delivery")
+        assert summary["destinations"][0]["label"] == "Dry run (dry_run)"
+        assert {b["subscription"] for b in summary["backlog"]} == {"transform", "deliver", "dead-letter-archive"}
+        trace = wait_until(lambda: httpx.get(f"{base}/api/debug/e2e").json()["hits"], what="the trace")
+        pii_free(json.dumps(trace))
+        wait_until(lambda: (stack.data_dir / "alert_state.json").exists(), what="the evaluator to run")
