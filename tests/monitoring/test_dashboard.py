@@ -45,7 +45,7 @@ def client(store, tmp_path):
     add(store, "*", "rejected", NOW - 200, 4, "invalid_json", detail="body is not valid JSON")
     add(store, "meta", "delivered", NOW - 7200, 999)  # outside the hour
     app = create_dashboard_app(store=store, bus=None, destination_types=TYPES, state_dir=tmp_path / "data",
-                               clock=clock)
+                               clock=clock, token="")
     return TestClient(app)
 
 
@@ -121,7 +121,7 @@ def test_debug_api_traces_a_real_hit_without_pii(tmp_path, monkeypatch):
     with FakeVendors() as fakes:
         rt = traced_pipeline(tmp_path, fakes, monkeypatch, hits)
     c = TestClient(create_dashboard_app(store=rt.store, bus=rt.bus, destination_types={"meta": "meta", "dry_run": "log"},
-                                        state_dir=tmp_path))
+                                        state_dir=tmp_path, token=""))
     assert [t["token"] for t in c.get("/api/debug/tokens").json()["tokens"]] == ["qa-1"]
     r = c.get("/api/debug/qa-1")
     pii_free(r.text)
@@ -144,7 +144,7 @@ def test_debug_api_shows_the_vendor_refusal(tmp_path, monkeypatch):
                                                                          "page_location": "https://shop.example/"}}]
     with FakeVendors() as fakes:
         rt = traced_pipeline(tmp_path, fakes, monkeypatch, hits, break_meta=True)
-    c = TestClient(create_dashboard_app(store=rt.store, destination_types={"meta": "meta"}, state_dir=tmp_path))
+    c = TestClient(create_dashboard_app(store=rt.store, destination_types={"meta": "meta"}, state_dir=tmp_path, token=""))
     (hit,) = c.get("/api/debug/expired").json()["hits"]
     meta = next(d for d in hit["events"][0]["destinations"] if d["destination"] == "meta")
     assert (meta["outcome"]["outcome"], meta["outcome"]["reason"]) == ("dead_lettered", "meta:190")
