@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Build the Cloud Functions source zips: .dist/{collect,transform,deliver}.zip
+# Build the Cloud Functions source zips: .dist/{collect,transform,deliver}.zip (and archive.zip
+# when functions/archive/main.py exists: terraform's enable_archive_function deploys it)
 #
 # Each zip holds, at its root:
 #   main.py            functions/<name>/main.py
@@ -63,7 +64,8 @@ def add(zf, name, data):
     zf.writestr(info, data)
 
 
-for function in ("collect", "transform", "deliver"):
+optional = [f for f in ("archive",) if (root / "functions" / f / "main.py").exists()]
+for function in ["collect", "transform", "deliver"] + optional:
     main = root / "functions" / function / "main.py"
     if not main.exists():
         sys.exit(f"package: {main} is missing")

@@ -8,6 +8,7 @@
 #
 #   every stage --publish--> {prefix}-records-<table> --BigQuery subscription--> dataset tables
 #   any push subscription, after max attempts --> {prefix}-dead-letter --BigQuery subscription--> dead_letters
+#                                                       (and, with enable_archive_function, --push--> [archive])
 #   idempotency keys (delivered, outcomes) --> Firestore database {prefix}-keys (TTL)
 
 locals {
@@ -98,7 +99,8 @@ module "functions" {
   prefix             = var.prefix
   python_runtime     = var.functions.python_runtime
   source_dir         = abspath("${path.root}/${var.functions.source_dir}")
-  sizing             = { collect = var.functions.collect, transform = var.functions.transform, deliver = var.functions.deliver }
+  sizing             = { collect = var.functions.collect, transform = var.functions.transform, deliver = var.functions.deliver, archive = var.functions.archive }
+  archive            = var.enable_archive_function
   dataset_id         = module.bigquery.dataset_id
   firestore_database = module.firestore.database_id
   dedup_ttl_days     = var.firestore.dedup_ttl_days
@@ -116,13 +118,17 @@ module "pubsub" {
   pubsub_service_agent = local.pubsub_service_agent
   labels               = local.labels
 
-  push_endpoints = {
-    transform = module.functions.urls["transform"]
-    deliver   = module.functions.urls["deliver"]
-  }
+  push_endpoints = merge(
+    {
+      transform = module.functions.urls["transform"]
+      deliver   = module.functions.urls["deliver"]
+    },
+    { for s, url in { "dead-letter-archive" = lookup(module.functions.urls, "archive", "") } : s => url if var.enable_archive_function },
+  )
   push_ack_deadline_seconds = {
-    transform = var.functions.transform.timeout
-    deliver   = var.functions.deliver.timeout
+    transform             = var.functions.transform.timeout
+    deliver               = var.functions.deliver.timeout
+    "dead-letter-archive" = var.functions.archive.timeout
   }
   invoker_service_account = module.functions.invoker_service_account
   delivery                = var.delivery

@@ -62,9 +62,23 @@ variable "functions" {
       max_instances = optional(number, 50)
       timeout       = optional(number, 120)
     }), {})
+    archive = optional(object({
+      memory        = optional(string, "512Mi")
+      cpu           = optional(string, "1")
+      concurrency   = optional(number, 20)
+      min_instances = optional(number, 0)
+      max_instances = optional(number, 5)
+      timeout       = optional(number, 60)
+    }), {})
   })
   description = "Runtime and sizing of the three Cloud Functions (gen2). source_dir holds the zips scripts/package.sh builds, relative to this folder. See modules/functions/main.tf for why each default is what it is."
   default     = {}
+}
+
+variable "enable_archive_function" {
+  type        = bool
+  description = "Deploy the dead-letter archive function (functions/archive/main.py, shared.pipeline.archive) behind a push subscription on the dead-letter topic, so a message Pub/Sub dead-letters on its own also gets its dead_lettered outcome and failed-event record. The raw dead letters reach BigQuery either way."
+  default     = false
 }
 
 variable "delivery" {

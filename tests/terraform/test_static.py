@@ -94,20 +94,30 @@ def test_labels_on_every_resource_that_takes_them():
 # --------------------------------------------------------------------------- Pub/Sub
 
 
+def dead_letter_policies(body: dict) -> list[dict]:
+    """Plain and dynamic dead_letter_policy blocks of a subscription."""
+    plain = body.get("dead_letter_policy", [])
+    dynamic = [d["dead_letter_policy"]["content"][0] for d in body.get("dynamic", []) if "dead_letter_policy" in d]
+    return list(plain) + dynamic
+
+
 def test_topics_mirror_the_python_topology():
     pubsub = modules()["pubsub"]
     assert set(pubsub.locals["pipeline_topics"]) == {RAW_HITS, DELIVERIES, DEAD_LETTER}
-    push = pubsub.locals["push"]
-    for sub in ("transform", "deliver"):
-        assert push[sub] == TOPOLOGY[sub].topic
-        assert TOPOLOGY[sub].dead_letter_topic == DEAD_LETTER
-    assert TOPOLOGY["dead-letter-archive"].topic == DEAD_LETTER
+    push_topics = pubsub.locals["push_topics"]
+    assert set(push_topics) == set(TOPOLOGY)  # transform, deliver, dead-letter-archive: the same names
+    for sub, topic in push_topics.items():
+        assert TOPOLOGY[sub].topic == topic
+    assert pubsub.locals["push"].replace(" ", "") == "${{forsinkeys(var.push_endpoints):s=>local.push_topics[s]}}"
+    # transform and deliver are always pushed to; the archive function is optional
+    root = modules()["root"].modules["pubsub"]["push_endpoints"]
+    assert 'transform = module.functions.urls["transform"]' in root and "enable_archive_function" in root
 
 
 def test_every_topic_has_a_subscription():
     pubsub = modules()["pubsub"]
     subs = pubsub.of_type("google_pubsub_subscription")
-    assert "${local.push}" == subs["push"]["for_each"]  # raw-hits and deliveries
+    assert "${local.push}" == subs["push"]["for_each"]  # raw-hits, deliveries (and dead-letter)
     assert subs["records"]["for_each"] == "${var.record_tables}"
     assert subs["records"]["topic"] == "${google_pubsub_topic.this[each.key].id}"
     # every records topic in tables.json is in the record_tables the root passes
@@ -116,15 +126,14 @@ def test_every_topic_has_a_subscription():
     bq_out = modules()["bigquery"].outputs["record_tables"]["value"]
     assert "spec.topic != null" in bq_out or "if spec.topic != null" in bq_out
     topics = set(pubsub.locals["pipeline_topics"]) | record_topics
-    covered = {push_topic for push_topic in pubsub.locals["push"].values()} | record_topics | {DEAD_LETTER}
+    covered = {RAW_HITS, DELIVERIES} | record_topics | {DEAD_LETTER}  # push, records, BigQuery archive
     assert topics == covered
 
 
 def test_every_dead_letter_topic_has_a_subscription():
     pubsub = modules()["pubsub"]
     subs = pubsub.of_type("google_pubsub_subscription")
-    dead_letter_topics = {block(body, "dead_letter_policy")["dead_letter_topic"]
-                          for body in subs.values() if "dead_letter_policy" in body}
+    dead_letter_topics = {p["dead_letter_topic"] for body in subs.values() for p in dead_letter_policies(body)}
     assert dead_letter_topics == {'${google_pubsub_topic.this["dead-letter"].id}'}
     archive = subs["dead_letter_archive"]
     assert archive["topic"] == '${google_pubsub_topic.this["dead-letter"].id}'
@@ -140,14 +149,19 @@ def test_push_subscriptions_use_oidc_retry_and_dead_letter_policies():
     assert oidc["service_account_email"] == "${var.invoker_service_account}"
     assert oidc["audience"] == "${var.push_endpoints[each.key]}"
     assert block(push, "retry_policy")["maximum_backoff"] == "${var.delivery.max_backoff_seconds}s"
-    assert block(push, "dead_letter_policy")["max_delivery_attempts"] == "${var.delivery.max_delivery_attempts}"
+    (policy,) = dead_letter_policies(push)
+    assert policy["max_delivery_attempts"] == "${var.delivery.max_delivery_attempts}"
+    # every push subscription dead-letters, except the one on the dead-letter topic itself
+    dynamic = next(d["dead_letter_policy"] for d in push["dynamic"] if "dead_letter_policy" in d)
+    assert dynamic["for_each"] == '${each.value == "dead-letter" ? [] : [1]}'
     assert block(push, "expiration_policy")["ttl"] == ""
     # only the invoker account may call transform and deliver, and it may call nothing else
     fns = modules()["functions"]
     invoker = fns.resource("google_cloud_run_v2_service_iam_member", "push_invoker")
     assert invoker["member"] == "serviceAccount:${google_service_account.invoker.email}"
     assert invoker["role"] == "roles/run.invoker"
-    assert "transform" in invoker["for_each"] and "deliver" in invoker["for_each"] and "collect" not in invoker["for_each"]
+    assert invoker["for_each"] == "${local.private}"
+    assert fns.locals["private"] == '${toset([for f in local.functions : f if f != "collect"])}'
 
 
 def test_dead_letter_iam_for_the_pubsub_service_agent():
@@ -161,7 +175,7 @@ def test_dead_letter_iam_for_the_pubsub_service_agent():
     assert sub["for_each"] == "${toset(local.dead_lettering)}"
     # every subscription with a dead-letter policy is in local.dead_lettering
     lettering = pubsub.locals["dead_lettering"]
-    assert 'for s in keys(local.push) : "${var.prefix}-${s}"' in lettering
+    assert 'for s in keys(local.push) : "${var.prefix}-${s}" if local.push[s] != "dead-letter"' in lettering
     assert 'for t in keys(var.record_tables) : "${var.prefix}-${t}-to-bigquery"' in lettering
     assert pubsub.resource("google_pubsub_subscription", "records")["name"] == "${var.prefix}-${each.key}-to-bigquery"
     # the service agent writes BigQuery subscriptions and mints push tokens
@@ -191,7 +205,8 @@ def test_collect_is_public_and_the_others_are_not():
 
 def test_one_service_account_per_function_with_scoped_roles():
     fns = modules()["functions"]
-    assert fns.locals["functions"] == '${toset(["collect", "transform", "deliver"])}'
+    assert fns.locals["functions"] == (
+        '${toset(concat(["collect", "transform", "deliver"], var.archive ? ["archive"] : []))}')
     assert fns.resource("google_service_account", "fn")["for_each"] == "${local.functions}"
     service = block(fns.resource("google_cloudfunctions2_function", "fn"), "service_config")
     assert service["service_account_email"] == "${google_service_account.fn[each.key].email}"

@@ -11,6 +11,8 @@
 # - deliver: private, scales to zero; concurrency 40 (threads waiting on vendor APIs); timeout
 #   120 s covers a vendor's slow answer plus retries inside one request; the push ack deadline
 #   is set to the same value so Pub/Sub never redelivers a message still in flight.
+# - archive (optional): private, scales to zero, at most 5 instances: dead letters are rare and
+#   nothing waits on them.
 #
 # FUNCTION_USE_ASGI=true: the gen2 Python buildpack starts the bare `functions-framework`
 # command (GoogleCloudPlatform/buildpacks cmd/python/functions_framework), whose --asgi flag is
@@ -19,7 +21,8 @@
 # functions would be served by the Flask/gunicorn app and fail.
 
 locals {
-  functions = toset(["collect", "transform", "deliver"])
+  functions = toset(concat(["collect", "transform", "deliver"], var.archive ? ["archive"] : []))
+  private   = toset([for f in local.functions : f if f != "collect"]) # invoked by Pub/Sub push only
 
   # What each function publishes to (topic names without the prefix). Least privilege: a
   # function gets roles/pubsub.publisher on these topics only.
@@ -27,6 +30,7 @@ locals {
     collect   = ["raw-hits", "records-failed-events", "records-outcomes", "records-traces"]
     transform = ["deliveries", "records-raw-hits", "records-events", "records-failed-events", "records-outcomes", "records-traces"]
     deliver   = ["dead-letter", "records-failed-events", "records-outcomes", "records-traces"]
+    archive   = ["records-failed-events", "records-outcomes"]
   }
 
   env = {
@@ -166,7 +170,7 @@ resource "google_cloud_run_v2_service_iam_member" "public" {
 }
 
 resource "google_cloud_run_v2_service_iam_member" "push_invoker" {
-  for_each = toset(["transform", "deliver"])
+  for_each = local.private
 
   project  = var.project_id
   location = var.region

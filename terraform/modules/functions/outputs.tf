@@ -21,8 +21,8 @@ output "invoker_service_account" {
 output "publishers" {
   description = "Topic name (without prefix) -> members that may publish to it."
   value = {
-    for topic in distinct(flatten(values(local.publishes))) : topic => [
-      for f, topics in local.publishes : "serviceAccount:${google_service_account.fn[f].email}" if contains(topics, topic)
+    for topic in distinct(flatten([for f in local.functions : local.publishes[f]])) : topic => [
+      for f, topics in local.publishes : "serviceAccount:${google_service_account.fn[f].email}" if contains(topics, topic) && contains(local.functions, f)
     ]
   }
 }

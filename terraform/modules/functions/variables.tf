@@ -33,7 +33,7 @@ variable "sizing" {
     max_instances = number
     timeout       = number
   }))
-  description = "Per function (collect, transform, deliver): memory, vCPU, requests per instance, instance bounds and request timeout in seconds."
+  description = "Per function (collect, transform, deliver, and archive when enabled): memory, vCPU, requests per instance, instance bounds and request timeout in seconds."
 
   validation {
     condition     = alltrue([for f in ["collect", "transform", "deliver"] : contains(keys(var.sizing), f)])
@@ -44,6 +44,12 @@ variable "sizing" {
     condition     = alltrue([for s in values(var.sizing) : s.concurrency == 1 || tonumber(s.cpu) >= 1])
     error_message = "Concurrency above 1 needs at least 1 vCPU (a Cloud Run rule)."
   }
+}
+
+variable "archive" {
+  type        = bool
+  description = "Also deploy the dead-letter archive function ({prefix}-archive from functions/archive/main.py)."
+  default     = false
 }
 
 variable "dataset_id" {

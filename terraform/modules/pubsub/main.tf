@@ -4,6 +4,7 @@
 #   deliveries  --push (OIDC)-------> deliver function      dead-letter policy -> dead-letter
 #   records-*   --BigQuery subscr.--> their table           dead-letter policy -> dead-letter
 #   dead-letter --BigQuery subscr.--> dead_letters table    (write_metadata: replayable)
+#   dead-letter --push (OIDC)-------> archive function      optional: dead_lettered outcomes
 #
 # Pub/Sub drops what is published to a topic without subscriptions: the dead-letter topic always
 # has its archive subscription. The mirror of shared.transport.base.TOPOLOGY.
@@ -12,15 +13,18 @@ locals {
   pipeline_topics = ["raw-hits", "deliveries", "dead-letter"]
   topics          = toset(concat(local.pipeline_topics, keys(var.record_tables)))
 
-  push = {
-    transform = "raw-hits"
-    deliver   = "deliveries"
+  # Push subscription -> its topic, for the functions that exist (the names of the Python topology).
+  push_topics = {
+    transform             = "raw-hits"
+    deliver               = "deliveries"
+    "dead-letter-archive" = "dead-letter"
   }
+  push = { for s in keys(var.push_endpoints) : s => local.push_topics[s] }
 
   # Subscriptions with a dead-letter policy: the service agent must be allowed to pull from them
   # (to forward) and to publish to the dead-letter topic.
   dead_lettering = concat(
-    [for s in keys(local.push) : "${var.prefix}-${s}"],
+    [for s in keys(local.push) : "${var.prefix}-${s}" if local.push[s] != "dead-letter"],
     [for t in keys(var.record_tables) : "${var.prefix}-${t}-to-bigquery"],
   )
 
@@ -64,9 +68,14 @@ resource "google_pubsub_subscription" "push" {
     maximum_backoff = "${var.delivery.max_backoff_seconds}s"
   }
 
-  dead_letter_policy {
-    dead_letter_topic     = google_pubsub_topic.this["dead-letter"].id
-    max_delivery_attempts = var.delivery.max_delivery_attempts
+  # Not on the dead-letter topic's own subscription: there is nowhere further to go (its messages
+  # are in BigQuery already, and stay 7 days on the subscription).
+  dynamic "dead_letter_policy" {
+    for_each = each.value == "dead-letter" ? [] : [1]
+    content {
+      dead_letter_topic     = google_pubsub_topic.this["dead-letter"].id
+      max_delivery_attempts = var.delivery.max_delivery_attempts
+    }
   }
 
   expiration_policy {
@@ -109,7 +118,7 @@ resource "google_pubsub_subscription" "records" {
 # (CloudPubSubDeadLetterSourceSubscription, ...DeliveryCount), into BigQuery for replay.
 resource "google_pubsub_subscription" "dead_letter_archive" {
   project                    = var.project_id
-  name                       = "${var.prefix}-dead-letter-archive"
+  name                       = "${var.prefix}-dead-letter-to-bigquery"
   topic                      = google_pubsub_topic.this["dead-letter"].id
   message_retention_duration = "604800s"
   labels                     = var.labels

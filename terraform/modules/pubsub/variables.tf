@@ -15,18 +15,18 @@ variable "pubsub_service_agent" {
 
 variable "push_endpoints" {
   type        = map(string)
-  description = "Push subscription (transform, deliver) -> HTTPS URL of its function."
+  description = "Push subscription (transform, deliver, optionally dead-letter-archive) -> HTTPS URL of its function."
 
   validation {
-    condition     = alltrue([for k, v in var.push_endpoints : contains(["transform", "deliver"], k) && startswith(v, "https://")])
-    error_message = "push_endpoints: keys transform and deliver, values https:// URLs."
+    condition     = alltrue([for k, v in var.push_endpoints : contains(["transform", "deliver", "dead-letter-archive"], k) && startswith(v, "https://")])
+    error_message = "push_endpoints: keys transform, deliver and optionally dead-letter-archive; values https:// URLs."
   }
 }
 
 variable "push_ack_deadline_seconds" {
   type        = map(number)
   description = "Push subscription -> ack deadline: set it to the function's timeout so Pub/Sub never redelivers a message still being handled."
-  default     = { transform = 60, deliver = 120 }
+  default     = { transform = 60, deliver = 120, "dead-letter-archive" = 60 }
 }
 
 variable "invoker_service_account" {

@@ -7,7 +7,8 @@ resource "google_secret_manager_secret" "this" {
 
   project   = var.project_id
   secret_id = "${var.prefix}-${each.key}"
-  labels    = var.labels
+  # deploy.sh checks that every mounted secret has a value before deploying the functions
+  labels = merge(var.labels, { tagpipe-mounted = length(each.value) > 0 ? "true" : "false" })
 
   replication {
     auto {}
