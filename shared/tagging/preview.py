@@ -58,6 +58,8 @@ def load_samples(sample: str, now: float | None = None) -> list[tuple[str, RawHi
         except json.JSONDecodeError as exc:
             raise InvalidInput("invalid_json", f"the sample is not valid JSON: {exc.msg} at line {exc.lineno}") from None
         return _from_json(data, name, now)
+    if "=" not in stripped:
+        raise InvalidInput("sample_not_found", f"no file {sample[:200]!r}, and it is neither JSON nor a gtag query string")
     return [(name, gtag_hit(stripped, now=now))]
 
 

@@ -146,3 +146,5 @@ def test_preview_of_a_hit_that_does_not_parse(capsys, secrets):
 def test_bad_sample(capsys, secrets):
     code, _, err = run_cli(capsys, "--config", str(EXAMPLE), "preview", "{not json")
     assert code == 2 and err.startswith("sample error: invalid_json")
+    code, _, err = run_cli(capsys, "--config", str(EXAMPLE), "preview", "examples/hits/purchse.json")
+    assert code == 2 and err.startswith("sample error: sample_not_found: no file 'examples/hits/purchse.json'")
