@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: help install run test test-fast lint bench deploy plan destroy package clean
+.PHONY: help install tools browser run test test-fast lint bench deploy plan destroy package clean
 
 help:
 	@echo "make run      start the local stack (collect on http://127.0.0.1:8080)"
@@ -21,10 +21,18 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
+# test tools whose pins clash with ours (checkov, bqemulator), each in its own venv under .venv/tools
+tools: $(STAMP)
+	scripts/tools.sh
+
+# headless Chromium for the dashboard and site-tag browser tests (Debian's package; needs root)
+browser:
+	@command -v chromium >/dev/null || (apt-get update -qq && apt-get install -y -qq chromium)
+
 run: $(STAMP)
 	$(VENV)/bin/tagpipe run
 
-test: $(STAMP)
+test: $(STAMP) tools browser
 	$(PY) -m pytest -q
 
 test-fast: $(STAMP)
@@ -36,6 +44,18 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) -m benchmarks
+
+package:
+	scripts/package.sh
+
+plan:
+	scripts/deploy.sh plan
+
+deploy:
+	scripts/deploy.sh deploy
+
+destroy:
+	scripts/deploy.sh destroy
 
 clean:
 	rm -rf .tagpipe .pytest_cache

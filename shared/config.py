@@ -21,6 +21,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError
 
 from shared.errors import ConfigError
+from shared.monitoring.config import MonitoringConfig
 
 CONFIG_ENV = "TAGPIPE_CONFIG"
 DEFAULT_FILE = "tagpipe.toml"
@@ -101,6 +102,7 @@ class Config(BaseModel):
     delivery: DeliveryConfig = Field(default_factory=DeliveryConfig)
     consent: ConsentConfig = Field(default_factory=ConsentConfig)
     privacy: PrivacyConfig = Field(default_factory=PrivacyConfig)
+    monitoring: MonitoringConfig = Field(default_factory=MonitoringConfig)
     destinations: dict[str, Any] = Field(default_factory=dict)  # raw tables, see load_destinations
     variables: dict[str, Any] = Field(default_factory=dict)  # raw tables, see shared.tagging
     triggers: dict[str, Any] = Field(default_factory=dict)

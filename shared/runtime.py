@@ -79,9 +79,7 @@ def build_runtime(config: Config | None = None) -> Runtime:
     if transport == "pubsub":
         from shared.transport.pubsub import PubSubBus
 
-        bus: Bus = PubSubBus(
-            os.environ["TAGPIPE_GCP_PROJECT"], os.environ.get("TAGPIPE_TOPIC_PREFIX", "tagpipe"), topology
-        )
+        bus: Bus = PubSubBus.from_env(topology=topology)
     else:
         from shared.transport.local import LocalBus
 
@@ -89,7 +87,7 @@ def build_runtime(config: Config | None = None) -> Runtime:
     if store_kind == "bigquery":
         from shared.storage.bigquery import BigQueryStore
 
-        store: Store = BigQueryStore.from_env()
+        store: Store = BigQueryStore.from_env(bus=bus if transport == "pubsub" else None)
     else:
         from shared.storage.sqlite import SqliteStore
 

@@ -9,7 +9,7 @@ are read from the environment variables named here (SLACK_WEBHOOK_URL, SMTP_USER
 SMTP_PASSWORD, TAGPIPE_DASHBOARD_TOKEN by default).
 
 Until shared.config.Config has a `monitoring` field, `load_monitoring_config` reads the table from
-the same TOML file itself (or from $TAGPIPE_MONITORING_CONFIG, a file holding only [monitoring]).
+the same TOML file itself.
 """
 
 from __future__ import annotations
@@ -22,7 +22,6 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from shared.errors import ConfigError
 
-MONITORING_CONFIG_ENV = "TAGPIPE_MONITORING_CONFIG"
 DASHBOARD_PORT_ENV = "TAGPIPE_DASHBOARD_PORT"
 
 
@@ -217,25 +216,12 @@ def _table_from_file(path: str) -> dict[str, Any] | None:
 
 
 def load_monitoring_config(config: Any) -> MonitoringConfig:
-    """The monitoring settings for a loaded shared.config.Config.
-
-    Config.monitoring (once shared.config declares it) wins; else $TAGPIPE_MONITORING_CONFIG's
-    [monitoring] table; else the [monitoring] table of the file the config came from; else defaults.
-    """
+    """The monitoring settings of a loaded shared.config.Config (its [monitoring] table)."""
     value = getattr(config, "monitoring", None)
     if isinstance(value, MonitoringConfig):
         return value
     if isinstance(value, dict):
         return parse_monitoring(value, getattr(config, "source", "<config>"))
-    extra = os.environ.get(MONITORING_CONFIG_ENV)
-    if extra:
-        table = _table_from_file(extra)
-        if table is None and not os.path.exists(extra):
-            raise ConfigError(MONITORING_CONFIG_ENV, f"file {extra} not found", "fix the path or unset the variable")
-        return parse_monitoring(table, extra)
-    source = getattr(config, "source", "")
-    if source and not source.startswith("<") and os.path.exists(source):
-        return parse_monitoring(_table_from_file(source), source)
     return MonitoringConfig()
 
 

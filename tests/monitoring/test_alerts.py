@@ -269,12 +269,11 @@ keys = ["em", "ph"]
 
 
 def test_config_from_a_monitoring_file(tmp_path, monkeypatch):
-    path = tmp_path / "monitoring.toml"
+    path = tmp_path / "tagpipe.toml"
     path.write_text(MONITORING_TOML)
-    monkeypatch.setenv("TAGPIPE_MONITORING_CONFIG", str(path))
-    from shared.config import Config
+    from shared.config import load_config
 
-    cfg = load_monitoring_config(Config())
+    cfg = load_monitoring_config(load_config(path))
     assert cfg.dashboard.port == 9191 and cfg.alerts.interval_seconds == 30
     assert cfg.alerts.email.from_ == "tagpipe@shop.example"
     rules = {r.rule_id: r for r in cfg.effective_rules()}

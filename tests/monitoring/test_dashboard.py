@@ -161,13 +161,12 @@ def test_local_stack_serves_the_dashboard_and_runs_the_rules(tmp_path):
     from tests.e2e.stack import LocalStack, free_port, wait_until
 
     port = free_port()
-    monitoring = tmp_path / "monitoring.toml"
-    monitoring.write_text("[monitoring.alerts]\ninterval_seconds = 1\n")
-    env = {"TAGPIPE_DASHBOARD_PORT": str(port), "TAGPIPE_MONITORING_CONFIG": str(monitoring)}
+    env = {"TAGPIPE_DASHBOARD_PORT": str(port)}
     env.pop("TAGPIPE_DASHBOARD_TOKEN", None)
     if os.environ.get("TAGPIPE_DASHBOARD_TOKEN"):
         pytest.skip("TAGPIPE_DASHBOARD_TOKEN is set in this environment")
-    with LocalStack(tmp_path / "stack", '[destinations.dry_run]\ntype = "log"\n', env) as stack:
+    config = '[monitoring.alerts]\ninterval_seconds = 1\n\n[destinations.dry_run]\ntype = "log"\n'
+    with LocalStack(tmp_path / "stack", config, env) as stack:
         r = httpx.post(f"{stack.url}/events", headers={"x-tagpipe-debug": "e2e"},
                        json={"event_name": "purchase", "event_id": "e2e-1", "user_data": {"email": PII_EMAIL}})
         assert r.status_code == 200
