@@ -201,6 +201,7 @@ class DeliveryTask(_Model):
     destination: str  # destination id from config
     payload: dict[str, Any]
     identifiers: list[str] = Field(default_factory=list)  # match keys present, for match quality
+    notes: list[str] = Field(default_factory=list)  # what prepare changed to fit vendor limits (truncations)
     debug_token: str | None = None
 
 

@@ -137,6 +137,8 @@ class Deliverer:
                     m, t = by_uid[uid]
                     verdict, reason, detail = result.per_event.get(uid, (result.verdict, result.reason, result.detail))
                     if verdict is Verdict.OK:
+                        if t.notes:
+                            detail = " ".join(filter(None, [detail, "; ".join(t.notes)]))
                         if dedup_key(t) in resent:
                             detail = (detail + " " if detail else "") + RESENT_NOTE
                         outcomes.append(self._outcome(t, OutcomeKind.DELIVERED, reason or "ok", detail, t.identifiers))

@@ -170,7 +170,8 @@ class Transformer:
         task = DeliveryTask(
             event_uid=uid, hit_id=event.hit_id, event_id=event.event_id,
             event_name=prepared.event_name, event_time=event.timestamp, destination=dest_id,
-            payload=prepared.payload, identifiers=prepared.identifiers, debug_token=event.debug_token,
+            payload=prepared.payload, identifiers=prepared.identifiers, notes=list(prepared.notes),
+            debug_token=event.debug_token,
         )
         tasks.append(task)
         return task
