@@ -85,6 +85,56 @@ def cmd_stats(args: argparse.Namespace) -> int:
     return 0
 
 
+def _when(value: str | None, default: float) -> float:
+    """A time bound: unix seconds, an ISO date/time, or a relative '24h' / '7d' / '30m' ago."""
+    import time
+    from datetime import datetime
+
+    if not value:
+        return default
+    units = {"m": 60, "h": 3600, "d": 86400}
+    if value[-1] in units and value[:-1].isdigit():
+        return time.time() - int(value[:-1]) * units[value[-1]]
+    try:
+        return float(value)
+    except ValueError:
+        return datetime.fromisoformat(value).timestamp()
+
+
+def cmd_replay(args: argparse.Namespace) -> int:
+    import time
+
+    from shared.replay import progress_bar, replay_dead_letters
+    from shared.runtime import build_runtime
+
+    rt = build_runtime(_load(args.config))
+    try:
+        report = replay_dead_letters(rt, args.destination, _when(args.since, 0.0), _when(args.until, time.time() + 1),
+                                     progress=progress_bar("replay"))
+    finally:
+        rt.close()
+    print(f"dead letters selected {report.selected}, queued {report.queued}, unreadable {report.skipped}"
+          " (a running stack delivers them; already-delivered event_ids are not sent again)")
+    return 0
+
+
+def cmd_backfill(args: argparse.Namespace) -> int:
+    import time
+
+    from shared.replay import backfill, progress_bar
+    from shared.runtime import build_runtime
+
+    rt = build_runtime(_load(args.config))
+    try:
+        report = backfill(rt, args.destination, _when(args.since, 0.0), _when(args.until, time.time() + 1),
+                          progress=progress_bar("backfill"))
+    finally:
+        rt.close()
+    print(f"stored events {report.selected}, queued for {args.destination} {report.queued}, "
+          f"not routed {report.skipped} (consent, tags or mapping)")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     from shared.monitoring.logs import configure
 
@@ -110,6 +160,16 @@ def main(argv: list[str] | None = None) -> int:
     prev.set_defaults(func=cmd_preview)
     stats = sub.add_parser("stats", help="outcome counts from the local store")
     stats.set_defaults(func=cmd_stats)
+    replay = sub.add_parser("replay", help="re-queue dead-lettered deliveries (after fixing the cause)")
+    replay.add_argument("--destination", help="only this destination id")
+    replay.add_argument("--since", help="unix seconds, ISO time, or 24h / 7d ago")
+    replay.add_argument("--until")
+    replay.set_defaults(func=cmd_replay)
+    back = sub.add_parser("backfill", help="send stored events from a time range to one destination")
+    back.add_argument("destination")
+    back.add_argument("--since", required=True, help="unix seconds, ISO time, or 24h / 7d ago")
+    back.add_argument("--until")
+    back.set_defaults(func=cmd_backfill)
     args = parser.parse_args(argv)
     try:
         return args.func(args)

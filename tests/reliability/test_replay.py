@@ -84,3 +84,14 @@ def test_backfill_a_new_destination_twice_sends_once(tmp_path, monkeypatch):
             rt.close()
         assert sorted(fakes.meta.event_ids()) == sorted(ids) and fakes.meta.duplicates() == {}
         assert set(meta_outcomes(stack).values()) == {"delivered"}
+
+
+def test_replay_command_line(tmp_path, monkeypatch, capsys):
+    from shared.cli import main
+
+    cfg = tmp_path / "tagpipe.toml"
+    cfg.write_text(f'[storage]\ndir = "{tmp_path / "data"}"\n\n[destinations.dry_run]\ntype = "log"\n')
+    assert main(["--config", str(cfg), "replay", "--since", "7d"]) == 0
+    assert "dead letters selected 0, queued 0" in capsys.readouterr().out
+    assert main(["--config", str(cfg), "backfill", "dry_run", "--since", "2026-01-01"]) == 0
+    assert "stored events 0" in capsys.readouterr().out
