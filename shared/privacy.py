@@ -5,6 +5,10 @@ per-vendor hashing in transform. What is stored is pseudonymised: SHA-256 of the
 (lowercase, trimmed), so `erase` can still find a user by email hash, and IPs are truncated.
 Free text that may hold PII (failed payloads) is scrubbed by pattern, in the manner of Sentry's
 PII scrubbing. Users can opt in to keeping raw PII (privacy.store_raw_pii).
+
+`[privacy]` (PrivacyConfig, below) also sets what vendors get of the IP (`ip_to_vendors`), what the
+store keeps of it (`ip_in_store`) and how long the local store keeps anything (`retention_days`,
+see shared.erase). docs/privacy.md has the whole picture.
 """
 
 from __future__ import annotations
@@ -12,6 +16,9 @@ from __future__ import annotations
 import hashlib
 import ipaddress
 import re
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
 
 from shared.models import Address, Event, UserData
 
@@ -20,6 +27,32 @@ PHONE_RE = re.compile(r"(?<![\w.])(?:\+|%2B|00)?\d[\d\s().\-]{6,}\d(?![\w.])")
 IPV4_RE = re.compile(r"\b(?:\d{1,3}\.){3}\d{1,3}\b")
 HEX64_RE = re.compile(r"^[0-9a-f]{64}$")
 REDACTED = "[redacted]"
+# IPv6 candidates (validated with ipaddress before replacing): 8 groups, or a '::' compression
+IPV6_CANDIDATE_RE = re.compile(r"(?<![\w:])(?:[0-9A-Fa-f]{0,4}:){2,7}(?:[0-9A-Fa-f]{0,4}|\d{1,3}(?:\.\d{1,3}){3})(?![\w:])")
+
+
+class PrivacyConfig(BaseModel):
+    """`[privacy]`: replaces config.py's section of the same name (same `store_raw_pii` key)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    store_raw_pii: bool = Field(False, description="keep raw email/phone/IP in stored events and failures")
+    ip_to_vendors: Literal["full", "truncated", "none"] = Field(
+        "full", description="the client IP destinations receive: full, truncated (/24, /48) or none"
+    )
+    ip_in_store: Literal["auto", "full", "truncated", "none"] = Field(
+        "auto", description="the IP stored events keep; auto = full if store_raw_pii else truncated"
+    )
+    retention_days: int = Field(0, ge=0, le=3650, description="delete local records older than this; 0 = keep")
+
+
+def privacy_config(config: object) -> PrivacyConfig:
+    section = getattr(config, "privacy", None)
+    if isinstance(section, PrivacyConfig):
+        return section
+    if section is not None and hasattr(section, "store_raw_pii"):
+        return PrivacyConfig(store_raw_pii=section.store_raw_pii)
+    return PrivacyConfig()
 
 
 def pseudonym(value: str | None) -> str | None:
@@ -46,8 +79,35 @@ def truncate_ip(ip: str | None) -> str | None:
     return str(ipaddress.ip_network(f"{ip}/{prefix}", strict=False).network_address)
 
 
+def _ip(ip: str | None, mode: str) -> str | None:
+    if mode == "full":
+        return ip
+    if mode == "truncated":
+        return truncate_ip(ip)
+    return None
+
+
+def vendor_event(event: Event, cfg: PrivacyConfig) -> Event:
+    """The event as destinations may see it: the client IP per `ip_to_vendors`."""
+    if cfg.ip_to_vendors == "full" or not event.client.ip:
+        return event
+    return event.model_copy(update={"client": event.client.model_copy(update={"ip": _ip(event.client.ip, cfg.ip_to_vendors)})})
+
+
+def stored_event(event: Event, cfg: PrivacyConfig) -> Event:
+    """The event as the store keeps it: pseudonymised unless store_raw_pii, the IP per `ip_in_store`."""
+    mode = cfg.ip_in_store
+    if mode == "auto":
+        mode = "full" if cfg.store_raw_pii else "truncated"
+    out = event if cfg.store_raw_pii else redact_event(event)
+    ip = _ip(event.client.ip, mode)
+    if out.client.ip != ip:
+        out = out.model_copy(update={"client": out.client.model_copy(update={"ip": ip})})
+    return out
+
+
 def redact_event(event: Event) -> Event:
-    """The event as it may be stored: user data pseudonymised, IP truncated."""
+    """The event as it may be stored: user data pseudonymised, IP truncated, emails out of URLs."""
     ud = event.user_data
     a = ud.address
     user_data = UserData(
@@ -67,8 +127,26 @@ def redact_event(event: Event) -> Event:
         external_id=pseudonym(ud.external_id),
     )
     client = event.client.model_copy(update={"ip": truncate_ip(event.client.ip)})
-    headers = {k: v for k, v in event.headers.items() if k not in ("x-forwarded-for", "cookie", "x-real-ip")}
-    return event.model_copy(update={"user_data": user_data, "client": client, "headers": headers})
+    headers = {k: scrub_emails(v) if k == "referer" else v for k, v in event.headers.items()
+               if k not in ("x-forwarded-for", "cookie", "x-real-ip")}  # fmt: skip
+    update = {"user_data": user_data, "client": client, "headers": headers}
+    page = event.page
+    if _may_hold_email(page.url) or _may_hold_email(page.referrer):
+        update["page"] = page.model_copy(update={"url": scrub_emails(page.url), "referrer": scrub_emails(page.referrer)})
+    for name in ("params", "user_properties"):
+        values = getattr(event, name)
+        if any(isinstance(v, str) and _may_hold_email(v) for v in values.values()):
+            update[name] = {k: scrub_emails(v) if isinstance(v, str) else v for k, v in values.items()}
+    return event.model_copy(update=update)
+
+
+def _may_hold_email(text: str | None) -> bool:
+    return bool(text) and ("@" in text or "%40" in text)
+
+
+def scrub_emails(text: str | None) -> str | None:
+    """Emails out of a URL (?email=jane@example.com is a common leak); the rest of it is kept."""
+    return EMAIL_RE.sub(REDACTED, text) if text else text
 
 
 def _digits(phone: str | None) -> str | None:
@@ -79,8 +157,18 @@ def _digits(phone: str | None) -> str | None:
     return "".join(ch for ch in phone if ch.isdigit()) or None
 
 
+def _ipv6(m: re.Match) -> str:
+    try:
+        ipaddress.IPv6Address(m.group(0))
+    except ValueError:
+        return m.group(0)
+    return REDACTED
+
+
 def scrub_text(text: str) -> str:
-    """Replace emails, phone-like digit runs and IPv4 addresses in free text."""
+    """Replace emails, phone-like digit runs and IPv4/IPv6 addresses in free text."""
     text = EMAIL_RE.sub(REDACTED, text)
+    if ":" in text:
+        text = IPV6_CANDIDATE_RE.sub(_ipv6, text)
     text = IPV4_RE.sub(REDACTED, text)
     return PHONE_RE.sub(REDACTED, text)

@@ -4,6 +4,12 @@ It validates the hit (the same parser transform uses, so a hit that gets a 2xx w
 publishes the raw hit durably, and answers at once; it never waits on a vendor. Bad input gets a
 4xx with a JSON reason and a failed-event record; a queue that cannot write gets a 503 so the tag
 (or the sender) retries.
+
+Browser hits also get the first-party cookies of shared.identity (client id, _fbp, _fbc, click ids),
+as far as the hit's consent allows, and the raw hit carries the values the browser holds afterwards,
+so the first hit already uses a newly minted _fbp. Only vendor and identity cookies are kept in the
+raw hit (identity.forward_cookies): a shop's session cookie never reaches the queue or the store.
+collect also serves the site tag (shared/sitetag) at paths.sitetag.
 """
 
 from __future__ import annotations
@@ -15,10 +21,13 @@ from urllib.parse import parse_qsl
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from shared import sitetag
+from shared.bots import BotFilter
 from shared.errors import InvalidInput, StoreUnavailable
-from shared.models import FailedEvent, Outcome, OutcomeKind, RawHit
+from shared.identity import forward_cookies, hit_consent, identity_config, plan_cookies
+from shared.models import Event, FailedEvent, Outcome, OutcomeKind, RawHit
 from shared.parsing import parse_hit
-from shared.privacy import scrub_text
+from shared.privacy import privacy_config, scrub_text
 from shared.runtime import Runtime, get_runtime
 from shared.transport.base import RAW_HITS
 
@@ -29,6 +38,7 @@ KEPT_HEADERS = (
     "sec-ch-ua", "sec-ch-ua-mobile", "sec-ch-ua-platform", "sec-ch-ua-full-version-list",
     "x-client-geo-country", "x-client-geo-region", "x-client-geo-city",
     "x-appengine-country", "x-appengine-region", "x-appengine-city", "cf-ipcountry",
+    "sec-fetch-site", "sec-fetch-mode",
 )
 
 
@@ -46,9 +56,14 @@ class Collector:
             cfg.paths.events: ("json", {"POST"}),
         }
         self.health_path = cfg.paths.health
+        self.sitetag_path = sitetag.sitetag_path(cfg)
         self.server = cfg.server
         self.allowed_origins = set(cfg.server.cors_origins)
         self.publish_inline = getattr(runtime.bus, "publish_is_fast", False)
+        self.identity = identity_config(cfg)
+        self.consent_default = cfg.consent.default == "granted"
+        self.store_raw_pii = privacy_config(cfg).store_raw_pii
+        self.bots = BotFilter.from_config(cfg)
 
     def cors_headers(self, request: Request) -> dict[str, str]:
         origin = request.headers.get("origin")
@@ -64,6 +79,8 @@ class Collector:
         path = request.url.path
         if path == self.health_path:
             return _json(200, {"ok": True})
+        if path == self.sitetag_path and request.method in ("GET", "HEAD"):
+            return self._script(request)
         route = self.routes.get(path)
         if route is None:
             return _json(404, {"ok": False, "error": "not_found", "reason": f"no collect endpoint at {path}"})
@@ -89,6 +106,7 @@ class Collector:
         except InvalidInput as exc:
             self._record_rejection(request, source, exc)
             return _json(exc.status, exc.as_json(), cors)
+        set_cookies = self._identity(request, raw, events)
         try:
             data = raw.model_dump_json().encode()
             if self.publish_inline:
@@ -102,9 +120,49 @@ class Collector:
             return _json(503, {"ok": False, "error": "unavailable", "reason": "the queue is not writable; retry later"},
                          {**cors, "retry-after": "5"})
         if source == "json":
-            return _json(200, {"ok": True, "hit_id": raw.hit_id, "events": len(events),
-                               "event_ids": [e.event_id for e in events]}, cors)
-        return Response(status_code=204, headers=cors)
+            response = _json(200, {"ok": True, "hit_id": raw.hit_id, "events": len(events),
+                                   "event_ids": [e.event_id for e in events]}, cors)
+        else:
+            response = Response(status_code=204, headers=cors)
+        for header in set_cookies:
+            response.headers.append("set-cookie", header)
+        if set_cookies:
+            response.headers["cache-control"] = "no-store"
+        return response
+
+    def _script(self, request: Request) -> Response:
+        script = sitetag.render(self.rt.config.paths.events)
+        headers = {"content-type": sitetag.CONTENT_TYPE, "cache-control": sitetag.CACHE_CONTROL,
+                   "etag": script.etag, "x-content-type-options": "nosniff"}  # fmt: skip
+        if request.headers.get("if-none-match") == script.etag:
+            return Response(status_code=304, headers=headers)
+        return Response(b"" if request.method == "HEAD" else script.body, headers=headers)
+
+    def _is_browser(self, request: Request, source: str) -> bool:
+        """A hit a browser sent (cookies mean something), not a server-to-server request."""
+        if source == "mp":
+            return False
+        h = request.headers
+        return source == "gtag" or "origin" in h or "sec-fetch-mode" in h
+
+    def _identity(self, request: Request, raw: RawHit, events: list[Event]) -> list[str]:
+        """Set-Cookie headers for this hit; adds the values the browser now holds to raw.cookies."""
+        cfg = self.identity
+        if not cfg.enabled or not events or not self._is_browser(request, raw.source):
+            return []
+        if self.bots.cfg.enabled and self.bots.is_bot(raw.headers.get("user-agent")):
+            return []
+        host = request.headers.get("host", "")
+        if self.server.trust_forwarded_for and (fwd := request.headers.get("x-forwarded-host")):
+            host = fwd.split(",")[0].strip()
+        page_url = next((e.page.url for e in events if e.page.url), None)
+        plan = plan_cookies(
+            cfg, host=host, cookies=raw.cookies, consent=hit_consent(e.consent for e in events),
+            consent_default=self.consent_default, page_url=page_url, referer=raw.headers.get("referer"),
+            hit_client_id=events[0].client.client_id, now=raw.received_at,
+        )  # fmt: skip
+        raw.cookies.update(plan.values)
+        return plan.headers(raw.received_at)
 
     async def _read(self, request: Request, source: str) -> RawHit:
         limit = self.server.max_body_bytes
@@ -129,8 +187,8 @@ class Collector:
             debug = dict(parse_qsl(query)).get(self.server.debug_param)
         return RawHit(
             source=source, method=request.method, path=request.url.path, query=query, body=text,
-            headers=headers, cookies=dict(request.cookies), client_ip=self._client_ip(request),
-            debug_token=debug or None,
+            headers=headers, cookies=forward_cookies(request.cookies, self.identity),
+            client_ip=self._client_ip(request), debug_token=debug or None,
         )
 
     def _client_ip(self, request: Request) -> str | None:
@@ -146,7 +204,7 @@ class Collector:
         hit_id = new_id()
         summary = json.dumps({"source": source, "method": request.method, "path": request.url.path,
                               "query": request.url.query[:2000]})
-        if not self.rt.config.privacy.store_raw_pii:
+        if not self.store_raw_pii:
             summary = scrub_text(summary)
         try:
             self.rt.store.record_failures([FailedEvent(stage="collect", hit_id=hit_id, error_code=exc.code,
