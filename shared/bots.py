@@ -105,11 +105,24 @@ def library_patterns() -> tuple[re.Pattern, re.Pattern, re.Pattern, re.Pattern]:
             alternation(other))  # fmt: skip
 
 
+@lru_cache(maxsize=1)
+def _warn_missing() -> None:
+    import logging
+
+    logging.getLogger("tagpipe.bots").error(
+        "bot filtering needs the crawlerdetect package (pip install crawlerdetect): only [bots] allow/deny apply")
+
+
 class BotFilter:
     def __init__(self, cfg: BotConfig | None = None) -> None:
         self.cfg = cfg = cfg or BotConfig()
+        self._library = False
         if cfg.enabled:
-            self._exclusions, self._anchored, self._literals, self._other = library_patterns()
+            try:
+                self._exclusions, self._anchored, self._literals, self._other = library_patterns()
+                self._library = True
+            except ImportError:  # the dependency is missing: allow/deny lists only, said loudly once
+                _warn_missing()
         self._allow = re.compile("|".join(f"(?:{p})" for p in cfg.allow), re.I) if cfg.allow else None
         self._deny = re.compile("|".join(f"(?:{p})" for p in cfg.deny), re.I) if cfg.deny else None
         self.match: Callable[[str], str | None] = (
@@ -129,6 +142,8 @@ class BotFilter:
             return None
         if self._deny is not None and (m := self._deny.search(ua)):
             return m.group(0)
+        if not self._library:
+            return None
         agent = self._exclusions.sub("", ua)
         if not agent.strip():
             return None

@@ -111,8 +111,15 @@ def identity_config(config: object) -> IdentityConfig:
 
 @lru_cache(maxsize=1)
 def _psl():
-    from publicsuffixlist import PublicSuffixList
+    try:
+        from publicsuffixlist import PublicSuffixList
+    except ImportError:  # without the list no domain is safe to guess: host-only cookies, said once
+        import logging
 
+        logging.getLogger("tagpipe.identity").error(
+            "cookie_domain = auto needs the publicsuffixlist package (pip install publicsuffixlist): "
+            "cookies are host-only until it is installed")
+        return None
     return PublicSuffixList()  # the list shipped inside the package: no network
 
 
@@ -145,7 +152,8 @@ def registrable_domain(host: str) -> str | None:
     host = host_of(host)
     if not host or is_ip(host) or "." not in host:
         return None
-    return _psl().privatesuffix(host)
+    psl = _psl()
+    return psl.privatesuffix(host) if psl is not None else None
 
 
 def cookie_domain_for(host: str, setting: str) -> str | None:

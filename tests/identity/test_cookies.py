@@ -22,6 +22,10 @@ from shared.identity import (
 )
 from shared.models import ClickIds, ClientContext, Consent, Event
 
+# the issue-6 runtime dependencies (pyproject.toml); skipped with this message where they are missing
+pytest.importorskip("crawlerdetect", reason="crawlerdetect is not installed (add it to pyproject.toml's dependencies)")
+pytest.importorskip("publicsuffixlist", reason="publicsuffixlist is not installed (add it to pyproject.toml's dependencies)")
+
 NOW = 1_767_225_600.5  # 2026-01-01T00:00:00.5Z
 NOW_MS = 1_767_225_600_500
 GRANTED = Consent(ad_storage=True, analytics_storage=True)

@@ -11,6 +11,10 @@ from pydantic import ValidationError
 from shared.bots import BotConfig, BotFilter, bench, library_patterns
 from shared.models import ClientContext, Event
 
+# the issue-6 runtime dependencies (pyproject.toml); skipped with this message where they are missing
+pytest.importorskip("crawlerdetect", reason="crawlerdetect is not installed (add it to pyproject.toml's dependencies)")
+pytest.importorskip("publicsuffixlist", reason="publicsuffixlist is not installed (add it to pyproject.toml's dependencies)")
+
 CHROME = ("Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
           "Chrome/140.0.0.0 Safari/537.36")  # fmt: skip
 HUMANS = [

@@ -90,3 +90,23 @@ def test_config_and_fallback():
 
     assert privacy_config(Old()).store_raw_pii is True
     assert privacy_config(object()) == PrivacyConfig()
+
+
+def test_missing_optional_packages_degrade_instead_of_crashing(monkeypatch):
+    """Without crawlerdetect / publicsuffixlist installed, collect keeps working: no bot list
+    (allow/deny only), host-only cookies."""
+    import shared.bots as bots
+    import shared.identity as identity
+
+    def missing():
+        raise ImportError("not installed")
+
+    monkeypatch.setattr(bots, "library_patterns", missing)
+    f = bots.BotFilter(bots.BotConfig(deny=["EvilBot"]))
+    assert not f.is_bot("Mozilla/5.0 (compatible; Googlebot/2.1)") and f.is_bot("EvilBot/1")
+    monkeypatch.setattr(identity, "_psl", lambda: None)
+    identity.registrable_domain.cache_clear()
+    try:
+        assert identity.cookie_domain_for("shop.example.co.uk", "auto") is None
+    finally:
+        identity.registrable_domain.cache_clear()

@@ -140,6 +140,7 @@ def test_denied_consent_sets_no_cookies_until_granted(context, shop, stack):
 
 
 def test_headless_chrome_is_a_bot_and_gets_no_cookies(browser, shop, stack):
+    pytest.importorskip("crawlerdetect", reason="crawlerdetect is not installed (add it to pyproject.toml)")
     ctx = browser.new_context()  # HeadlessChrome user agent
     try:
         page, _ = open_page(ctx, shop, stack, "/bot", GRANTED)
