@@ -412,10 +412,36 @@ def plan_cookies(
 # --------------------------------------------------------------------------- request cookies
 
 
-def forward_cookies(cookies: dict[str, str], cfg: IdentityConfig) -> dict[str, str]:
-    """The request cookies a raw hit keeps: vendor and identity cookies, never the shop's session."""
+_COOKIE_REF = re.compile(r"\bcookie\.([A-Za-z0-9_.\-]+?)(?=\}\}|$|[^A-Za-z0-9_.\-])")
+
+
+def referenced_cookies(config: object) -> set[str]:
+    """Cookie names the config's [variables] / [triggers] / [tags] read ('cookie.<name>' references and
+    `type = "cookie"` variables), so collect keeps them in the raw hit."""
+    found: set[str] = set()
+
+    def walk(value: object) -> None:
+        if isinstance(value, str):
+            found.update(_COOKIE_REF.findall(value))
+        elif isinstance(value, dict):
+            if value.get("type") == "cookie" and isinstance(value.get("name"), str):
+                found.add(value["name"])
+            for v in value.values():
+                walk(v)
+        elif isinstance(value, (list, tuple)):
+            for v in value:
+                walk(v)
+
+    for section in ("variables", "triggers", "tags"):
+        walk(getattr(config, section, None))
+    return found
+
+
+def forward_cookies(cookies: dict[str, str], cfg: IdentityConfig, extra: Iterable[str] = ()) -> dict[str, str]:
+    """The request cookies a raw hit keeps: vendor and identity cookies, and those the config's tags
+    read (`extra`), never the shop's session."""
     keep = [p for p in cfg.forward_cookies if p]
-    own = {cfg.client_id_cookie, *cfg.click_id_cookies.model_dump().values()}
+    own = {cfg.client_id_cookie, *cfg.click_id_cookies.model_dump().values(), *extra}
     out = {}
     for name, value in cookies.items():
         if name in own or any(fnmatch.fnmatchcase(name, p) for p in keep):

@@ -24,7 +24,7 @@ from starlette.responses import JSONResponse, Response
 from shared import sitetag
 from shared.bots import BotFilter
 from shared.errors import InvalidInput, StoreUnavailable
-from shared.identity import forward_cookies, hit_consent, identity_config, plan_cookies
+from shared.identity import forward_cookies, hit_consent, identity_config, plan_cookies, referenced_cookies
 from shared.models import Event, FailedEvent, Outcome, OutcomeKind, RawHit
 from shared.parsing import parse_hit
 from shared.privacy import privacy_config, scrub_text
@@ -61,6 +61,7 @@ class Collector:
         self.allowed_origins = set(cfg.server.cors_origins)
         self.publish_inline = getattr(runtime.bus, "publish_is_fast", False)
         self.identity = identity_config(cfg)
+        self.tag_cookies = referenced_cookies(cfg)  # cookies [variables]/[triggers]/[tags] read
         self.consent_default = cfg.consent.default == "granted"
         self.store_raw_pii = privacy_config(cfg).store_raw_pii
         self.bots = BotFilter.from_config(cfg)
@@ -187,7 +188,7 @@ class Collector:
             debug = dict(parse_qsl(query)).get(self.server.debug_param)
         return RawHit(
             source=source, method=request.method, path=request.url.path, query=query, body=text,
-            headers=headers, cookies=forward_cookies(request.cookies, self.identity),
+            headers=headers, cookies=forward_cookies(request.cookies, self.identity, self.tag_cookies),
             client_ip=self._client_ip(request), debug_token=debug or None,
         )
 

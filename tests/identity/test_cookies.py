@@ -313,6 +313,20 @@ def test_forward_cookies_keeps_vendor_cookies_only():
     assert set(forward_cookies(cookies, CFG)) == {"_ga", "_ga_ABC123", "_gcl_au", "_fbp", "_fpcid", "_wbraid", "ttclid"}
 
 
+def test_cookies_the_tags_read_are_kept():
+    from shared.identity import referenced_cookies
+
+    class Cfg:
+        variables = {"tier": {"type": "cookie", "name": "customer_tier"}, "x": {"type": "param", "name": "cookie.no"}}
+        triggers = {"gold": {"all": [{"var": "cookie.loyalty-level", "in": ["gold"]}]}}
+        tags = {"t": {"params": {"seg": "{{cookie.ab_test}}", "n": "{{param.cookie}}"}}}
+
+    names = referenced_cookies(Cfg())
+    assert {"customer_tier", "loyalty-level", "ab_test"} <= names
+    kept = forward_cookies({"customer_tier": "gold", "ab_test": "B", "session": "S"}, CFG, names)
+    assert kept == {"customer_tier": "gold", "ab_test": "B"}
+
+
 def _event(**kw) -> Event:
     base = dict(event_uid="h:0", hit_id="h", event_id="e", name="page_view", timestamp=NOW, source="json")
     return Event(**{**base, **kw})
