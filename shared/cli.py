@@ -135,6 +135,35 @@ def cmd_backfill(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_erase(args: argparse.Namespace) -> int:
+    from shared.erase import erase
+
+    config = _load(args.config)
+    if not (args.email or args.user_id or args.client_id):
+        print("erase: give --email, --user-id or --client-id", file=sys.stderr)
+        return 2
+    result = erase(config.storage.dir, email=args.email, user_id=args.user_id, client_id=args.client_id,
+                   expand=not args.no_expand)
+    print(json.dumps({"deleted": result.deleted, "client_ids": result.client_ids, "user_ids": result.user_ids},
+                     indent=2))
+    print("local store and queue only: delete the person at Meta, Google and TikTok too (docs/privacy.md)",
+          file=sys.stderr)
+    return 0
+
+
+def cmd_purge(args: argparse.Namespace) -> int:
+    from shared.erase import purge_older_than
+    from shared.privacy import privacy_config
+
+    config = _load(args.config)
+    days = args.days or privacy_config(config).retention_days
+    if days <= 0:
+        print("purge: give --days N or set [privacy] retention_days", file=sys.stderr)
+        return 2
+    print(json.dumps(purge_older_than(config.storage.dir, days), indent=2))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     from shared.monitoring.logs import configure
 
@@ -170,6 +199,16 @@ def main(argv: list[str] | None = None) -> int:
     back.add_argument("--since", required=True, help="unix seconds, ISO time, or 24h / 7d ago")
     back.add_argument("--until")
     back.set_defaults(func=cmd_backfill)
+    er = sub.add_parser("erase", help="delete one person's data from the local store and queue (docs/privacy.md)")
+    er.add_argument("--email")
+    er.add_argument("--user-id")
+    er.add_argument("--client-id")
+    er.add_argument("--no-expand", action="store_true",
+                    help="only the given identifier, not the client/user ids seen with it")
+    er.set_defaults(func=cmd_erase)
+    purge = sub.add_parser("purge", help="delete local records older than N days ([privacy] retention_days)")
+    purge.add_argument("--days", type=int)
+    purge.set_defaults(func=cmd_purge)
     args = parser.parse_args(argv)
     try:
         return args.func(args)

@@ -16,12 +16,16 @@ import os
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError
 
+from shared.bots import BotConfig
+from shared.consent import ConsentConfig
 from shared.errors import ConfigError
+from shared.identity import IdentityConfig
 from shared.monitoring.config import MonitoringConfig
+from shared.privacy import PrivacyConfig
 
 CONFIG_ENV = "TAGPIPE_CONFIG"
 DEFAULT_FILE = "tagpipe.toml"
@@ -58,6 +62,7 @@ class PathsConfig(_Section):
     mp: str = "/mp/collect"
     events: str = "/events"
     health: str = "/healthz"
+    sitetag: str = Field("/assets/app.js", description='the first-party site tag (docs/site-tag.md); "" = off')
 
 
 class StorageConfig(_Section):
@@ -71,16 +76,6 @@ class DeliveryConfig(_Section):
     pull_batch: int = Field(1000, ge=1, le=5000, description="deliveries read per worker cycle")
     linger_ms: int = Field(50, ge=0, le=5000, description="wait this long to fill a batch")
     connect_timeout: float = Field(2.0, gt=0)
-
-
-class ConsentConfig(_Section):
-    default: Literal["granted", "denied"] = Field(
-        "granted", description="what an absent consent signal means"
-    )
-
-
-class PrivacyConfig(_Section):
-    store_raw_pii: bool = Field(False, description="keep raw email/phone/IP in stored events and failures")
 
 
 @dataclass
@@ -102,6 +97,8 @@ class Config(BaseModel):
     delivery: DeliveryConfig = Field(default_factory=DeliveryConfig)
     consent: ConsentConfig = Field(default_factory=ConsentConfig)
     privacy: PrivacyConfig = Field(default_factory=PrivacyConfig)
+    identity: IdentityConfig = Field(default_factory=IdentityConfig)
+    bots: BotConfig = Field(default_factory=BotConfig)
     monitoring: MonitoringConfig = Field(default_factory=MonitoringConfig)
     destinations: dict[str, Any] = Field(default_factory=dict)  # raw tables, see load_destinations
     variables: dict[str, Any] = Field(default_factory=dict)  # raw tables, see shared.tagging

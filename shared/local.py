@@ -13,6 +13,7 @@ import threading
 from pathlib import Path
 
 from shared.config import Config
+from shared.erase import RetentionJob
 from shared.monitoring.service import Monitoring
 from shared.pipeline.archive import DeadLetterArchive
 from shared.pipeline.deliver import Deliverer
@@ -59,6 +60,9 @@ class Workers:
     def start(self) -> Workers:
         for t in self.threads:
             t.start()
+        days = self.runtime.config.privacy.retention_days
+        if days > 0:  # [privacy] retention_days: purge old local records at start, then daily
+            self.retention = RetentionJob(self.runtime.config.storage.dir, days, self.stop).start()
         return self
 
     def close(self, timeout: float = 10.0) -> None:

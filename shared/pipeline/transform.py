@@ -15,12 +15,15 @@ from functools import cached_property
 
 from pydantic import ValidationError
 
+from shared.bots import BotFilter
+from shared.consent import ConsentPolicy
 from shared.errors import InvalidInput, StoreUnavailable
+from shared.identity import enrich_event, identity_config
 from shared.models import HIT_LEVEL, DeliveryTask, Event, FailedEvent, Outcome, OutcomeKind, RawHit
 from shared.monitoring.logs import log_outcomes
 from shared.parsing import parse_hit
 from shared.pipeline.stage import ACK, Decision, nack
-from shared.privacy import redact_event, scrub_text
+from shared.privacy import privacy_config, redact_event, scrub_text, stored_event, vendor_event
 from shared.runtime import Runtime
 from shared.tagging import tag_event_uid
 from shared.transport.base import DELIVERIES, Message
@@ -33,6 +36,11 @@ class Transformer:
 
     def __init__(self, runtime: Runtime) -> None:
         self.rt = runtime
+        cfg = runtime.config
+        self.bots = BotFilter.from_config(cfg)  # [bots]: crawlerdetect's list, LRU per user agent
+        self.consent = ConsentPolicy.from_config(cfg)  # [consent]: allow / restrict / deny per destination
+        self.identity = identity_config(cfg)  # [identity]: the server-set client id and click id cookies
+        self.privacy = privacy_config(cfg)  # [privacy]: IP to vendors and in the store
 
     def handle(self, messages: Sequence[Message]) -> dict[str, Decision]:
         hits: list[tuple[Message, RawHit]] = []
@@ -64,6 +72,7 @@ class Transformer:
                 outcomes.append(Outcome(hit_id=hit.hit_id, outcome=OutcomeKind.REJECTED, reason=exc.code, detail=exc.message))
                 continue
             for event in parsed:
+                event = enrich_event(event, self.identity, self.consent.default)
                 events.append(event)
                 event_tasks, event_outcomes = self.route(event)
                 tasks += event_tasks
@@ -78,7 +87,7 @@ class Transformer:
         try:
             store = self.rt.store
             store.record_hits([h for _, h in hits])
-            store.record_events([e if self.rt.config.privacy.store_raw_pii else redact_event(e) for e in events])
+            store.record_events([stored_event(e, self.privacy) for e in events])
             if tasks:
                 self.rt.bus.publish_many(
                     DELIVERIES,
@@ -106,28 +115,30 @@ class Transformer:
         that tags name; every pair not sent gets exactly one outcome (see docs/tags.md)."""
         tasks: list[DeliveryTask] = []
         outcomes: list[Outcome] = []
+        bot = self.bots.check_event(event)
+        if bot:
+            return [], [self._outcome(event, HIT_LEVEL, OutcomeKind.FILTERED, "bot", bot)]
         entries = self.rt.entries
         if not entries:
             return [], [self._outcome(event, HIT_LEVEL, OutcomeKind.FILTERED, "no_destination",
                                       "no destination is configured")]
-        consent_default = self.rt.config.consent.default == "granted"
+        outbound = vendor_event(event, self.privacy)  # the IP as vendors may see it
         tagging = self.tagging
         evaluation = None  # variables and triggers are evaluated lazily, once per event
         for dest_id, entry in entries.items():
             if not entry.enabled:
                 outcomes.append(self._outcome(event, dest_id, OutcomeKind.FILTERED, "disabled", "destination is disabled"))
                 continue
-            denied = [p for p in entry.consent if not event.consent.granted(p, consent_default)]
-            if denied:
-                outcomes.append(self._outcome(event, dest_id, OutcomeKind.FILTERED, "consent",
-                                              f"consent not granted: {', '.join(denied)}"))
+            consent = self.consent.decide(event, entry.type, entry.consent)
+            if not consent.allowed:
+                outcomes.append(self._outcome(event, dest_id, OutcomeKind.FILTERED, "consent", consent.reason))
                 continue
             destination = self.rt.destinations[dest_id]
             if not tagging.manages(dest_id):  # no tag names it: every event, through its default mapping
-                self._prepare(destination, event, event, event.event_uid, tasks, outcomes)
+                self._prepare(destination, event, consent.apply(outbound), event.event_uid, tasks, outcomes)
                 continue
             if evaluation is None:
-                evaluation = tagging.evaluate(event)
+                evaluation = tagging.evaluate(outbound)
             decisions = tagging.decide(evaluation, dest_id)
             fired = [d.tag for d in decisions if d.status == "fired"]
             if not fired:
@@ -143,7 +154,7 @@ class Transformer:
                     outcomes.append(self._outcome(event, dest_id, OutcomeKind.FILTERED, "tag_event_name_empty",
                                                   f"tag {tag.name}: event_name resolved to nothing", uid))
                     continue
-                task = self._prepare(destination, event, tagged, uid, tasks, outcomes)
+                task = self._prepare(destination, event, consent.apply(tagged), uid, tasks, outcomes)
                 if task is None:
                     continue
                 first = sent.setdefault(task.event_name, tag.name)

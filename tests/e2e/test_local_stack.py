@@ -31,7 +31,9 @@ def test_json_event_flows_to_a_delivered_outcome(stack):
 
 def test_gtag_get_hit_is_accepted_with_204(stack):
     q = "v=2&tid=G-TEST123&cid=111.222&en=page_view&dl=https%3A%2F%2Fshop.example%2F&dt=Home"
-    r = httpx.get(f"{stack.url}/g/collect?{q}")
+    # a browser's user agent: gtag hits from an HTTP library are bots (filtered, reason bot)
+    ua = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/140.0 Safari/537.36"
+    r = httpx.get(f"{stack.url}/g/collect?{q}", headers={"user-agent": ua})
     assert r.status_code == 204
     wait_until(lambda: any(o[2] == "dry_run" and o[3] == "delivered" for o in stack.outcomes()), what="delivery")
     names = [row[0] for row in stack.store.query("SELECT name FROM events")]
