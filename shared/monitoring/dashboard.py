@@ -38,7 +38,7 @@ from shared.monitoring import language as lang
 from shared.monitoring.alerts import read_alert_state
 from shared.monitoring.config import MonitoringConfig, load_monitoring_config
 from shared.monitoring.metrics import KINDS, WEEK, DestStats, Metrics
-from shared.monitoring.redact import for_display, raw_hit_for_display, scrub_string
+from shared.monitoring.redact import for_display, only_events, raw_hit_for_display, scrub_string
 
 log = logging.getLogger("tagpipe.dashboard")
 STATIC = Path(__file__).parent / "static"
@@ -228,7 +228,7 @@ class DashboardData:
                     "destination": dest, "label": self.label(dest), "at": at,
                     "verdict": trace.get("verdict"), "reason": trace.get("reason"),
                     "request": {"method": request.get("method"), "url": SECRET_PARAM.sub(r"\1***", str(request.get("url", ""))),
-                                "body": self._only_this_hit(for_display(request.get("body")), event_ids.get(hit_id, set()))},
+                                "body": only_events(for_display(request.get("body")), event_ids.get(hit_id, set()))},
                     "response": {"status": response.get("status"), "elapsed_ms": response.get("elapsed_ms"),
                                  "body": scrub_string(SECRET_PARAM.sub(r"\1***", str(response.get("body", ""))))[:2000]},
                 })
@@ -246,23 +246,6 @@ class DashboardData:
                 ev["destinations"] = sorted(ev["destinations"].values(), key=lambda d: d["destination"])
         ordered = sorted(hits.values(), key=lambda h: -(h["received_at"] or 0))
         return {"token": token, "hits": ordered}
-
-    @staticmethod
-    def _only_this_hit(body: Any, event_ids: set[str]) -> Any:
-        """A batched vendor request may carry other visitors' events: keep only this hit's."""
-        if not isinstance(body, dict) or not event_ids:
-            return body
-        out = dict(body)
-        for key, value in body.items():
-            if isinstance(value, list) and len(value) > 1 and all(isinstance(v, dict) for v in value):
-                mine = [v for v in value if any(eid in json.dumps(v) for eid in event_ids)]
-                if mine:
-                    out[key] = mine
-                    if len(mine) < len(value):
-                        n = len(value) - len(mine)
-                        out[f"_{key}_hidden"] = f"{n} other event{'s' if n != 1 else ''} in this batch not shown"
-        return out
-
 
 # --------------------------------------------------------------------------- the app
 

@@ -132,3 +132,19 @@ def raw_hit_for_display(doc: dict[str, Any]) -> dict[str, Any]:
         "client_ip": truncate_ip(doc.get("client_ip")),
         "debug_token": doc.get("debug_token"),
     }
+
+
+def only_events(body: Any, event_ids: set[str]) -> Any:
+    """A batched vendor request carries other visitors' events: keep only the ones named by event_ids."""
+    if not isinstance(body, dict) or not event_ids:
+        return body
+    out = dict(body)
+    for key, value in body.items():
+        if isinstance(value, list) and len(value) > 1 and all(isinstance(v, dict) for v in value):
+            mine = [v for v in value if any(eid in json.dumps(v) for eid in event_ids)]
+            if mine:
+                out[key] = mine
+                if len(mine) < len(value):
+                    n = len(value) - len(mine)
+                    out[f"_{key}_hidden"] = f"{n} other event{'s' if n != 1 else ''} in this batch not shown"
+    return out

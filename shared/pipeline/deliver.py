@@ -21,6 +21,7 @@ from shared.destinations.base import Batch, Destination, Result, VendorRequest, 
 from shared.errors import ConfigError, DeliveryError, RetryableDelivery, StoreUnavailable
 from shared.models import DeliveryTask, FailedEvent, Outcome, OutcomeKind
 from shared.monitoring.logs import log_outcomes
+from shared.monitoring.redact import only_events
 from shared.pipeline.stage import ACK, Decision, nack
 from shared.runtime import Runtime
 from shared.storage.base import DeliveredKey
@@ -212,7 +213,9 @@ class Deliverer:
     def _trace(self, request: VendorRequest, result: Result, info: dict, tasks: list[DeliveryTask]) -> None:
         data = {
             "destination": tasks[0].destination,
-            "request": {"method": request.method, "url": request.masked_url, "body": request.json},
+            # only the traced events of the batch: the others belong to other visitors
+            "request": {"method": request.method, "url": request.masked_url,
+                        "body": only_events(request.json, {t.event_id for t in tasks if t.debug_token})},
             "response": info,
             "verdict": result.verdict.value,
             "reason": result.reason,
