@@ -55,6 +55,10 @@ class ServerConfig(_Section):
     cors_origins: list[str] = Field(default_factory=list, description="[] allows any origin")
     debug_header: str = "x-tagpipe-debug"
     debug_param: str = "tp_debug"
+    api_keys_env: str | None = Field(None, description="env var with API keys (comma-separated) server-to-server calls must present")
+    hmac_secret_env: str | None = Field(None, description="env var with a secret for X-Tagpipe-Signature (HMAC-SHA256)")
+    rate_limit_per_ip: float = Field(100.0, ge=0, description="requests/s per client IP; 0 turns it off")
+    rate_limit_burst: int = Field(1000, ge=1, description="requests an IP may send at once")
 
 
 class PathsConfig(_Section):

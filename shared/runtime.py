@@ -35,7 +35,10 @@ class Runtime:
     @cached_property
     def destinations(self):
         from shared.destinations import destination_class
+        from shared.monitoring.logs import register_secrets
 
+        for e in self.entries.values():
+            register_secrets(e.secrets.values())
         return {
             e.id: destination_class(e.type)(e.id, e.settings, e.secrets)
             for e in self.entries.values()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import sys
 import time
 from collections import Counter
@@ -19,8 +20,29 @@ from shared.models import Outcome
 _RESERVED = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime"}
 
 
+SECRET_PARAM = re.compile(r"(?i)\b(access_token|api_secret|api_key|token|secret|password|developer-token|key)=([^&\s\"']+)")
+BEARER = re.compile(r"(?i)\bbearer\s+[A-Za-z0-9._~+/=-]+")
+_secrets: set[str] = set()
+
+
+def register_secrets(values) -> None:
+    """Secret values (tokens, keys) that must never appear in a log line, whatever logs them."""
+    _secrets.update(v for v in values if v and len(v) >= 6)
+
+
+def mask_secrets(text: str) -> str:
+    text = BEARER.sub("Bearer ***", SECRET_PARAM.sub(r"\1=***", text))
+    for secret in _secrets:
+        if secret in text:
+            text = text.replace(secret, "***")
+    return text
+
+
 class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
+        return mask_secrets(self._format(record))
+
+    def _format(self, record: logging.LogRecord) -> str:
         doc = {
             "severity": record.levelname,
             "message": record.getMessage(),
@@ -35,9 +57,14 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(doc, default=str)
 
 
+class _MaskingFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        return mask_secrets(super().format(record))
+
+
 def configure(level: str = "INFO", json_lines: bool = True) -> None:
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(JsonFormatter() if json_lines else logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    handler.setFormatter(JsonFormatter() if json_lines else _MaskingFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)

@@ -22,10 +22,12 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from shared import sitetag
+from shared.auth import RateLimiter, ServerAuth
 from shared.bots import BotFilter
 from shared.errors import InvalidInput, StoreUnavailable
 from shared.identity import forward_cookies, hit_consent, identity_config, plan_cookies, referenced_cookies
 from shared.models import Event, FailedEvent, Outcome, OutcomeKind, RawHit
+from shared.monitoring.logs import register_secrets
 from shared.parsing import parse_hit
 from shared.privacy import privacy_config, scrub_text
 from shared.runtime import Runtime, get_runtime
@@ -65,6 +67,9 @@ class Collector:
         self.consent_default = cfg.consent.default == "granted"
         self.store_raw_pii = privacy_config(cfg).store_raw_pii
         self.bots = BotFilter.from_config(cfg)
+        self.auth = ServerAuth(cfg.server.api_keys_env, cfg.server.hmac_secret_env)
+        register_secrets(k.decode() for k in self.auth.keys + self.auth.hmac_secrets)
+        self.limiter = RateLimiter(cfg.server.rate_limit_per_ip, cfg.server.rate_limit_burst)
 
     def cors_headers(self, request: Request) -> dict[str, str]:
         origin = request.headers.get("origin")
@@ -102,7 +107,13 @@ class Collector:
         if request.headers.get("origin") and self.allowed_origins and not cors:
             return _json(403, {"ok": False, "error": "origin_not_allowed", "reason": "origin is not in server.cors_origins"})
         try:
+            wait = self.limiter.allow(self._client_ip(request))
+            if wait:
+                cors = {**cors, "retry-after": str(max(1, round(wait)))}
+                raise InvalidInput("rate_limited", "too many requests from this address; retry later", 429)
             raw = await self._read(request, source)
+            if not self._is_browser(request, source):
+                self.auth.check(request.headers, raw.query, raw.body.encode())
             events = parse_hit(raw)
         except InvalidInput as exc:
             self._record_rejection(request, source, exc)
