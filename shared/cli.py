@@ -101,35 +101,31 @@ def _when(value: str | None, default: float) -> float:
         return datetime.fromisoformat(value).timestamp()
 
 
-def cmd_replay(args: argparse.Namespace) -> int:
+def _replay_run(args: argparse.Namespace, label: str):
+    """Run replay_dead_letters or backfill over [--since, --until) with a progress bar."""
     import time
 
-    from shared.replay import progress_bar, replay_dead_letters
+    from shared import replay
     from shared.runtime import build_runtime
 
     rt = build_runtime(_load(args.config))
     try:
-        report = replay_dead_letters(rt, args.destination, _when(args.since, 0.0), _when(args.until, time.time() + 1),
-                                     progress=progress_bar("replay"))
+        fn = replay.replay_dead_letters if label == "replay" else replay.backfill
+        return fn(rt, args.destination, _when(args.since, 0.0), _when(args.until, time.time() + 1),
+                  progress=replay.progress_bar(label))
     finally:
         rt.close()
+
+
+def cmd_replay(args: argparse.Namespace) -> int:
+    report = _replay_run(args, "replay")
     print(f"dead letters selected {report.selected}, queued {report.queued}, unreadable {report.skipped}"
           " (a running stack delivers them; already-delivered event_ids are not sent again)")
     return 0
 
 
 def cmd_backfill(args: argparse.Namespace) -> int:
-    import time
-
-    from shared.replay import backfill, progress_bar
-    from shared.runtime import build_runtime
-
-    rt = build_runtime(_load(args.config))
-    try:
-        report = backfill(rt, args.destination, _when(args.since, 0.0), _when(args.until, time.time() + 1),
-                          progress=progress_bar("backfill"))
-    finally:
-        rt.close()
+    report = _replay_run(args, "backfill")
     print(f"stored events {report.selected}, queued for {args.destination} {report.queued}, "
           f"not routed {report.skipped} (consent, tags or mapping)")
     return 0
