@@ -1,0 +1,113 @@
+"""1. collect under load, next to a functions-framework hello-world on the same server settings.
+
+Each server is one process (one core at most); wrk (1 thread) runs on the other core.
+Modes (benchmarks/_serve.py):
+  gcf-asgi       what Cloud Functions gen2 runs for our async functions (FUNCTION_USE_ASGI): gunicorn,
+                 1 worker, UvicornWorker, asyncio + h11 (tagpipe's requirements bring no uvloop/httptools)
+  gcf-asgi-fast  the same worker with uvloop + httptools
+  uvicorn        uvicorn.Server as `tagpipe run` starts it (loop/http "auto")
+  gcf-gthread    functions-framework's default serving (gunicorn gthread, THREADS = concurrency 80):
+                 sync functions only, so the hello-world alone, for reference
+collect runs on the local bus (a SQLite commit per hit, as in `tagpipe run`), with no worker threads
+beside it in the process: the pipeline benchmark (2.) measures the whole stack.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+from benchmarks import payloads
+from benchmarks._util import PY, ROOT, Proc, cpu_seconds, free_port, run_load
+
+HELLO = str(ROOT / "benchmarks" / "hello" / "main.py")
+COLLECT = str(ROOT / "functions" / "collect" / "main.py")
+MODES = {
+    "gcf-asgi": "functions-framework --asgi (gen2 deploy): gunicorn + UvicornWorker, asyncio + h11",
+    "gcf-asgi-fast": "functions-framework --asgi with uvloop + httptools installed",
+    "uvicorn": "uvicorn.Server as `tagpipe run` (auto: uvloop + httptools when installed)",
+}
+CONCURRENCY = 80  # terraform: collect's max_instance_request_concurrency
+
+
+def _serve(mode: str, target: str, source: str, env: dict[str, str]) -> tuple[Proc, int]:
+    port = free_port()
+    proc = Proc([PY, "-m", "benchmarks._serve", mode, target, source, str(port)], env)
+    proc.start(port)
+    return proc, port
+
+
+def _measure(proc: Proc, port: int, shape, seconds: float, **kw) -> dict:
+    pids = proc.pids()
+    before = cpu_seconds(pids)
+    load = run_load(port, shape, seconds, **kw)
+    cpu = cpu_seconds(pids) - before
+    row = load.as_dict()
+    row["server_cpu"] = cpu / load.seconds if load.seconds else None  # cores the server used
+    return row
+
+
+def run(quick: bool = False, modes: list[str] | None = None, log=print) -> dict:
+    seconds = 2.0 if quick else 5.0
+    modes = modes or (["gcf-asgi", "uvicorn"] if quick else list(MODES))
+    hello = payloads.Shape("hello-world", "GET", "/")
+    shapes = payloads.collect_shapes()
+    result: dict = {"seconds": seconds, "connections": 50, "modes": {}}
+    with tempfile.TemporaryDirectory(prefix="tagpipe-bench-collect-") as tmp:
+        config = Path(tmp) / "tagpipe.toml"
+        config.write_text(f'[storage]\ndir = "{Path(tmp) / "data"}"\n')
+        env = {"TAGPIPE_CONFIG": str(config), "TAGPIPE_TRANSPORT": "local", "TAGPIPE_STORE": "sqlite"}
+        for mode in modes:
+            rounds = 1 if quick or mode != "gcf-asgi" else 3
+            h_proc, h_port = _serve(mode, "hello", HELLO, env)
+            c_proc, c_port = _serve(mode, "collect", COLLECT, env)
+            try:
+                runs: dict[str, list[dict]] = {"hello-world": []}
+                for _ in range(rounds):  # interleaved, so a noisy spell hits both sides
+                    runs["hello-world"].append(_measure(h_proc, h_port, hello, seconds))
+                    for shape in shapes:
+                        runs.setdefault(shape.name, []).append(_measure(c_proc, c_port, shape, seconds))
+                rows = {}
+                for name, rs in runs.items():
+                    best = sorted(rs, key=lambda r: r["rps"])[len(rs) // 2]  # the median run
+                    rows[name] = {**best, "runs_rps": [round(r["rps"]) for r in rs]}
+                hello_rps = rows["hello-world"]["rps"]
+                for shape in shapes:
+                    row = rows[shape.name]
+                    row["ratio"] = row["rps"] / hello_rps
+                    row["events_per_s"] = row["rps"] * shape.events
+                    half = _measure(c_proc, c_port, shape, seconds, target_rps=row["rps"] / 2)
+                    row["half"] = half
+                rows["hello-world"]["half"] = _measure(h_proc, h_port, hello, seconds, target_rps=hello_rps / 2)
+                result["modes"][mode] = rows
+                log(f"  {mode}: hello {hello_rps:,.0f} req/s; " + ", ".join(
+                    f"{s.name} {rows[s.name]['rps']:,.0f} ({rows[s.name]['ratio']:.0%})" for s in shapes))
+            finally:
+                c_proc.stop()
+                h_proc.stop()
+        if not quick:
+            gt_port = free_port()
+            with Proc([PY, "-m", "benchmarks._serve", "gcf-gthread", "hello_sync", HELLO, str(gt_port)],
+                      {**env, "THREADS": str(CONCURRENCY)}) as proc:
+                proc.start(gt_port)
+                row = _measure(proc, gt_port, hello, seconds)
+                result["gthread_hello"] = row
+                log(f"  gcf-gthread (threads={CONCURRENCY}): hello {row['rps']:,.0f} req/s")
+    return result
+
+
+def table(result: dict) -> list[str]:
+    lines = ["| server | endpoint | req/s | events/s | vs hello | p50 ms | p99 ms | p99 at half load (req/s) | server CPU |",
+             "|---|---|---:|---:|---:|---:|---:|---:|---:|"]
+    for mode, rows in result["modes"].items():
+        for name, r in rows.items():
+            half = r.get("half") or {}
+            lines.append(
+                f"| {mode} | {name} | {r['rps']:,.0f} | {r.get('events_per_s', r['rps']):,.0f} | "
+                f"{r.get('ratio', 1.0):.0%} | {r['p50_ms']:.1f} | {r['p99_ms']:.1f} | "
+                f"{half.get('p99_ms', float('nan')):.1f} ({half.get('rps', 0):,.0f}) | {r.get('server_cpu') or 0:.2f} |")
+    if "gthread_hello" in result:
+        r = result["gthread_hello"]
+        lines.append(f"| gcf-gthread (threads={CONCURRENCY}) | hello-world (sync) | {r['rps']:,.0f} | | | "
+                     f"{r['p50_ms']:.1f} | {r['p99_ms']:.1f} | | {r.get('server_cpu') or 0:.2f} |")
+    return lines

@@ -1,0 +1,222 @@
+"""2 + 3. The whole local stack (`tagpipe run` as a subprocess: collect + transform + deliver in one
+process) against FakeVendors (real HTTP on 127.0.0.1, Meta CAPI + GA4 MP, protocol checks on).
+
+  burst   N unique purchase events posted as fast as a few clients can (JSON API, `batch` events a
+          request), then the time until the last one is at the fake Meta and every outcome is
+          recorded: pipeline events/s (wall clock, the stack's process uses at most one core: GIL).
+  paced   one event per request (gtag GET, unique ep.event_id) at a fixed rate for a few seconds:
+          time from sending the hit to the fake vendor receiving the request holding it (p50/p99).
+  deliver events per vendor request and TCP connections opened to the fake vendors (from both runs).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import statistics
+import tempfile
+import threading
+import time
+from pathlib import Path
+from urllib.parse import quote
+
+import httpx
+
+from benchmarks import payloads
+from benchmarks._util import cpu_seconds
+from tests.e2e.stack import LocalStack, wait_until
+from tests.fakes.vendors import FakeVendors
+
+PIXEL = "123456789012345"
+
+
+def stack_config(endpoint: str) -> str:
+    return f"""
+[destinations.meta]
+type = "meta"
+pixel_id = "{PIXEL}"
+endpoint = "{endpoint}"
+access_token_env = "META_ACCESS_TOKEN"
+
+[destinations.ga4]
+type = "ga4"
+measurement_id = "G-BENCH1"
+endpoint = "{endpoint}"
+"""
+
+
+class Instrumented(FakeVendors):
+    """FakeVendors that also notes when each Meta/GA4 event arrived, and each TCP connection accepted."""
+
+    def start(self) -> None:
+        super().start()
+        self.arrivals: dict[str, float] = {}
+        self.connections = 0
+        self._tl = threading.local()
+        server = self._server
+        accept = server.process_request
+
+        def process_request(request, client_address):
+            self.connections += 1
+            return accept(request, client_address)
+
+        server.process_request = process_request
+        route = self.route
+
+        def timed_route(method, path, query, headers, body):
+            self._tl.arrived = time.time()
+            return route(method, path, query, headers, body)
+
+        self.route = timed_route
+        for state, key in ((self.meta, "event_id"), (self.ga4, None)):
+            self._wrap_accept(state, key)
+
+    def _wrap_accept(self, state, key) -> None:
+        accept = state.accept
+
+        def timed_accept(events, **extra):
+            at = getattr(self._tl, "arrived", time.time())
+            if key:
+                for e in events:
+                    self.arrivals[e.get(key)] = at
+            accept(events, **extra)
+
+        state.accept = timed_accept
+
+
+async def _post_bursts(url: str, n: int, batch: int, clients: int, prefix: str) -> tuple[float, int]:
+    """N events in requests of `batch`, `clients` at a time; returns (seconds spent, non-2xx answers)."""
+    bodies = []
+    for start in range(0, n, batch):
+        events = [payloads.json_event(f"{prefix}-{i}") for i in range(start, min(n, start + batch))]
+        bodies.append(json.dumps({"events": events}).encode())
+    bad = 0
+    queue = list(reversed(bodies))
+
+    async def client():
+        nonlocal bad
+        async with httpx.AsyncClient(base_url=url, timeout=30,
+                                     headers={"content-type": "application/json",
+                                              "user-agent": payloads.CHROME_UA}) as c:
+            while queue:
+                r = await c.post("/events", content=queue.pop())
+                bad += r.status_code != 200
+
+    t = time.perf_counter()
+    await asyncio.wait_for(asyncio.gather(*(client() for _ in range(clients))), 300)
+    return time.perf_counter() - t, bad
+
+
+def _gtag_url(event_id: str) -> str:
+    shape = payloads.gtag_get()
+    base = shape.path.replace("en=page_view", "en=purchase")
+    return f"{base}&ep.event_id={quote(event_id)}&cu=EUR&epn.value=10"
+
+
+async def _paced(url: str, rate: float, seconds: float, prefix: str) -> tuple[dict[str, float], int]:
+    """One gtag hit per request at `rate`/s for `seconds` (bounded): send time per event_id."""
+    sent: dict[str, float] = {}
+    bad = 0
+    total = int(rate * seconds)
+    shape = payloads.gtag_get()
+    async with httpx.AsyncClient(base_url=url, timeout=10, headers=shape.headers,
+                                 limits=httpx.Limits(max_connections=64)) as c:
+        async def one(i: int):
+            nonlocal bad
+            eid = f"{prefix}-{i}"
+            sent[eid] = time.time()
+            r = await c.get(_gtag_url(eid))
+            bad += r.status_code != 204
+
+        tasks = []
+        start = time.perf_counter()
+        for i in range(total):
+            delay = start + i / rate - time.perf_counter()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            tasks.append(asyncio.create_task(one(i)))
+        await asyncio.wait_for(asyncio.gather(*tasks), 60)
+    return sent, bad
+
+
+def _outcomes(stack: LocalStack) -> int:
+    return stack.store.query("SELECT COUNT(*) FROM outcomes")[0][0]
+
+
+def run(quick: bool = False, log=print) -> dict:
+    n = 5_000 if quick else 20_000
+    batch, clients = 20, 4
+    rate, paced_s = (300, 3) if quick else (500, 8)
+    result: dict = {"events": n, "batch": batch, "clients": clients}
+    with tempfile.TemporaryDirectory(prefix="tagpipe-bench-pipeline-") as tmp, Instrumented() as fakes:
+        env = {"META_ACCESS_TOKEN": fakes.meta_token, "GA4_API_SECRET": fakes.ga4_api_secret}
+        stack = LocalStack(Path(tmp) / "stack", stack_config(fakes.url), env).start()
+        try:
+            pid = stack.proc.pid
+            # warm-up: first requests build the runtime, destinations, HTTP client
+            asyncio.run(_post_bursts(stack.url, 200, batch, 2, "warm"))
+            wait_until(lambda: fakes.meta.count >= 200, 60, what="warm-up events at the fake Meta")
+            wait_until(lambda: _outcomes(stack) >= 400, 60, what="warm-up outcomes")
+            base_meta, base_req_meta, base_req_ga4 = fakes.meta.count, len(fakes.meta.requests), len(fakes.ga4.requests)
+            base_out, conns0 = _outcomes(stack), fakes.connections
+            cpu0 = cpu_seconds([pid])
+            t0 = time.perf_counter()
+            post_s, bad = asyncio.run(_post_bursts(stack.url, n, batch, clients, "b"))
+            wait_until(lambda: fakes.meta.count >= base_meta + n, 600, 0.01, what=f"{n} events at the fake Meta")
+            t_meta = time.perf_counter() - t0
+            wait_until(lambda: _outcomes(stack) >= base_out + 2 * n, 600, 0.05, what="every outcome recorded")
+            t_all = time.perf_counter() - t0
+            cpu = cpu_seconds([pid]) - cpu0
+            meta_reqs = len(fakes.meta.requests) - base_req_meta
+            ga4_reqs = len(fakes.ga4.requests) - base_req_ga4
+            result["burst"] = {
+                "collect_seconds": post_s, "collect_events_per_s": n / post_s, "non2xx": bad,
+                "seconds_to_last_vendor_event": t_meta, "seconds_to_all_outcomes": t_all,
+                "events_per_s": n / t_all, "deliveries_per_s": 2 * n / t_all,
+                "stack_cpu_seconds": cpu, "events_per_cpu_second": n / cpu if cpu else None,
+                "meta_requests": meta_reqs, "meta_events_per_request": n / meta_reqs if meta_reqs else None,
+                "ga4_requests": ga4_reqs, "ga4_events_per_request": n / ga4_reqs if ga4_reqs else None,
+                "vendor_connections_opened": fakes.connections - conns0,
+                "refused": len(fakes.meta.refused) + len(fakes.ga4.refused),
+                "duplicates": len(fakes.meta.duplicates()),
+            }
+            log(f"  burst: {n:,} events (each to meta + ga4) in {t_all:.1f} s -> {n / t_all:,.0f} events/s "
+                f"({n / cpu if cpu else 0:,.0f} per CPU-second); meta {n / max(1, meta_reqs):.0f} events/request, "
+                f"ga4 {n / max(1, ga4_reqs):.1f}; {fakes.connections - conns0} new vendor connections")
+
+            base_meta, base_req_meta, conns0 = fakes.meta.count, len(fakes.meta.requests), fakes.connections
+            sent, bad = asyncio.run(_paced(stack.url, rate, paced_s, "p"))
+            wait_until(lambda: fakes.meta.count >= base_meta + len(sent), 120, 0.01, what="paced events at Meta")
+            lat = sorted((fakes.arrivals[e] - t) * 1000 for e, t in sent.items() if e in fakes.arrivals)
+            q = statistics.quantiles(lat, n=100)
+            meta_reqs = len(fakes.meta.requests) - base_req_meta
+            result["paced"] = {
+                "rate": rate, "seconds": paced_s, "events": len(sent), "non2xx": bad,
+                "hit_to_vendor_p50_ms": q[49], "hit_to_vendor_p99_ms": q[98], "hit_to_vendor_max_ms": lat[-1],
+                "meta_requests": meta_reqs, "meta_events_per_request": len(sent) / max(1, meta_reqs),
+                "vendor_connections_opened": fakes.connections - conns0,
+            }
+            log(f"  paced: {rate}/s one-event gtag hits for {paced_s} s -> hit to Meta p50 {q[49]:.0f} ms, "
+                f"p99 {q[98]:.0f} ms; {len(sent) / max(1, meta_reqs):.0f} events/request")
+        finally:
+            stack.stop()
+            if stack._store:
+                stack._store.close()
+    return result
+
+
+def table(result: dict) -> list[str]:
+    b, p = result.get("burst", {}), result.get("paced", {})
+    if not b:
+        return []
+    return [
+        "| figure | value |", "|---|---:|",
+        f"| pipeline throughput, burst of {result['events']:,} events (JSON API, {result['batch']}/request), to Meta + GA4 | **{b['events_per_s']:,.0f} events/s** ({b['deliveries_per_s']:,.0f} deliveries/s) |",
+        f"| same, per CPU-second of the stack process | {b['events_per_cpu_second'] or 0:,.0f} events/CPU-s |",
+        f"| collect side of the burst | {b['collect_events_per_s']:,.0f} events/s, {b['non2xx']} non-2xx |",
+        f"| hit to vendor request at {p.get('rate')}/s (gtag GET, 1 event/hit) p50 / p99 | {p.get('hit_to_vendor_p50_ms', 0):.0f} ms / {p.get('hit_to_vendor_p99_ms', 0):.0f} ms |",
+        f"| Meta events per request, burst / paced | {b['meta_events_per_request'] or 0:.0f} / {p.get('meta_events_per_request', 0):.1f} |",
+        f"| GA4 events per request (burst; GA4 caps at 25) | {b['ga4_events_per_request'] or 0:.1f} |",
+        f"| vendor TCP connections opened, burst / paced | {b['vendor_connections_opened']} / {p.get('vendor_connections_opened')} ({b['meta_requests'] + b['ga4_requests']} requests in the burst) |",
+        f"| protocol refusals / duplicate event_ids at the fakes | {b['refused']} / {b['duplicates']} |",
+    ]
