@@ -147,16 +147,70 @@ variable "secrets" {
 
 variable "alerting" {
   type = object({
-    emails                     = optional(list(string), [])
-    slack_channel              = optional(string)
-    extra_channels             = optional(list(string), [])
-    delivery_error_rate        = optional(number, 0.05)
-    oldest_unacked_age_seconds = optional(number, 900)
-    collect_5xx_rate           = optional(number, 0.01)
-    traffic_silence_minutes    = optional(number, 60)
+    emails                         = optional(list(string), [])
+    slack_channel                  = optional(string)
+    extra_channels                 = optional(list(string), [])
+    delivery_error_rate            = optional(number, 0.05)
+    delivery_min_events            = optional(number, 20)
+    oldest_unacked_age_seconds     = optional(number, 900)
+    collect_5xx_rate               = optional(number, 0.01)
+    collect_error_rate             = optional(number, 0.10)
+    collect_min_hits               = optional(number, 20)
+    traffic_silence_minutes        = optional(number, 60)
+    traffic_window_minutes         = optional(number, 60)
+    traffic_min_share_of_last_week = optional(number, 0.5)
+    traffic_min_baseline_hits      = optional(number, 100)
+    match_keys                     = optional(list(string), ["em", "ph", "fbp", "fbc"])
+    match_keys_window_minutes      = optional(number, 60)
+    match_keys_baseline_days       = optional(number, 7)
+    match_keys_max_drop            = optional(number, 0.25)
+    match_keys_min_events          = optional(number, 50)
+    match_keys_min_baseline_share  = optional(number, 0.05)
+    auto_close_hours               = optional(number, 24)
+    log_alert_rate_limit_minutes   = optional(number, 60)
   })
-  description = "Alert policies and where they notify. slack_channel (e.g. #tagpipe-alerts) needs slack_auth_token; extra_channels takes ids of notification channels made elsewhere (e.g. a Slack channel created in the console, so no token reaches the state)."
+  description = <<-EOT
+    Alert policies (the local stack's alert rules, docs/monitoring.md) and where they notify. Every policy
+    notifies every channel: emails, slack_channel (e.g. #tagpipe-alerts, needs slack_auth_token) and
+    extra_channels (ids of channels made elsewhere, e.g. a Slack channel created in the console so no
+    token reaches the state). Rates and shares are fractions (0.05 = 5%), like the local rules' percents:
+    delivery_error_rate / delivery_min_events = delivery_failure_rate; collect_error_rate /
+    collect_min_hits = collect_error_rate; traffic_silence_minutes, traffic_window_minutes,
+    traffic_min_share_of_last_week, traffic_min_baseline_hits = traffic_drop; match_keys_* =
+    match_keys_drop (max_drop is relative: 80% -> 60% is 0.25); oldest_unacked_age_seconds = backlog_age.
+    auto_close_hours closes incidents whose data stopped; log_alert_rate_limit_minutes spaces the
+    notifications of the log-based "credentials refused" policy (Cloud Monitoring's floor is 5).
+  EOT
   default     = {}
+
+  validation {
+    condition = alltrue([for r in [
+      var.alerting.delivery_error_rate, var.alerting.collect_5xx_rate, var.alerting.collect_error_rate,
+      var.alerting.traffic_min_share_of_last_week, var.alerting.match_keys_max_drop, var.alerting.match_keys_min_baseline_share,
+    ] : r > 0 && r <= 1])
+    error_message = "alerting: rates and shares are fractions between 0 and 1 (0.05 = 5%), not percents."
+  }
+
+  validation {
+    condition     = alltrue([for k in var.alerting.match_keys : can(regex("^[a-z0-9_]+$", k))]) && length(var.alerting.match_keys) > 0
+    error_message = "alerting.match_keys: match-key names as the functions log them (em, ph, fbp, fbc, external_id, ...): lowercase letters, digits, underscores."
+  }
+
+  validation {
+    condition     = var.alerting.traffic_silence_minutes >= 1 && var.alerting.traffic_silence_minutes <= 1470
+    error_message = "alerting.traffic_silence_minutes: 1 to 1470 (a metric-absence condition lasts at most 24.5 hours)."
+  }
+
+  validation {
+    condition = alltrue([for m in [var.alerting.traffic_silence_minutes, var.alerting.traffic_window_minutes, var.alerting.match_keys_window_minutes, var.alerting.match_keys_baseline_days] :
+    m >= 1 && floor(m) == m])
+    error_message = "alerting.traffic_silence_minutes, traffic_window_minutes, match_keys_window_minutes and match_keys_baseline_days are whole numbers >= 1 (they become PromQL ranges such as [60m] and [7d])."
+  }
+
+  validation {
+    condition     = var.alerting.auto_close_hours >= 0.5 && var.alerting.log_alert_rate_limit_minutes >= 5
+    error_message = "alerting.auto_close_hours must be at least 0.5 (30 minutes) and log_alert_rate_limit_minutes at least 5 (Cloud Monitoring sends at most one log-based notification per 5 minutes)."
+  }
 }
 
 variable "slack_auth_token" {

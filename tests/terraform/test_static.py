@@ -308,17 +308,23 @@ def test_firestore_keys_expire():
 
 
 def test_alert_policies_cover_the_failure_modes():
+    """The sources each policy reads (the rule-by-rule checks are in test_monitoring.py)."""
     mon = modules()["monitoring"]
     policies = mon.text  # the raw HCL: filters are strings with escaped quotes in the parsed form
-    assert len(mon.of_type("google_monitoring_alert_policy")) >= 6
+    assert len(mon.of_type("google_monitoring_alert_policy")) >= 11
     for needle in (
-        'user_${local.metric_name}_sum{outcome=~"rejected|dead_lettered"',  # error rate per destination
+        'logging_googleapis_com:user_${local.metric_name}_sum',  # outcome_counts, per event
+        'logging_googleapis_com:user_${local.key_metric_name}_sum',  # match_key_counts
+        'outcome=~"rejected|dead_lettered"',  # error rate per destination
         "sum by (destination)",
         "subscription/dead_letter_message_count",
         "subscription/num_undelivered_messages",
         "subscription/oldest_unacked_message_age",
         'response_code_class = \\"5xx\\"',
+        'response_code_class=\\"4xx\\"',
+        "offset 1w",
         "condition_absent",
+        "condition_matched_log",
     ):
         assert needle in policies, needle
     metric = mon.resource("google_logging_metric", "outcomes")
