@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 from functions_framework.aio import create_asgi_app
@@ -54,7 +55,9 @@ def test_concurrent_pushes_become_one_meta_request(tmp_path, monkeypatch):
                     return await asyncio.gather(*(
                         client.post("/", json=envelope(m.message_id, m.data, dict(m.attributes))) for m in tasks))
 
-            responses = asyncio.run(push_all())
+            # a thread of its own: other tests (Playwright's sync API) may leave a loop on this one
+            with ThreadPoolExecutor(1) as pool:
+                responses = pool.submit(asyncio.run, push_all()).result()
         finally:
             set_runtime(None)
             rt.close()
