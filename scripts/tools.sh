@@ -2,6 +2,7 @@
 # Install the test tools whose pins clash with the project's, each in a venv of its own:
 #   .venv/tools/checkov      checkov (pins packaging<24; pytest 9 and google-cloud-bigquery need >=24)
 #   .venv/tools/bqemulator   bqemulator + numpy (its grpcio-tools pins protobuf<7; we run 7)
+#   .venv/tools/promql       promql-parser (a Rust wheel; only the Terraform tests use it)
 # Tests find them there (or via CHECKOV_BIN / TAGPIPE_BQEMULATOR_PYTHON). The Pub/Sub and Firestore
 # emulators come with the Google Cloud CLI and need java.
 set -euo pipefail
@@ -22,3 +23,4 @@ install() { # name, packages...
 
 install checkov "checkov>=3.2,<4"
 install bqemulator "bqemulator>=1.4,<2" "duckdb==1.5.6" numpy
+install promql "promql-parser"  # parses the alert policies' PromQL in tests/terraform

@@ -27,7 +27,7 @@ from shared.bots import BotFilter
 from shared.errors import InvalidInput, StoreUnavailable
 from shared.identity import forward_cookies, hit_consent, identity_config, plan_cookies, referenced_cookies
 from shared.models import Event, FailedEvent, Outcome, OutcomeKind, RawHit
-from shared.monitoring.logs import register_secrets
+from shared.monitoring.logs import log_outcomes, register_secrets
 from shared.parsing import parse_hit
 from shared.privacy import privacy_config, scrub_text
 from shared.runtime import Runtime, get_runtime
@@ -221,8 +221,9 @@ class Collector:
         try:
             self.rt.store.record_failures([FailedEvent(stage="collect", hit_id=hit_id, error_code=exc.code,
                                                        message=exc.message, payload=summary)])
-            self.rt.store.record_outcomes([Outcome(hit_id=hit_id, outcome=OutcomeKind.REJECTED,
-                                                   reason=exc.code, detail=exc.message)])
+            rejected = [Outcome(hit_id=hit_id, outcome=OutcomeKind.REJECTED, reason=exc.code, detail=exc.message)]
+            self.rt.store.record_outcomes(rejected)
+            log_outcomes(rejected)  # the log line Cloud Monitoring's collect rejection policy counts
         except StoreUnavailable as store_exc:
             log.error("collect could not record a rejected hit (%s): %s", exc.code, store_exc)
 
