@@ -48,10 +48,15 @@ class Proc:
         self.log = log or Path(tempfile.mkstemp(prefix="tagpipe-bench-", suffix=".log")[1])
         self.proc: subprocess.Popen | None = None
 
-    def start(self, port: int, health: str = "/", timeout: float = 30.0) -> Proc:
+    def spawn(self) -> Proc:
+        """Start it without waiting for anything (a process with no HTTP port)."""
         out = self.log.open("ab")
         self.proc = subprocess.Popen(self.args, cwd=ROOT, env=self.env, stdout=out, stderr=subprocess.STDOUT,
                                      start_new_session=True)
+        return self
+
+    def start(self, port: int, health: str = "/", timeout: float = 30.0) -> Proc:
+        self.spawn()
         deadline = time.monotonic() + timeout
         while True:
             if self.proc.poll() is not None:

@@ -48,14 +48,16 @@ def _measure(proc: Proc, port: int, shape, seconds: float, **kw) -> dict:
 
 
 def run(quick: bool = False, modes: list[str] | None = None, log=print) -> dict:
-    seconds = 2.0 if quick else 5.0
+    seconds = 2.0 if quick else 4.0
     modes = modes or (["gcf-asgi", "uvicorn"] if quick else list(MODES))
     hello = payloads.Shape("hello-world", "GET", "/")
     shapes = payloads.collect_shapes()
     result: dict = {"seconds": seconds, "connections": 50, "modes": {}}
     with tempfile.TemporaryDirectory(prefix="tagpipe-bench-collect-") as tmp:
         config = Path(tmp) / "tagpipe.toml"
-        config.write_text(f'[storage]\ndir = "{Path(tmp) / "data"}"\n')
+        # one load generator on 127.0.0.1 is one client IP: the per-IP rate limit (server.rate_limit_per_ip,
+        # 100/s by default) would answer 429 to nearly all of it
+        config.write_text(f'[storage]\ndir = "{Path(tmp) / "data"}"\n\n[server]\nrate_limit_per_ip = 0\n')
         env = {"TAGPIPE_CONFIG": str(config), "TAGPIPE_TRANSPORT": "local", "TAGPIPE_STORE": "sqlite"}
         for mode in modes:
             rounds = 1 if quick or mode != "gcf-asgi" else 3
@@ -80,6 +82,9 @@ def run(quick: bool = False, modes: list[str] | None = None, log=print) -> dict:
                     row["half"] = half
                 rows["hello-world"]["half"] = _measure(h_proc, h_port, hello, seconds, target_rps=hello_rps / 2)
                 result["modes"][mode] = rows
+                for name, row in rows.items():
+                    if row["errors"] > 0.01 * max(1, row["requests"]):
+                        log(f"  WARNING {mode} {name}: {row['errors']} of {row['requests']} requests failed or non-2xx")
                 log(f"  {mode}: hello {hello_rps:,.0f} req/s; " + ", ".join(
                     f"{s.name} {rows[s.name]['rps']:,.0f} ({rows[s.name]['ratio']:.0%})" for s in shapes))
             finally:
@@ -97,17 +102,18 @@ def run(quick: bool = False, modes: list[str] | None = None, log=print) -> dict:
 
 
 def table(result: dict) -> list[str]:
-    lines = ["| server | endpoint | req/s | events/s | vs hello | p50 ms | p99 ms | p99 at half load (req/s) | server CPU |",
-             "|---|---|---:|---:|---:|---:|---:|---:|---:|"]
+    lines = ["| server | endpoint | req/s | events/s | vs hello | p50 ms | p99 ms | p99 at half load (req/s) | server CPU | errors |",
+             "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for mode, rows in result["modes"].items():
         for name, r in rows.items():
             half = r.get("half") or {}
             lines.append(
                 f"| {mode} | {name} | {r['rps']:,.0f} | {r.get('events_per_s', r['rps']):,.0f} | "
                 f"{r.get('ratio', 1.0):.0%} | {r['p50_ms']:.1f} | {r['p99_ms']:.1f} | "
-                f"{half.get('p99_ms', float('nan')):.1f} ({half.get('rps', 0):,.0f}) | {r.get('server_cpu') or 0:.2f} |")
+                f"{half.get('p99_ms', float('nan')):.1f} ({half.get('rps', 0):,.0f}) | {r.get('server_cpu') or 0:.2f} | "
+                f"{r['errors'] + half.get('errors', 0)} |")
     if "gthread_hello" in result:
         r = result["gthread_hello"]
         lines.append(f"| gcf-gthread (threads={CONCURRENCY}) | hello-world (sync) | {r['rps']:,.0f} | | | "
-                     f"{r['p50_ms']:.1f} | {r['p99_ms']:.1f} | | {r.get('server_cpu') or 0:.2f} |")
+                     f"{r['p50_ms']:.1f} | {r['p99_ms']:.1f} | | {r.get('server_cpu') or 0:.2f} | {r['errors']} |")
     return lines

@@ -56,17 +56,23 @@ def connect(path: Path, autocheckpoint: bool = True) -> sqlite3.Connection:
     conn.execute("PRAGMA busy_timeout=30000")
     if not autocheckpoint:
         conn.execute("PRAGMA wal_autocheckpoint=0")
+        conn.execute(f"PRAGMA journal_size_limit={WAL_RESTART_BYTES}")
     return conn
 
 
 CHECKPOINT_INTERVAL = 0.2  # seconds between background checkpoints while there are writes
 CHECKPOINT_IDLE_EXIT = 10.0  # the checkpointer thread ends after this long without writes
+# A PASSIVE checkpoint never completes while writes keep coming, so the WAL would only grow: past this
+# size a RESTART checkpoint (writers wait for it: what is left to copy is small, the PASSIVE rounds
+# did the bulk) starts the log over, and journal_size_limit truncates the file back to this size.
+WAL_RESTART_BYTES = 16 * 2**20
 MAX_VARIABLES = 500  # ids per `IN (...)` list
 
 
 def _checkpointer(ref: weakref.ref, path: Path, closing: threading.Event) -> None:
     """Checkpoint the WAL in the background while the bus writes; end when it is idle or gone."""
-    conn = connect(path)
+    conn = connect(path, autocheckpoint=False)
+    wal = Path(f"{path}-wal")
     seen, idle_since = -1, time.monotonic()
     try:
         while not closing.wait(CHECKPOINT_INTERVAL):
@@ -82,7 +88,9 @@ def _checkpointer(ref: weakref.ref, path: Path, closing: threading.Event) -> Non
             seen, idle_since = writes, time.monotonic()
             try:
                 conn.execute("PRAGMA wal_checkpoint(PASSIVE)")  # never waits on readers or writers
-            except sqlite3.Error:
+                if wal.exists() and wal.stat().st_size > WAL_RESTART_BYTES:
+                    conn.execute("PRAGMA wal_checkpoint(RESTART)")
+            except (sqlite3.Error, OSError):
                 pass  # the next round tries again; a write never depends on it
     finally:
         conn.close()
