@@ -35,7 +35,7 @@ def _browser_missing() -> str | None:
     return None
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")  # not session: Playwright's sync API holds an event loop on this thread
 def browser():
     missing = _browser_missing()
     if missing:
