@@ -62,11 +62,17 @@ def connect(path: Path, autocheckpoint: bool = True) -> sqlite3.Connection:
 
 CHECKPOINT_INTERVAL = 0.2  # seconds between background checkpoints while there are writes
 CHECKPOINT_IDLE_EXIT = 10.0  # the checkpointer thread ends after this long without writes
-# A PASSIVE checkpoint never completes while writes keep coming, so the WAL would only grow: past this
-# size a RESTART checkpoint (writers wait for it: what is left to copy is small, the PASSIVE rounds
-# did the bulk) starts the log over, and journal_size_limit truncates the file back to this size.
+# A PASSIVE checkpoint never completes while writes keep coming (new frames land while it copies), so
+# the WAL would only grow. Past this size, right after a PASSIVE round that left little to copy, the
+# background thread runs a RESTART checkpoint: it holds writers back only while it copies that little
+# and syncs (a few ms), then the next write starts the log over and journal_size_limit truncates the
+# file back to this size. Past 4x it restarts whatever is left (a writer faster than the copying).
 WAL_RESTART_BYTES = 16 * 2**20
+RESTART_LEFTOVER_FRAMES = 256  # pages a PASSIVE round may leave uncopied for a RESTART to follow it
 MAX_VARIABLES = 500  # ids per `IN (...)` list
+# how often a waiting pull looks for messages another process published (a publish in this process
+# wakes it at once); an empty look is one indexed read, no write transaction
+POLL_INTERVAL = 0.01
 
 
 def _checkpointer(ref: weakref.ref, path: Path, closing: threading.Event) -> None:
@@ -87,8 +93,10 @@ def _checkpointer(ref: weakref.ref, path: Path, closing: threading.Event) -> Non
                 continue
             seen, idle_since = writes, time.monotonic()
             try:
-                conn.execute("PRAGMA wal_checkpoint(PASSIVE)")  # never waits on readers or writers
-                if wal.exists() and wal.stat().st_size > WAL_RESTART_BYTES:
+                _, frames, copied = conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()  # never waits
+                size = wal.stat().st_size if wal.exists() else 0
+                if size > WAL_RESTART_BYTES and (frames - copied <= RESTART_LEFTOVER_FRAMES
+                                                 or size > 4 * WAL_RESTART_BYTES):
                     conn.execute("PRAGMA wal_checkpoint(RESTART)")
             except (sqlite3.Error, OSError):
                 pass  # the next round tries again; a write never depends on it
@@ -249,7 +257,7 @@ class LocalBus(Bus):
             if messages or remaining <= 0:
                 return messages
             with self._wakeup:  # woken by a publish in this process; polls for other processes
-                self._wakeup.wait(min(remaining, 0.05))
+                self._wakeup.wait(min(remaining, POLL_INTERVAL))
 
     def _lease(self, subscription: str, max_messages: int) -> list[Message]:
         sub = self.topology[subscription]
