@@ -5,7 +5,9 @@ stated here. Next to sGTM on Cloud Run and hosted sGTM (Stape).
 The deployed shape (terraform/modules/{functions,pubsub}): per hit, collect (public, async) publishes
 raw-hits; a push subscription calls transform once per hit; transform publishes one delivery task per
 (event, destination) and the raw hit + event rows to records-* topics; a push subscription calls
-deliver once per task; deliver publishes its outcome rows. Rows reach BigQuery through BigQuery
+deliver once per task (functions/deliver/main.py batches the pushes one instance holds at once into
+one vendor request, but each push is still one invocation, billed as such); deliver publishes its
+outcome rows. Rows reach BigQuery through BigQuery
 subscriptions; dedup/outcome markers live in Firestore (2 writes, 1 read, 2 TTL deletes per delivery).
 """
 
@@ -40,7 +42,7 @@ ASSUMPTIONS = {
     "memory_gib": (0.5, "512Mi per function (terraform default)"),
     "collect_wait_s": (0.015, "collect waits one Pub/Sub publish round trip per hit (assumed 15 ms in-region)"),
     "transform_wait_s": (0.030, "transform waits its publishes (deliveries + records) before answering the push (assumed 30 ms)"),
-    "deliver_wait_s": (0.250, "deliver waits the vendor (Meta CAPI / GA4 MP ~200 ms, assumed) + Firestore batchGet/batchWrite (2 x 25 ms)"),
+    "deliver_wait_s": (0.350, "a deliver push waits the PushBatcher linger (TAGPIPE_PUSH_LINGER_MS, 100 ms) + the vendor (Meta CAPI / GA4 MP ~200 ms, assumed) + Firestore batchGet/batchWrite (2 x 25 ms)"),
     "request_log_bytes": (1100, "one Cloud Run request log entry (run.googleapis.com/requests) per invocation, ~1.1 KB each, unless excluded"),
     "outcome_log_bytes": (1500, "deliver logs outcome_counts + match_key_counts (~5 identifiers) per delivery: ~6 JSON lines of ~250 B"),
     "monthly_events": ((10e6, 100e6), "two volumes: 10M and 100M events a month, spread evenly (Poisson arrivals)"),
@@ -113,8 +115,8 @@ def model(sizes: dict[str, int], cpu: dict[str, float], monthly_events: float, e
     deliveries = m * d
     gib = _a("memory_gib")
 
-    def run_cost(requests: float, rate: float, wait: float, cpu_s: float) -> float:
-        if batched:  # one invocation per batch: waits once, pays CPU per message
+    def run_cost(requests: float, rate: float, wait: float, cpu_s: float, batchable: bool = True) -> float:
+        if batched and batchable:  # one invocation per batch: waits once, pays CPU per message
             b = BATCHED["batch"]
             per = _billable_s(rate / b, wait, cpu_s * b)
             return requests / b * (per * (_p("run_vcpu_s") + gib * _p("run_gib_s")) + _p("run_request"))
@@ -122,7 +124,7 @@ def model(sizes: dict[str, int], cpu: dict[str, float], monthly_events: float, e
         return requests * (per * (_p("run_vcpu_s") + gib * _p("run_gib_s")) + _p("run_request"))
 
     lines = {
-        "Cloud Run functions: collect": run_cost(hits, ev_rate / per_hit, _a("collect_wait_s"), cpu["collect"]),
+        "Cloud Run functions: collect": run_cost(hits, ev_rate / per_hit, _a("collect_wait_s"), cpu["collect"], False),
         "Cloud Run functions: transform": run_cost(hits, ev_rate / per_hit, _a("transform_wait_s"), cpu["transform"]),
         "Cloud Run functions: deliver": run_cost(deliveries, ev_rate * d, _a("deliver_wait_s"), cpu["deliver"]),
     }
@@ -196,21 +198,26 @@ def run(previous: dict | None = None, log=print) -> dict:
 
 def table(result: dict) -> list[str]:
     vols = list(result["volumes"])
+    last = vols[-1]
     lines = [f"Per million events, {ASSUMPTIONS['destinations'][0]} destinations each, CPU per request "
              f"({result['cpu_source']}): " + ", ".join(f"{k} {v * 1000:.2f} ms" for k, v in result["cpu_per_request_s"].items())
              + "; message bytes: " + json.dumps(result["message_bytes"]), "",
-             "| line | " + " | ".join(f"{v}/month" for v in vols) + " |", "|---|" + "---:|" * len(vols)]
+             "| line | " + " | ".join(f"deployed, {v}/month" for v in vols) + f" | what-if (batched), {last}/month |",
+             "|---|" + "---:|" * (len(vols) + 1)]
     keys = list(result["volumes"][vols[0]]["tagpipe"]["lines"])
     for k in keys:
-        lines.append(f"| {k} | " + " | ".join(f"${result['volumes'][v]['tagpipe']['lines'][k]:.3f}" for v in vols) + " |")
-    lines.append("| **tagpipe total** | " + " | ".join(f"**${result['volumes'][v]['tagpipe']['total']:.2f}**" for v in vols) + " |")
-    lines.append("| tagpipe total, Cloud Run request logs excluded (log sink exclusion) | "
-                 + " | ".join(f"${result['volumes'][v]['tagpipe_request_logs_excluded']['total']:.2f}" for v in vols) + " |")
-    lines.append(f"| what-if: batched deliver/transform ({BATCHED['batch']}/invocation), 1 Firestore marker, logs per batch | "
-                 + " | ".join(f"${result['volumes'][v]['tagpipe_batched_what_if']['total']:.2f}" for v in vols) + " |")
+        lines.append(f"| {k} | " + " | ".join(f"${result['volumes'][v]['tagpipe']['lines'][k]:.3f}" for v in vols)
+                     + f" | ${result['volumes'][last]['tagpipe_batched_what_if']['lines'][k]:.3f} |")
+    lines.append("| **total per million events** | " + " | ".join(f"**${result['volumes'][v]['tagpipe']['total']:.2f}**" for v in vols)
+                 + f" | **${result['volumes'][last]['tagpipe_batched_what_if']['total']:.2f}** |")
+    lines.append("| total with Cloud Run request logs excluded (log sink exclusion) | "
+                 + " | ".join(f"${result['volumes'][v]['tagpipe_request_logs_excluded']['total']:.2f}" for v in vols) + " | (excluded) |")
     lines.append("| sGTM on Cloud Run (2 always-on instances + CPU beyond them) | "
-                 + " | ".join(f"${result['volumes'][v]['sgtm_cloud_run']['per_million']:.2f}" for v in vols) + " |")
-    lines.append("| Stape (hosted sGTM) | per-container plans by monthly request quota; every incoming request counts, "
-                 "script loads included (stape.io helpdesk, 2025-08-06 / 2026-06-05); plan prices not found in this "
-                 "session's sources: not modelled |" + " |" * (len(vols) - 1))
+                 + " | ".join(f"${result['volumes'][v]['sgtm_cloud_run']['per_million']:.2f}" for v in vols) + " | |")
+    lines.append("| Stape (hosted sGTM) | per-container plans by monthly request quota, every incoming request counted, "
+                 "script loads included (stape.io helpdesk, 2025-08-06 / 2026-06-05); plan prices not in this "
+                 "session's sources: not modelled |" + " |" * len(vols))
+    lines += ["", f"what-if (not deployed today): transform and deliver take {BATCHED['batch']} messages per invocation "
+              "(a pull loop instead of one push per message), one Firestore marker per delivery (outcome rows "
+              "de-duplicated by the BigQuery *_unique views), outcome_counts logged per batch, request logs excluded."]
     return lines
