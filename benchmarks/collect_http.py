@@ -30,6 +30,12 @@ MODES = {
 CONCURRENCY = 80  # terraform: collect's max_instance_request_concurrency
 
 
+def _have_fast() -> bool:
+    import importlib.util
+
+    return all(importlib.util.find_spec(m) is not None for m in ("uvloop", "httptools"))
+
+
 def _serve(mode: str, target: str, source: str, env: dict[str, str]) -> tuple[Proc, int]:
     port = free_port()
     proc = Proc([PY, "-m", "benchmarks._serve", mode, target, source, str(port)], env)
@@ -50,6 +56,9 @@ def _measure(proc: Proc, port: int, shape, seconds: float, **kw) -> dict:
 def run(quick: bool = False, modes: list[str] | None = None, log=print) -> dict:
     seconds = 2.0 if quick else 4.0
     modes = modes or (["gcf-asgi", "uvicorn"] if quick else list(MODES))
+    if "gcf-asgi-fast" in modes and not _have_fast():
+        log("  gcf-asgi-fast skipped: uvloop and httptools are not installed (pip install uvloop httptools)")
+        modes = [m for m in modes if m != "gcf-asgi-fast"]
     hello = payloads.Shape("hello-world", "GET", "/")
     shapes = payloads.collect_shapes()
     result: dict = {"seconds": seconds, "connections": 50, "modes": {}}

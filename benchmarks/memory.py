@@ -13,6 +13,8 @@ from __future__ import annotations
 import gc
 import json
 import os
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -20,7 +22,7 @@ from pathlib import Path
 import httpx
 
 from benchmarks import payloads
-from benchmarks._util import peak_rss_mb, rss_mb
+from benchmarks._util import PY, ROOT, peak_rss_mb, rss_mb
 
 
 def _runtime(tmp: Path):
@@ -62,12 +64,26 @@ def _hits(start: int, n: int) -> list[tuple[bytes, None]]:
 
 
 def run(quick: bool = False, log=print, events: int | None = None) -> dict:
+    """In a fresh interpreter, so the RSS is the pipeline's alone (not the other sections')."""
+    total = events or (100_000 if quick else 1_000_000)
+    proc = subprocess.Popen([PY, "-m", "benchmarks.memory", str(total)], cwd=ROOT, stdout=subprocess.PIPE, text=True)
+    result = None
+    for line in proc.stdout:
+        if line.startswith("RESULT "):
+            result = json.loads(line[len("RESULT "):])
+        else:
+            log(line.rstrip())
+    if proc.wait(timeout=60) != 0 or result is None:
+        raise RuntimeError(f"python -m benchmarks.memory exited {proc.returncode}")
+    return result
+
+
+def measure(total: int, log=print) -> dict:
     from shared.pipeline.deliver import Deliverer
     from shared.pipeline.stage import settle
     from shared.pipeline.transform import Transformer
     from shared.transport.base import RAW_HITS
 
-    total = events or (100_000 if quick else 1_000_000)
     checkpoint = total // 10
     chunk = 1000
     result: dict = {"events": total, "checkpoints": []}
@@ -119,3 +135,8 @@ def table(result: dict) -> list[str]:
              f"| RSS MiB (start {result['rss_start_mb']:.0f}) | " + " | ".join(f"{c['rss_mb']:.0f}" for c in cps)
              + f" | {result['peak_rss_mb']:.0f} |"]
     return lines
+
+
+if __name__ == "__main__":
+    out = measure(int(sys.argv[1]) if len(sys.argv) > 1 else 1_000_000, log=lambda m: print(m, flush=True))
+    print("RESULT " + json.dumps(out), flush=True)

@@ -169,8 +169,12 @@ class SplitStack:
         self._store: SqliteStore | None = None
 
     def start(self) -> SplitStack:
-        self.collect.start(self.port, "/healthz")
-        self.workers.spawn()
+        try:
+            self.collect.start(self.port, "/healthz")
+            self.workers.spawn()
+        except BaseException:
+            self.stop()  # never leave a half-started stack behind
+            raise
         return self
 
     def pids(self) -> list[int]:
@@ -216,12 +220,12 @@ def _run_layout(layout: str, quick: bool, log) -> dict:
     with tempfile.TemporaryDirectory(prefix="tagpipe-bench-pipeline-") as tmp, Instrumented() as fakes:
         env = {"META_ACCESS_TOKEN": fakes.meta_token, "GA4_API_SECRET": fakes.ga4_api_secret}
         if layout == "threads":
-            stack = LocalStack(Path(tmp) / "stack", stack_config(fakes.url), env).start()
-            pids = [stack.proc.pid]
+            stack = LocalStack(Path(tmp) / "stack", stack_config(fakes.url), env)
         else:
-            stack = SplitStack(Path(tmp) / "stack", stack_config(fakes.url), {**_os_env(), **env}).start()
-            pids = stack.pids()
+            stack = SplitStack(Path(tmp) / "stack", stack_config(fakes.url), {**_os_env(), **env})
         try:
+            stack.start()
+            pids = [stack.proc.pid] if layout == "threads" else stack.pids()
             # warm-up: first requests build the runtime, destinations, HTTP client
             asyncio.run(_post_bursts(stack.url, 200, batch, 2, "warm"))
             wait_until(lambda: fakes.meta.count >= 200, 60, what="warm-up events at the fake Meta")
@@ -256,9 +260,11 @@ def _run_layout(layout: str, quick: bool, log) -> dict:
             rounds = []
             for k in range(1 if quick else 3):  # a noisy machine: the median of three rounds
                 rounds.append(_paced_round(stack, fakes, rate, paced_s, f"p{k}", log))
-            rounds.sort(key=lambda r: r["hit_to_vendor_p99_ms"])
+            # the median round by collect -> vendor (the stack's own time): sender -> collect also holds
+            # the load generator's delays when the stack's processes and it share two cores
+            rounds.sort(key=lambda r: r["collect_to_vendor_p99_ms"])
             result["paced"] = {**rounds[len(rounds) // 2], "rounds_p50_p99_ms": [
-                (round(r["hit_to_vendor_p50_ms"]), round(r["hit_to_vendor_p99_ms"])) for r in rounds]}
+                (round(r["collect_to_vendor_p50_ms"]), round(r["collect_to_vendor_p99_ms"])) for r in rounds]}
         finally:
             stack.stop()
             if getattr(stack, "_store", None):
@@ -316,9 +322,8 @@ def _layout_table(result: dict) -> list[str]:
         f"| pipeline throughput, burst of {result['events']:,} events (JSON API, {result['batch']}/request), to Meta + GA4 | **{b['events_per_s']:,.0f} events/s** ({b['deliveries_per_s']:,.0f} deliveries/s) |",
         f"| same, per CPU-second of the stack process | {b['events_per_cpu_second'] or 0:,.0f} events/CPU-s |",
         f"| collect side of the burst | {b['collect_events_per_s']:,.0f} events/s, {b['non2xx']} non-2xx |",
-        f"| hit to vendor request at {p.get('rate')}/s (gtag GET, 1 event/hit) p50 / p99 (median round of {p.get('rounds_p50_p99_ms')}) | {p.get('hit_to_vendor_p50_ms', 0):.0f} ms / {p.get('hit_to_vendor_p99_ms', 0):.0f} ms |",
-        f"| of which collect's receipt to the vendor request, p50 / p99 | {p.get('collect_to_vendor_p50_ms', 0):.0f} ms / {p.get('collect_to_vendor_p99_ms', 0):.0f} ms |",
-        f"| of which sender to collect's receipt (load generator + HTTP + collect's queue), p50 / p99 | {p.get('send_to_collect_p50_ms', 0):.0f} ms / {p.get('send_to_collect_p99_ms', 0):.0f} ms |",
+        f"| hit (collect's receipt) to vendor request at {p.get('rate')}/s, gtag GET 1 event/hit, p50 / p99 (median of rounds {p.get('rounds_p50_p99_ms')}) | {p.get('collect_to_vendor_p50_ms', 0):.0f} ms / {p.get('collect_to_vendor_p99_ms', 0):.0f} ms |",
+        f"| same measured from the sender (adds the load generator's own delays and HTTP), p50 / p99 | {p.get('hit_to_vendor_p50_ms', 0):.0f} ms / {p.get('hit_to_vendor_p99_ms', 0):.0f} ms |",
         f"| Meta events per request, burst / paced | {b['meta_events_per_request'] or 0:.0f} / {p.get('meta_events_per_request', 0):.1f} |",
         f"| GA4 events per request (burst; GA4 caps at 25) | {b['ga4_events_per_request'] or 0:.1f} |",
         f"| vendor TCP connections opened, burst / paced | {b['vendor_connections_opened']} / {p.get('vendor_connections_opened')} ({b['meta_requests'] + b['ga4_requests']} requests in the burst) |",
