@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import random
 import shutil
 import signal
 import socket
@@ -127,7 +128,10 @@ for line in io.lines(os.getenv("BENCH_HEADERS_FILE")) do
 end
 local pause = tonumber(os.getenv("BENCH_DELAY_MS") or "0")
 if pause > 0 then
-  delay = function() return pause end
+  -- a random think time (mean = pause): a constant one keeps the 50 connections in lock-step waves
+  -- that queue behind each other, a latency no real traffic has
+  math.randomseed(os.time())
+  delay = function() return math.random(0, 2 * pause) end
 end
 done = function(summary, latency, requests)
   local e = summary.errors
@@ -159,7 +163,7 @@ def _wrk(port, shape, seconds, connections, target_rps) -> Load:
         env = {**os.environ, "BENCH_BODY_FILE": str(tmp / "body"), "BENCH_HEADERS_FILE": str(tmp / "headers"),
                "BENCH_METHOD": shape.method}
         if target_rps:
-            # each connection waits `delay` between answer and next request: rate ~ connections / delay
+            # each connection waits a random delay (mean D) between answer and next request: rate ~ connections / D
             env["BENCH_DELAY_MS"] = str(max(1, round(connections * 1000 / target_rps)))
         out = subprocess.run(
             ["wrk", "-t1", f"-c{connections}", f"-d{max(1, round(seconds))}s", "--timeout", "5s",
@@ -206,7 +210,7 @@ async def _asyncio_load(port, shape, seconds, connections, target_rps) -> Load:
                 if not status_line.split(b" ")[1].startswith(b"2"):
                     errors += 1
                 if pause:
-                    await asyncio.sleep(pause)
+                    await asyncio.sleep(random.uniform(0, 2 * pause))  # jittered, as in the wrk script
         except (OSError, asyncio.IncompleteReadError, IndexError):
             errors += 1
         finally:
