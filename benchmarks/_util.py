@@ -46,6 +46,7 @@ class Proc:
 
     def __init__(self, args: list[str], env: dict[str, str] | None = None, log: Path | None = None) -> None:
         self.args, self.env = args, {**os.environ, **(env or {})}
+        self._own_log = log is None  # a temporary log of ours: removed when the process stops
         self.log = log or Path(tempfile.mkstemp(prefix="tagpipe-bench-", suffix=".log")[1])
         self.proc: subprocess.Popen | None = None
 
@@ -81,6 +82,13 @@ class Proc:
         return [int(p) for p in out.split()] or [self.proc.pid]
 
     def stop(self, timeout: float = 15.0) -> None:
+        try:
+            self._stop(timeout)
+        finally:
+            if self._own_log:
+                self.log.unlink(missing_ok=True)
+
+    def _stop(self, timeout: float) -> None:
         if self.proc is None or self.proc.poll() is not None:
             self.proc = None
             return
