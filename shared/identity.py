@@ -123,6 +123,7 @@ def _psl():
     return PublicSuffixList()  # the list shipped inside the package: no network
 
 
+@lru_cache(maxsize=1024)  # hosts repeat: the request's Host header, the site's own domain
 def is_ip(host: str) -> bool:
     try:
         ipaddress.ip_address(host.strip("[]"))
@@ -169,6 +170,7 @@ def cookie_domain_for(host: str, setting: str) -> str | None:
     return None
 
 
+@lru_cache(maxsize=1024)
 def subdomain_index(host: str, domain: str | None) -> int:
     """Meta's subdomainIndex: labels of the domain the cookie lives on, minus one (IP -> 0)."""
     target = domain or host_of(host)
@@ -261,7 +263,7 @@ class SetCookie:
     def header(self, now: float | None = None) -> str:
         now = time.time() if now is None else now
         parts = [f"{self.name}={self.value}", f"Max-Age={self.max_age}",
-                 f"Expires={formatdate(now + self.max_age if self.max_age else 0, usegmt=True)}"]  # fmt: skip
+                 f"Expires={http_date(int(now) + self.max_age if self.max_age else 0)}"]  # fmt: skip
         if self.domain:
             parts.append(f"Domain={self.domain}")
         parts.append(f"Path={self.path}")
@@ -271,6 +273,12 @@ class SetCookie:
             parts.append("HttpOnly")
         parts.append(f"SameSite={self.same_site}")
         return "; ".join(parts)
+
+
+@lru_cache(maxsize=64)  # a few lifetimes per second: formatted once per second each
+def http_date(seconds: int) -> str:
+    """'Wed, 25 Nov 2026 09:30:46 GMT' (RFC 7231 IMF-fixdate) for a whole unix second."""
+    return formatdate(seconds, usegmt=True)
 
 
 _COOKIE_VALUE_OK = re.compile(r"[\x21\x23-\x2B\x2D-\x3A\x3C-\x5B\x5D-\x7E]*")  # RFC 6265 cookie-octet
@@ -440,13 +448,31 @@ def referenced_cookies(config: object) -> set[str]:
 def forward_cookies(cookies: dict[str, str], cfg: IdentityConfig, extra: Iterable[str] = ()) -> dict[str, str]:
     """The request cookies a raw hit keeps: vendor and identity cookies, and those the config's tags
     read (`extra`), never the shop's session."""
-    keep = [p for p in cfg.forward_cookies if p]
-    own = {cfg.client_id_cookie, *cfg.click_id_cookies.model_dump().values(), *extra}
-    out = {}
-    for name, value in cookies.items():
-        if name in own or any(fnmatch.fnmatchcase(name, p) for p in keep):
-            out[name] = value
-    return out
+    return CookieFilter(cfg, extra).keep(cookies)
+
+
+class CookieFilter:
+    """forward_cookies for one config, built once: the per-name verdicts are remembered (names
+    repeat from hit to hit; the memo is bounded, a flood of random names only stops the caching)."""
+
+    MAX_NAMES = 4096
+
+    def __init__(self, cfg: IdentityConfig, extra: Iterable[str] = ()) -> None:
+        self.cfg = cfg
+        self.patterns = [p for p in cfg.forward_cookies if p]
+        self.own = {cfg.client_id_cookie, *cfg.click_id_cookies.model_dump().values(), *extra}
+        self._verdicts: dict[str, bool] = {}
+
+    def wanted(self, name: str) -> bool:
+        verdict = self._verdicts.get(name)
+        if verdict is None:
+            verdict = name in self.own or any(fnmatch.fnmatchcase(name, p) for p in self.patterns)
+            if len(self._verdicts) < self.MAX_NAMES:
+                self._verdicts[name] = verdict
+        return verdict
+
+    def keep(self, cookies: dict[str, str]) -> dict[str, str]:
+        return {name: value for name, value in cookies.items() if self.wanted(name)}
 
 
 # --------------------------------------------------------------------------- transform side

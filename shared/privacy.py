@@ -67,10 +67,24 @@ def pseudonym(value: str | None) -> str | None:
     return hashlib.sha256(v.encode()).hexdigest()
 
 
+def _ipv4_octets(ip: str) -> list[str] | None:
+    """The 4 octets of a dotted IPv4 exactly as ipaddress accepts it (1-3 ASCII digits, <= 255, no
+    leading zero), else None (the caller falls back to ipaddress, which also knows IPv6)."""
+    parts = ip.split(".")
+    if len(parts) != 4:
+        return None
+    for p in parts:
+        if not (0 < len(p) <= 3 and p.isascii() and p.isdigit()) or (p[0] == "0" and p != "0") or int(p) > 255:
+            return None
+    return parts
+
+
 def truncate_ip(ip: str | None) -> str | None:
     """IPv4 keeps 3 octets, IPv6 keeps the /48 prefix: enough for geo, not for a person."""
     if not ip:
         return ip
+    if (octets := _ipv4_octets(ip)) is not None:
+        return f"{octets[0]}.{octets[1]}.{octets[2]}.0"
     try:
         addr = ipaddress.ip_address(ip)
     except ValueError:

@@ -16,16 +16,17 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from urllib.parse import parse_qsl
 
-from starlette.requests import Request
+from starlette.requests import Request, cookie_parser
 from starlette.responses import JSONResponse, Response
 
 from shared import sitetag
 from shared.auth import RateLimiter, ServerAuth
 from shared.bots import BotFilter
 from shared.errors import InvalidInput, StoreUnavailable
-from shared.identity import forward_cookies, hit_consent, identity_config, plan_cookies, referenced_cookies
+from shared.identity import CookieFilter, hit_consent, identity_config, plan_cookies, referenced_cookies
 from shared.models import Event, FailedEvent, Outcome, OutcomeKind, RawHit
 from shared.monitoring.logs import log_outcomes, register_secrets
 from shared.parsing import parse_hit
@@ -44,8 +45,34 @@ KEPT_HEADERS = (
 )
 
 
+_UNPLAIN = re.compile(r"[?#\\\t\r\n]")  # characters Request.url escapes or urlsplit strips
+
+
 def _json(status: int, body: dict, headers: dict[str, str] | None = None) -> Response:
     return JSONResponse(body, status_code=status, headers=headers)
+
+
+def request_headers(scope: dict) -> dict[str, str]:
+    """The request headers in one pass over the ASGI scope (the first of repeated names wins, as
+    starlette's Headers.get does); cheaper than one Headers lookup per header name."""
+    out: dict[str, str] = {}
+    for key, value in scope["headers"]:
+        name = key.decode("latin-1")
+        if name not in out:
+            out[name] = value.decode("latin-1")
+    return out
+
+
+def path_and_query(request: Request) -> tuple[str, str]:
+    """request.url.path and request.url.query, read from the scope without building a URL when
+    nothing in them needs Request.url's escaping."""
+    scope = request.scope
+    path = scope["path"]
+    query = scope.get("query_string", b"").decode()
+    if path[:1] != "/" or path[:2] == "//" or _UNPLAIN.search(path) or _UNPLAIN.search(query):
+        url = request.url
+        return url.path, url.query
+    return path, query
 
 
 class Collector:
@@ -62,8 +89,12 @@ class Collector:
         self.server = cfg.server
         self.allowed_origins = set(cfg.server.cors_origins)
         self.publish_inline = getattr(runtime.bus, "publish_is_fast", False)
+        # group commit (LocalBus) or a publish that does not hold a thread while it waits
+        self.publish_async = getattr(runtime.bus, "publish_async", None)
         self.identity = identity_config(cfg)
         self.tag_cookies = referenced_cookies(cfg)  # cookies [variables]/[triggers]/[tags] read
+        self._cookie_filter = CookieFilter(self.identity, self.tag_cookies)
+        self.debug_header = cfg.server.debug_header.lower()
         self.consent_default = cfg.consent.default == "granted"
         self.store_raw_pii = privacy_config(cfg).store_raw_pii
         self.bots = BotFilter.from_config(cfg)
@@ -71,8 +102,8 @@ class Collector:
         register_secrets(k.decode() for k in self.auth.keys + self.auth.hmac_secrets)
         self.limiter = RateLimiter(cfg.server.rate_limit_per_ip, cfg.server.rate_limit_burst)
 
-    def cors_headers(self, request: Request) -> dict[str, str]:
-        origin = request.headers.get("origin")
+    def cors_headers(self, headers: dict[str, str]) -> dict[str, str]:
+        origin = headers.get("origin")
         if not origin or (self.allowed_origins and origin not in self.allowed_origins):
             return {}
         return {
@@ -82,18 +113,20 @@ class Collector:
         }
 
     async def __call__(self, request: Request) -> Response:
-        path = request.url.path
+        path, query = path_and_query(request)
         if path == self.health_path:
             return _json(200, {"ok": True})
-        if path == self.sitetag_path and request.method in ("GET", "HEAD"):
+        method = request.scope["method"]
+        if path == self.sitetag_path and method in ("GET", "HEAD"):
             return self._script(request)
         route = self.routes.get(path)
         if route is None:
             return _json(404, {"ok": False, "error": "not_found", "reason": f"no collect endpoint at {path}"})
         source, methods = route
-        cors = self.cors_headers(request)
-        if request.method == "OPTIONS":
-            if request.headers.get("origin") and not cors:
+        headers = request_headers(request.scope)
+        cors = self.cors_headers(headers)
+        if method == "OPTIONS":
+            if headers.get("origin") and not cors:
                 return _json(403, {"ok": False, "error": "origin_not_allowed", "reason": "origin is not in server.cors_origins"})
             return Response(status_code=204, headers={
                 **cors,
@@ -101,27 +134,31 @@ class Collector:
                 "access-control-allow-headers": f"content-type, {self.server.debug_header}",
                 "access-control-max-age": "86400",
             })
-        if request.method not in methods:
+        if method not in methods:
             return _json(405, {"ok": False, "error": "method_not_allowed",
                                "reason": f"{path} accepts {', '.join(sorted(methods))}"}, cors)
-        if request.headers.get("origin") and self.allowed_origins and not cors:
+        if headers.get("origin") and self.allowed_origins and not cors:
             return _json(403, {"ok": False, "error": "origin_not_allowed", "reason": "origin is not in server.cors_origins"})
+        browser = self._is_browser(headers, source)
         try:
-            wait = self.limiter.allow(self._client_ip(request))
+            client_ip = self._client_ip(request, headers)
+            wait = self.limiter.allow(client_ip)
             if wait:
                 cors = {**cors, "retry-after": str(max(1, round(wait)))}
                 raise InvalidInput("rate_limited", "too many requests from this address; retry later", 429)
-            raw = await self._read(request, source)
-            if not self._is_browser(request, source):
-                self.auth.check(request.headers, raw.query, raw.body.encode())
+            raw = await self._read(request, source, method, path, query, headers, client_ip)
+            if not browser:
+                self.auth.check(headers, raw.query, raw.body.encode())
             events = parse_hit(raw)
         except InvalidInput as exc:
             self._record_rejection(request, source, exc)
             return _json(exc.status, exc.as_json(), cors)
-        set_cookies = self._identity(request, raw, events)
+        set_cookies = self._identity(headers, raw, events) if browser else []
         try:
             data = raw.model_dump_json().encode()
-            if self.publish_inline:
+            if self.publish_async is not None:
+                await self.publish_async(RAW_HITS, data)
+            elif self.publish_inline:
                 self.rt.bus.publish(RAW_HITS, data)
             else:
                 from starlette.concurrency import run_in_threadpool
@@ -150,22 +187,21 @@ class Collector:
             return Response(status_code=304, headers=headers)
         return Response(b"" if request.method == "HEAD" else script.body, headers=headers)
 
-    def _is_browser(self, request: Request, source: str) -> bool:
+    def _is_browser(self, headers: dict[str, str], source: str) -> bool:
         """A hit a browser sent (cookies mean something), not a server-to-server request."""
         if source == "mp":
             return False
-        h = request.headers
-        return source == "gtag" or "origin" in h or "sec-fetch-mode" in h
+        return source == "gtag" or "origin" in headers or "sec-fetch-mode" in headers
 
-    def _identity(self, request: Request, raw: RawHit, events: list[Event]) -> list[str]:
-        """Set-Cookie headers for this hit; adds the values the browser now holds to raw.cookies."""
+    def _identity(self, headers: dict[str, str], raw: RawHit, events: list[Event]) -> list[str]:
+        """Set-Cookie headers for this browser hit; adds the values the browser now holds to raw.cookies."""
         cfg = self.identity
-        if not cfg.enabled or not events or not self._is_browser(request, raw.source):
+        if not cfg.enabled or not events:
             return []
         if self.bots.cfg.enabled and self.bots.is_bot(raw.headers.get("user-agent")):
             return []
-        host = request.headers.get("host", "")
-        if self.server.trust_forwarded_for and (fwd := request.headers.get("x-forwarded-host")):
+        host = headers.get("host", "")
+        if self.server.trust_forwarded_for and (fwd := headers.get("x-forwarded-host")):
             host = fwd.split(",")[0].strip()
         page_url = next((e.page.url for e in events if e.page.url), None)
         plan = plan_cookies(
@@ -176,9 +212,10 @@ class Collector:
         raw.cookies.update(plan.values)
         return plan.headers(raw.received_at)
 
-    async def _read(self, request: Request, source: str) -> RawHit:
+    async def _read(self, request: Request, source: str, method: str, path: str, query: str,
+                    headers: dict[str, str], client_ip: str | None) -> RawHit:
         limit = self.server.max_body_bytes
-        declared = request.headers.get("content-length")
+        declared = headers.get("content-length")
         if declared and declared.isdigit() and int(declared) > limit:
             raise InvalidInput("body_too_large", f"body exceeds {limit} bytes", 413)
         body = b""
@@ -190,25 +227,31 @@ class Collector:
             text = body.decode("utf-8")
         except UnicodeDecodeError as exc:
             raise InvalidInput("invalid_utf8", f"body is not valid UTF-8 (byte {exc.start})") from None
-        query = request.url.query
         if len(query) > limit:
             raise InvalidInput("query_too_large", f"query string exceeds {limit} bytes", 414)
-        headers = {k: request.headers[k] for k in KEPT_HEADERS if k in request.headers}
-        debug = request.headers.get(self.server.debug_header)
+        kept = {k: headers[k] for k in KEPT_HEADERS if k in headers}
+        debug = headers.get(self.debug_header)
         if not debug and self.server.debug_param in query:
             debug = dict(parse_qsl(query)).get(self.server.debug_param)
+        cookie_header = headers.get("cookie")
+        cookies = self._cookies_kept().keep(cookie_parser(cookie_header)) if cookie_header else {}
         return RawHit(
-            source=source, method=request.method, path=request.url.path, query=query, body=text,
-            headers=headers, cookies=forward_cookies(request.cookies, self.identity, self.tag_cookies),
-            client_ip=self._client_ip(request), debug_token=debug or None,
+            source=source, method=method, path=path, query=query, body=text,
+            headers=kept, cookies=cookies, client_ip=client_ip, debug_token=debug or None,
         )
 
-    def _client_ip(self, request: Request) -> str | None:
+    def _cookies_kept(self) -> CookieFilter:
+        if self._cookie_filter.cfg is not self.identity:  # the identity config was replaced
+            self._cookie_filter = CookieFilter(self.identity, self.tag_cookies)
+        return self._cookie_filter
+
+    def _client_ip(self, request: Request, headers: dict[str, str]) -> str | None:
         if self.server.trust_forwarded_for:
-            forwarded = request.headers.get("x-forwarded-for")
+            forwarded = headers.get("x-forwarded-for")
             if forwarded:
                 return forwarded.split(",")[0].strip()
-        return request.client.host if request.client else None
+        client = request.scope.get("client")
+        return client[0] if client else None
 
     def _record_rejection(self, request: Request, source: str, exc: InvalidInput) -> None:
         from shared.models import new_id
