@@ -6,6 +6,7 @@ import argparse
 import json
 import os
 import sys
+from collections.abc import Callable
 
 from shared.errors import ConfigError
 
@@ -101,6 +102,25 @@ def _when(value: str | None, default: float) -> float:
         return datetime.fromisoformat(value).timestamp()
 
 
+def _confirm_scan(args: argparse.Namespace) -> Callable[[str, int], bool]:
+    """Show what a BigQuery query will scan (and cost); above --max-scan-gb, ask unless --yes."""
+    from shared.storage.bigquery_read import PRICE_PER_TIB, human_bytes, scan_cost
+
+    limit = args.max_scan_gb * 2**30
+
+    def confirm(what: str, scanned: int) -> bool:
+        print(f"{what}: will scan {human_bytes(scanned)} in BigQuery (about ${scan_cost(scanned, 2):.4f}"
+              f" on demand at ${PRICE_PER_TIB}/TiB)", file=sys.stderr)
+        if scanned <= limit or args.yes:
+            return True
+        if not sys.stdin.isatty():
+            print(f"{what}: more than --max-scan-gb {args.max_scan_gb:g}; pass --yes to run it", file=sys.stderr)
+            return False
+        return input("run it? [y/N] ").strip().lower() in ("y", "yes")
+
+    return confirm
+
+
 def _replay_run(args: argparse.Namespace, label: str):
     """Run replay_dead_letters or backfill over [--since, --until) with a progress bar."""
     import time
@@ -112,7 +132,7 @@ def _replay_run(args: argparse.Namespace, label: str):
     try:
         fn = replay.replay_dead_letters if label == "replay" else replay.backfill
         return fn(rt, args.destination, _when(args.since, 0.0), _when(args.until, time.time() + 1),
-                  progress=replay.progress_bar(label))
+                  progress=replay.progress_bar(label), confirm=_confirm_scan(args))
     finally:
         rt.close()
 
@@ -129,6 +149,12 @@ def cmd_backfill(args: argparse.Namespace) -> int:
     print(f"stored events {report.selected}, queued for {args.destination} {report.queued}, "
           f"not routed {report.skipped} (consent, tags or mapping)")
     return 0
+
+
+def _scan_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--max-scan-gb", type=float, default=1.0,
+                        help="BigQuery store: ask before a query that scans more (default 1 GiB)")
+    parser.add_argument("--yes", action="store_true", help="BigQuery store: run whatever the scan")
 
 
 def cmd_erase(args: argparse.Namespace) -> int:
@@ -189,11 +215,13 @@ def main(argv: list[str] | None = None) -> int:
     replay.add_argument("--destination", help="only this destination id")
     replay.add_argument("--since", help="unix seconds, ISO time, or 24h / 7d ago")
     replay.add_argument("--until")
+    _scan_flags(replay)
     replay.set_defaults(func=cmd_replay)
     back = sub.add_parser("backfill", help="send stored events from a time range to one destination")
     back.add_argument("destination")
     back.add_argument("--since", required=True, help="unix seconds, ISO time, or 24h / 7d ago")
     back.add_argument("--until")
+    _scan_flags(back)
     back.set_defaults(func=cmd_backfill)
     er = sub.add_parser("erase", help="delete one person's data from the local store and queue (docs/privacy.md)")
     er.add_argument("--email")

@@ -8,13 +8,22 @@ so running a replay or a backfill twice sends nothing new the second time.
                          replaced by the outcome of the new attempt.
     backfill             route stored events from a time range to one destination (a destination
                          added later, or an outage longer than the retry window).
+
+Where the candidates come from depends on the store; the rest (parse, route, republish onto the
+deliveries topic through the runtime's Bus in chunks, progress, report) is shared:
+
+    SqliteSource              the local store (failed_events, events)
+    BigQueryReplaySource      BigQuery on Google Cloud (shared.storage.bigquery_read): dead_letters,
+                              events, minus what outcomes says is done; dry-run and confirm first
 """
 
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from itertools import islice
+from typing import Protocol
 
 from shared.models import DeliveryTask, Event
 from shared.runtime import Runtime
@@ -22,6 +31,8 @@ from shared.storage.sqlite import SqliteStore
 from shared.transport.base import DELIVERIES
 
 Progress = Callable[[int, int], None]
+# (what the query is for, bytes it would scan) -> go ahead? Only stores that bill a scan ask.
+Confirm = Callable[[str, int], bool]
 CHUNK = 500
 
 
@@ -30,6 +41,27 @@ class ReplayReport:
     selected: int = 0
     queued: int = 0
     skipped: int = 0  # filtered or rejected on the way (consent, not mapped, invalid)
+
+
+@dataclass
+class Selection:
+    """Rows a source selected: their count before any is read, then the rows."""
+
+    total: int
+    rows: Iterable[tuple]
+
+
+class Source(Protocol):
+    def dead_letters(self, destination: str | None, since: float, until: float) -> Selection:
+        """Dead-lettered deliveries to requeue: rows of (row key, DeliveryTask JSON)."""
+
+    def events(self, destination: str, since: float, until: float) -> Selection:
+        """Canonical events of [since, until): rows of (Event JSON,)."""
+
+    def requeue(self, rows: Sequence[tuple], tasks: Sequence[DeliveryTask]) -> None:
+        """Called before these dead letters are republished: clear what would block the new attempt."""
+
+    def close(self) -> None: ...
 
 
 def progress_bar(label: str) -> Progress:
@@ -44,68 +76,118 @@ def progress_bar(label: str) -> Progress:
     return show
 
 
-def _store(rt: Runtime) -> SqliteStore:
-    if not isinstance(rt.store, SqliteStore):
-        raise SystemExit("replay and backfill read the local store; on GCP query the dead_letters table (docs/gcp.md)")
-    return rt.store
+class SqliteSource:
+    def __init__(self, store: SqliteStore) -> None:
+        self.store = store
 
+    def dead_letters(self, destination: str | None, since: float, until: float) -> Selection:
+        sql = ("SELECT id, payload FROM failed_events WHERE error_code = 'dead_lettered' AND stage = 'deliver'"
+               " AND replayed_at IS NULL AND at >= ? AND at < ?")
+        params: list = [since, until]
+        if destination:
+            sql += " AND destination = ?"
+            params.append(destination)
+        rows = self.store.query(sql + " ORDER BY id", params)
+        return Selection(len(rows), rows)
 
-def replay_dead_letters(rt: Runtime, destination: str | None = None, since: float = 0.0,
-                        until: float | None = None, progress: Progress | None = None) -> ReplayReport:
-    store = _store(rt)
-    sql = ("SELECT id, payload FROM failed_events WHERE error_code = 'dead_lettered' AND stage = 'deliver'"
-           " AND replayed_at IS NULL AND at >= ? AND at < ?")
-    params: list = [since, until or 1e12]
-    if destination:
-        sql += " AND destination = ?"
-        params.append(destination)
-    rows = store.query(sql + " ORDER BY id", params)
-    report = ReplayReport(selected=len(rows))
-    for start in range(0, len(rows), CHUNK):
-        chunk = rows[start : start + CHUNK]
-        tasks = []
-        for _, payload in chunk:
-            try:
-                tasks.append(DeliveryTask.model_validate_json(payload))
-            except ValueError:
-                report.skipped += 1
+    def events(self, destination: str, since: float, until: float) -> Selection:
+        rows = self.store.query("SELECT doc FROM events WHERE ts >= ? AND ts < ? ORDER BY ts", (since, until))
+        return Selection(len(rows), rows)
+
+    def requeue(self, rows: Sequence[tuple], tasks: Sequence[DeliveryTask]) -> None:
         # the old outcome gives way to the new attempt's (still one outcome per pair)
-        store._write(lambda c, tasks=tasks, chunk=chunk: (
+        self.store._write(lambda c: (
             c.executemany(
                 "DELETE FROM outcomes WHERE hit_id = ? AND event_uid = ? AND destination = ? AND outcome = 'dead_lettered'",
                 [(t.hit_id, t.event_uid, t.destination) for t in tasks]),
             c.executemany("UPDATE failed_events SET replayed_at = strftime('%s','now') WHERE id = ?",
-                          [(row_id,) for row_id, _ in chunk]),
+                          [(row_id,) for row_id, _ in rows]),
         ))
-        rt.bus.publish_many(DELIVERIES, [(t.model_dump_json().encode(), {"destination": t.destination}) for t in tasks])
+
+    def close(self) -> None:
+        pass
+
+
+def source_for(rt: Runtime, confirm: Confirm | None = None) -> Source:
+    if isinstance(rt.store, SqliteStore):
+        return SqliteSource(rt.store)
+    from shared.storage.bigquery import BigQueryStore
+
+    if isinstance(rt.store, BigQueryStore):
+        from shared.storage.bigquery_read import BigQueryReplaySource
+
+        return BigQueryReplaySource(rt.store, confirm)
+    raise SystemExit(f"replay and backfill cannot read a {type(rt.store).__name__}")
+
+
+def _chunks(rows: Iterable[tuple]) -> Iterator[list[tuple]]:
+    it = iter(rows)
+    while chunk := list(islice(it, CHUNK)):
+        yield chunk
+
+
+def _republish(rt: Runtime, tasks: Sequence[DeliveryTask]) -> None:
+    rt.bus.publish_many(DELIVERIES, [(t.model_dump_json().encode(), {"destination": t.destination}) for t in tasks])
+
+
+def _run(rt: Runtime, selection: Selection, to_tasks: Callable[[list[tuple], ReplayReport], list[DeliveryTask]],
+         progress: Progress | None, before: Callable[[list[tuple], list[DeliveryTask]], None] | None = None,
+         ) -> ReplayReport:
+    report = ReplayReport(selected=selection.total)
+    done = 0
+    for chunk in _chunks(selection.rows):
+        tasks = to_tasks(chunk, report)
+        if before is not None:
+            before(chunk, tasks)
+        _republish(rt, tasks)
         report.queued += len(tasks)
+        done += len(chunk)
         if progress:
-            progress(min(start + CHUNK, len(rows)), len(rows))
-    if progress and not rows:
+            progress(min(done, selection.total), selection.total)
+    if progress and not done:
         progress(0, 0)
     return report
 
 
+def replay_dead_letters(rt: Runtime, destination: str | None = None, since: float = 0.0,
+                        until: float | None = None, progress: Progress | None = None,
+                        confirm: Confirm | None = None) -> ReplayReport:
+    source = source_for(rt, confirm)
+
+    def to_tasks(chunk: list[tuple], report: ReplayReport) -> list[DeliveryTask]:
+        tasks = []
+        for _, payload in chunk:
+            try:
+                tasks.append(DeliveryTask.model_validate_json(payload or ""))
+            except ValueError:
+                report.skipped += 1
+        return tasks
+
+    try:
+        return _run(rt, source.dead_letters(destination, since, until or 1e12), to_tasks, progress, source.requeue)
+    finally:
+        source.close()
+
+
 def backfill(rt: Runtime, destination: str, since: float, until: float,
-             progress: Progress | None = None) -> ReplayReport:
+             progress: Progress | None = None, confirm: Confirm | None = None) -> ReplayReport:
     from shared.pipeline.transform import Transformer
 
-    store = _store(rt)
     if destination not in rt.destinations:
         raise SystemExit(f"no enabled destination {destination!r} (have: {', '.join(rt.destinations)})")
-    rows = store.query("SELECT doc FROM events WHERE ts >= ? AND ts < ? ORDER BY ts", (since, until))
-    report = ReplayReport(selected=len(rows))
+    source = source_for(rt, confirm)
     transformer = Transformer(rt)
-    for start in range(0, len(rows), CHUNK):
+
+    def to_tasks(chunk: list[tuple], report: ReplayReport) -> list[DeliveryTask]:
         tasks: list[DeliveryTask] = []
-        for (doc,) in rows[start : start + CHUNK]:
-            event = Event.model_validate_json(doc)
-            routed, _ = transformer.route(event)
+        for (doc,) in chunk:
+            routed, _ = transformer.route(Event.model_validate_json(doc))
             mine = [t for t in routed if t.destination.split("#")[0] == destination]
             report.skipped += 0 if mine else 1
             tasks += mine
-        rt.bus.publish_many(DELIVERIES, [(t.model_dump_json().encode(), {"destination": t.destination}) for t in tasks])
-        report.queued += len(tasks)
-        if progress:
-            progress(min(start + CHUNK, len(rows)), len(rows))
-    return report
+        return tasks
+
+    try:
+        return _run(rt, source.events(destination, since, until), to_tasks, progress)
+    finally:
+        source.close()
