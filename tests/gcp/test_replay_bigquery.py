@@ -198,3 +198,22 @@ def test_backfill_sends_stored_events_once(env, capsys):
 def test_backfill_refuses_an_unknown_destination(env, capsys):
     with pytest.raises(SystemExit, match="no enabled destination 'nope'"):
         main(["--config", str(env.config_path), "backfill", "nope", "--since", "1h"])
+
+
+def test_a_scan_above_the_limit_needs_yes(env, capsys, monkeypatch):
+    """bqemulator's dry run reports 0 bytes; BigQuery's reports what the partitions hold."""
+    from shared.storage.bigquery_read import BigQueryReplaySource
+
+    t = task("h1:0")
+    env.dead_letter(t, time.time() - 60)
+    monkeypatch.setattr(BigQueryReplaySource, "estimate", lambda self, sql, params: 3 * 2**30)
+    with pytest.raises(SystemExit, match="not run"):
+        main(["--config", str(env.config_path), "replay", "--since", "1h", "--max-scan-gb", "2"])
+    err = capsys.readouterr().err
+    assert "will scan 3.00 GiB" in err and "pass --yes" in err
+    env.nothing_queued()
+    out, _ = env.cli(capsys, "replay", "--since", "1h", "--max-scan-gb", "4")
+    assert "queued 1" in out
+    out, _ = env.cli(capsys, "replay", "--since", "1h", "--max-scan-gb", "2", "--yes")
+    assert "queued 1" in out
+    assert len(pull_until(env.bus, "deliver", 2)) == 2
