@@ -1,6 +1,7 @@
 """Input parsers: a RawHit in, canonical Events out (the hot path of collect and transform).
 
     parse_hit(raw, now=None) -> list[Event]
+    validate_hit(raw) -> list[EventSketch]   collect's check: refuses exactly what parse_hit refuses
 
 dispatches on raw.source to gtag.py (gtag.js /g/collect), mp.py (GA4 Measurement Protocol) or
 json_api.py (our POST /events). Bad input raises shared.errors.InvalidInput(code, message, status):
@@ -25,12 +26,15 @@ from ._common import (
     MAX_ITEMS_PER_EVENT,
     MAX_PARAMS_PER_EVENT,
     MAX_VALUE_BYTES,
+    EventSketch,
     HitContext,
     event_id_for,
 )
 
 __all__ = [
     "parse_hit",
+    "validate_hit",
+    "EventSketch",
     "event_id_for",
     "InvalidInput",
     "MAX_BATCH_EVENTS",
@@ -58,3 +62,12 @@ def parse_hit(raw: RawHit, *, now: float | None = None) -> list[Event]:
     if source == "json":
         return json_api.parse(raw, ctx, ref)
     raise InvalidInput("unsupported_source", f"source must be gtag, mp or json, not {str(source)[:20]!r}")
+
+
+def validate_hit(raw: RawHit) -> list[EventSketch]:
+    """parse_hit's verdict on a hit (the same InvalidInput for the same bad input, so a hit this
+    accepts parses in transform) and, per event, what collect needs: the page URL, consent, the client
+    id and, for the JSON API and MP, the event id. gtag hits are checked without building Events."""
+    if raw.source == "gtag":
+        return gtag.validate(raw)
+    return [EventSketch(e.page.url, e.consent, e.client.client_id, e.event_id) for e in parse_hit(raw)]

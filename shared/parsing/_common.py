@@ -11,11 +11,11 @@ import ipaddress
 import math
 import uuid
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NamedTuple
 from urllib.parse import unquote
 
 from shared.errors import InvalidInput
-from shared.models import RawHit
+from shared.models import Consent, RawHit
 
 # --------------------------------------------------------------------------- limits
 
@@ -73,6 +73,16 @@ URL_CLICK_IDS = ("fbclid", "gclid", "gbraid", "wbraid", "ttclid", "dclid")
 
 ECOMMERCE_NUMBERS = ("value", "tax", "shipping")
 ECOMMERCE_STRINGS = ("transaction_id", "coupon", "currency")
+
+
+class EventSketch(NamedTuple):
+    """What collect needs of one event of a hit it accepted (the cookie plan and its answer), without
+    the Event. event_id is None where collect does not answer with event ids (gtag: a 204)."""
+
+    page_url: str | None
+    consent: Consent
+    client_id: str | None
+    event_id: str | None = None
 
 
 # --------------------------------------------------------------------------- errors
@@ -302,6 +312,20 @@ def geo_from_headers(headers: dict[str, str]) -> dict[str, str]:
     return geo
 
 
+def check_request_text(raw: RawHit) -> None:
+    """Headers and cookies must be UTF-8 text (raises invalid_utf8): the check HitContext makes."""
+    for where, mapping in (("header", raw.headers), ("cookie", raw.cookies)):
+        for key, value in mapping.items():
+            if not (key.isascii() and value.isascii()):
+                ensure_text(f"{where} {short(key)}", key + value)
+
+
+def ga_cookie_client_id(cookies: dict[str, str]) -> str | None:
+    """HitContext.ga_client_id: the client id in the _ga cookie."""
+    ga = cookies.get("_ga") if cookies else None
+    return _ga_client_id(ga) if ga else None
+
+
 class HitContext:
     """What the request itself says about the client, computed once per hit (not per event)."""
 
@@ -320,16 +344,12 @@ class HitContext:
     def __init__(self, raw: RawHit) -> None:
         headers = raw.headers
         cookies = raw.cookies
-        for where, mapping in (("header", headers), ("cookie", cookies)):
-            for key, value in mapping.items():
-                if not (key.isascii() and value.isascii()):
-                    ensure_text(f"{where} {short(key)}", key + value)
+        check_request_text(raw)
         self.ip = raw.client_ip or None
         self.user_agent = headers.get("user-agent") or None
         self.geo = geo_from_headers(headers) if headers else {}
         self.cookie_ids = cookie_click_ids(cookies) if cookies else {}
-        ga = cookies.get("_ga") if cookies else None
-        self.ga_client_id = _ga_client_id(ga) if ga else None
+        self.ga_client_id = ga_cookie_client_id(cookies)
         self.headers = {k: v for k, v in headers.items() if k not in _DROP_HEADERS}
         self.cookies = cookies
         self.debug_token = raw.debug_token or None

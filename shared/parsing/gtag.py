@@ -21,10 +21,11 @@ from __future__ import annotations
 import base64
 import binascii
 import codecs
+from collections.abc import Iterator
 from typing import Any
 from urllib.parse import unquote
 
-from shared.models import Event, RawHit
+from shared.models import Consent, Event, RawHit
 
 from ._common import (
     ECOMMERCE_NUMBERS,
@@ -33,14 +34,17 @@ from ._common import (
     MAX_PARAMS_PER_EVENT,
     SAFE_CHARS,
     STATUS_TOO_LARGE,
+    EventSketch,
     HitContext,
     check_ip,
+    check_request_text,
     check_size,
     click_ids,
     ensure_text,
     event_base,
     fail,
     finite_float,
+    ga_cookie_client_id,
     hostname_of,
     parse_int,
     parse_number,
@@ -388,7 +392,13 @@ def _consent(p: dict[str, str]) -> dict[str, Any]:
 # --------------------------------------------------------------------------- events
 
 
-def _build(raw: RawHit, ctx: HitContext, index: int, p: dict[str, str], where: str) -> Event:
+def _is_item_key(key: str) -> bool:
+    return key[:2] == "pr" and 2 < len(key) <= 6 and key[2:].isdigit()
+
+
+def _check(p: dict[str, str], where: str) -> tuple[str, str | None]:
+    """Every refusal of one event's params, in the order _build met them: (event name, _uip).
+    validate() runs exactly this, so a hit it accepts builds without error."""
     version = p.get("v")
     if version != SUPPORTED_VERSION:
         got = "missing" if version is None else f"v={version[:10]}"
@@ -398,6 +408,21 @@ def _build(raw: RawHit, ctx: HitContext, index: int, p: dict[str, str], where: s
     name = p.get("en", "").strip()
     if not name:
         raise fail("missing_event_name", f"{where} has no event name (the 'en' parameter)")
+    n_items = sum(1 for key, value in p.items() if value and _is_item_key(key))
+    if n_items > MAX_ITEMS_PER_EVENT:
+        raise fail(
+            "too_many_items",
+            f"{where} has {n_items} items (pr1, pr2, ...); at most {MAX_ITEMS_PER_EVENT} are accepted",
+            STATUS_TOO_LARGE,
+        )
+    ip_override = p.get("_uip") or p.get("uip")
+    if ip_override:
+        ip_override = check_ip(f"{where}: parameter '_uip'", ip_override)
+    return name, ip_override
+
+
+def _build(raw: RawHit, ctx: HitContext, index: int, p: dict[str, str], where: str) -> Event:
+    name, ip_override = _check(p, where)
 
     params: dict[str, Any] = {}
     user_props: dict[str, Any] = {}
@@ -442,17 +467,11 @@ def _build(raw: RawHit, ctx: HitContext, index: int, p: dict[str, str], where: s
         elif key in CLIENT_HINTS:
             if value:
                 hints[CLIENT_HINTS[key]] = _uafvl(value) if key == "uafvl" else value
-        elif key[:2] == "pr" and 2 < len(key) <= 6 and key[2:].isdigit():
+        elif _is_item_key(key):
             if value:
                 items.append((int(key[2:]), value))
         # everything else (gtm, _p, _s, tfd, tag_exp, _eu, ...) is protocol plumbing: not a param
 
-    if len(items) > MAX_ITEMS_PER_EVENT:
-        raise fail(
-            "too_many_items",
-            f"{where} has {len(items)} items (pr1, pr2, ...); at most {MAX_ITEMS_PER_EVENT} are accepted",
-            STATUS_TOO_LARGE,
-        )
     if items:
         items.sort(key=lambda t: t[0])
         ecommerce["items"] = [parse_item(text) for _, text in items]
@@ -485,9 +504,8 @@ def _build(raw: RawHit, ctx: HitContext, index: int, p: dict[str, str], where: s
         "client_hints": hints,
         "geo": ctx.geo,
     }
-    ip_override = p.get("_uip") or p.get("uip")
     if ip_override:
-        client["ip"] = check_ip(f"{where}: parameter '_uip'", ip_override)
+        client["ip"] = ip_override
 
     url = p.get("dl") or None
     page = {
@@ -516,7 +534,9 @@ def _build(raw: RawHit, ctx: HitContext, index: int, p: dict[str, str], where: s
     return Event.model_validate(event)
 
 
-def parse(raw: RawHit, ctx: HitContext) -> list[Event]:
+def _event_params(raw: RawHit) -> Iterator[tuple[dict[str, str], str]]:
+    """Each event's merged params (URL + its body line) and where it came from, with every refusal
+    of the request and of each line's params, line by line."""
     ensure_text("query string", raw.query)
     ensure_text("body", raw.body)
     shared = parse_params(raw.query.lstrip("?"), "URL query") if raw.query else {}
@@ -529,8 +549,8 @@ def parse(raw: RawHit, ctx: HitContext) -> list[Event]:
             STATUS_TOO_LARGE,
         )
     if not lines:
-        return [_build(raw, ctx, 0, shared, "the request (URL query, empty body)")]
-    events = []
+        yield shared, "the request (URL query, empty body)"
+        return
     for i, line in enumerate(lines):
         where = f"body line {i + 1}"
         own = parse_params(line, where)
@@ -541,5 +561,25 @@ def parse(raw: RawHit, ctx: HitContext) -> list[Event]:
                 f"{where} has {len(merged)} parameters with the URL's; at most {MAX_PARAMS_PER_EVENT} are accepted",
                 STATUS_TOO_LARGE,
             )
-        events.append(_build(raw, ctx, i, merged, where))
-    return events
+        yield merged, where
+
+
+def parse(raw: RawHit, ctx: HitContext) -> list[Event]:
+    return [_build(raw, ctx, i, p, where) for i, (p, where) in enumerate(_event_params(raw))]
+
+
+def validate(raw: RawHit) -> list[EventSketch]:
+    """What parse_hit refuses, refused the same way (same code, message and status, same order),
+    without building events: collect's check. For each event, only what collect's cookie plan
+    reads. tests/unit/test_gtag_validate_equivalence.py holds it to parse_hit."""
+    check_request_text(raw)  # HitContext's own refusal, made first as parse_hit makes it
+    ga_client_id = ga_cookie_client_id(raw.cookies)
+    out = []
+    for p, where in _event_params(raw):
+        _check(p, where)
+        out.append(EventSketch(
+            page_url=p.get("dl") or None,
+            consent=Consent.model_validate(_consent(p)),
+            client_id=p.get("cid") or ga_client_id,
+        ))  # fmt: skip
+    return out

@@ -1,7 +1,7 @@
 """collect: the public HTTP endpoint the site's tags send to.
 
-It validates the hit (the same parser transform uses, so a hit that gets a 2xx will parse),
-publishes the raw hit durably, and answers at once; it never waits on a vendor. Bad input gets a
+It validates the hit (parsing.validate_hit: the same refusals as the parser transform uses, so a
+hit that gets a 2xx will parse; gtag hits are checked without building Events), publishes the raw hit durably, and answers at once; it never waits on a vendor. Bad input gets a
 4xx with a JSON reason and a failed-event record; a queue that cannot write gets a 503 so the tag
 (or the sender) retries.
 
@@ -27,9 +27,9 @@ from shared.auth import RateLimiter, ServerAuth
 from shared.bots import BotFilter
 from shared.errors import InvalidInput, StoreUnavailable
 from shared.identity import CookieFilter, hit_consent, identity_config, plan_cookies, referenced_cookies
-from shared.models import Event, FailedEvent, Outcome, OutcomeKind, RawHit
+from shared.models import FailedEvent, Outcome, OutcomeKind, RawHit
 from shared.monitoring.logs import log_outcomes, register_secrets
-from shared.parsing import parse_hit
+from shared.parsing import EventSketch, validate_hit
 from shared.privacy import privacy_config, scrub_text
 from shared.runtime import Runtime, get_runtime
 from shared.transport.base import RAW_HITS
@@ -149,7 +149,7 @@ class Collector:
             raw = await self._read(request, source, method, path, query, headers, client_ip)
             if not browser:
                 self.auth.check(headers, raw.query, raw.body.encode())
-            events = parse_hit(raw)
+            events = validate_hit(raw)  # refuses what transform's parse_hit would; builds no Event
         except InvalidInput as exc:
             self._record_rejection(request, source, exc)
             return _json(exc.status, exc.as_json(), cors)
@@ -193,7 +193,7 @@ class Collector:
             return False
         return source == "gtag" or "origin" in headers or "sec-fetch-mode" in headers
 
-    def _identity(self, headers: dict[str, str], raw: RawHit, events: list[Event]) -> list[str]:
+    def _identity(self, headers: dict[str, str], raw: RawHit, events: list[EventSketch]) -> list[str]:
         """Set-Cookie headers for this browser hit; adds the values the browser now holds to raw.cookies."""
         cfg = self.identity
         if not cfg.enabled or not events:
@@ -203,11 +203,11 @@ class Collector:
         host = headers.get("host", "")
         if self.server.trust_forwarded_for and (fwd := headers.get("x-forwarded-host")):
             host = fwd.split(",")[0].strip()
-        page_url = next((e.page.url for e in events if e.page.url), None)
+        page_url = next((e.page_url for e in events if e.page_url), None)
         plan = plan_cookies(
             cfg, host=host, cookies=raw.cookies, consent=hit_consent(e.consent for e in events),
             consent_default=self.consent_default, page_url=page_url, referer=raw.headers.get("referer"),
-            hit_client_id=events[0].client.client_id, now=raw.received_at,
+            hit_client_id=events[0].client_id, now=raw.received_at,
         )  # fmt: skip
         raw.cookies.update(plan.values)
         return plan.headers(raw.received_at)
