@@ -126,15 +126,20 @@ def _replay_run(args: argparse.Namespace, label: str):
     import time
 
     from shared import replay
+    from shared.config import config_path
     from shared.runtime import build_runtime
+    from shared.tagging.preview import placeholder_secrets
 
-    rt = build_runtime(_load(args.config))
-    try:
-        fn = replay.replay_dead_letters if label == "replay" else replay.backfill
-        return fn(rt, args.destination, _when(args.since, 0.0), _when(args.until, time.time() + 1),
-                  progress=replay.progress_bar(label), confirm=_confirm_scan(args))
-    finally:
-        rt.close()
+    # vendor tokens are used by deliver only (build_requests), never to route or republish: the
+    # operator needs none of them, and on GCP no access to Secret Manager
+    with placeholder_secrets(config_path(args.config)):
+        rt = build_runtime(_load(args.config))
+        try:
+            fn = replay.replay_dead_letters if label == "replay" else replay.backfill
+            return fn(rt, args.destination, _when(args.since, 0.0), _when(args.until, time.time() + 1),
+                      progress=replay.progress_bar(label), confirm=_confirm_scan(args))
+        finally:
+            rt.close()
 
 
 def cmd_replay(args: argparse.Namespace) -> int:

@@ -114,3 +114,20 @@ def test_human_bytes(n, text):
 def test_scan_cost_bills_at_least_10_mb_per_table():
     assert scan_cost(0, tables=2) == pytest.approx(20 * 2**20 / 2**40 * 6.25)
     assert scan_cost(2**40) == pytest.approx(6.25)
+
+
+def test_the_operator_needs_no_vendor_token(tmp_path, monkeypatch, capsys):
+    """Routing and republishing never use a secret (deliver does, with its own): a backfill to Meta
+    runs without META_ACCESS_TOKEN, and no placeholder is left in the environment."""
+    from shared.cli import main
+
+    monkeypatch.delenv("META_ACCESS_TOKEN", raising=False)
+    cfg = tmp_path / "tagpipe.toml"
+    cfg.write_text(f'[storage]\ndir = "{tmp_path / "data"}"\n\n[destinations.meta]\ntype = "meta"\n'
+                   'pixel_id = "123"\naccess_token_env = "META_ACCESS_TOKEN"\n')
+    assert main(["--config", str(cfg), "backfill", "meta", "--since", "1d"]) == 0
+    assert "stored events 0, queued for meta 0" in capsys.readouterr().out
+    assert main(["--config", str(cfg), "replay", "--since", "1d"]) == 0
+    import os
+
+    assert "META_ACCESS_TOKEN" not in os.environ
