@@ -130,9 +130,13 @@ def _republish(rt: Runtime, tasks: Sequence[DeliveryTask]) -> None:
     rt.bus.publish_many(DELIVERIES, [(t.model_dump_json().encode(), {"destination": t.destination}) for t in tasks])
 
 
-def _run(rt: Runtime, selection: Selection, to_tasks: Callable[[list[tuple], ReplayReport], list[DeliveryTask]],
-         progress: Progress | None, before: Callable[[list[tuple], list[DeliveryTask]], None] | None = None,
-         ) -> ReplayReport:
+ToTasks = Callable[[list[tuple], ReplayReport], list[DeliveryTask]]
+Requeue = Callable[[list[tuple], list[DeliveryTask]], None]
+
+
+def _run(rt: Runtime, selection: Selection, to_tasks: ToTasks, progress: Progress | None,
+         before: Requeue | None = None) -> ReplayReport:
+    """Republish the selection chunk by chunk; `before` runs on each chunk ahead of its publish."""
     report = ReplayReport(selected=selection.total)
     done = 0
     for chunk in _chunks(selection.rows):
