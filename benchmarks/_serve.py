@@ -4,10 +4,10 @@
 
 MODE
   gcf-asgi       functions-framework --asgi as the gen2 buildpack starts it (FUNCTION_USE_ASGI):
-                 gunicorn, 1 worker, uvicorn_worker.UvicornWorker; with tagpipe's requirements
-                 (no uvloop/httptools) that worker runs asyncio + h11: forced here so the figure
-                 does not depend on what else happens to be installed
-  gcf-asgi-fast  the same with uvloop + httptools (uvicorn's "auto" when they are installed)
+                 gunicorn, 1 worker, uvicorn_worker.UvicornWorker (loop/http "auto"); tagpipe's
+                 requirements bring uvloop + httptools, so that is what it runs, as deployed
+  gcf-asgi-h11   the same worker forced to asyncio + h11 (UvicornH11Worker): what gen2 ran before
+                 uvloop/httptools were in the requirements, for reference
   gcf-gthread    functions-framework without --asgi: gunicorn gthread, 1 worker, THREADS threads
                  (gen2 sets threads = concurrency); sync functions only
   uvicorn        uvicorn.Server as the local stack (shared/local.py) runs it, loop/http "auto"
@@ -34,7 +34,7 @@ def main() -> None:
     if mode.startswith("gcf-asgi"):
         from functions_framework._http import create_server
 
-        worker = "uvicorn_worker.UvicornWorker" if mode == "gcf-asgi-fast" else "uvicorn_worker.UvicornH11Worker"
+        worker = "uvicorn_worker.UvicornH11Worker" if mode == "gcf-asgi-h11" else "uvicorn_worker.UvicornWorker"
         create_server(app, False, worker_class=worker).run(host, port)
         return
     import uvicorn
