@@ -183,17 +183,19 @@ def _decode(s: str, key: str, where: str) -> str:
 def parse_params(text: str, where: str) -> dict[str, str]:
     """'a=1&b=x%20y' -> {'a': '1', 'b': 'x y'}; first occurrence of a key wins."""
     out: dict[str, str] = {}
+    small = len(text) <= SAFE_CHARS  # then no key or value can be too large (decoding never lengthens)
     for part in text.split("&"):
-        if not part:
-            continue
         key, _, value = part.partition("=")
-        if "%" in key or "+" in key:
-            key = _decode(key, "", where)
-        if not key or key in out:
+        if "%" in part or "+" in part:
+            if "%" in key or "+" in key:
+                key = _decode(key, "", where)
+            if not key or key in out:
+                continue
+            if "%" in value or "+" in value:
+                value = _decode(value, key, where)
+        elif not key or key in out:
             continue
-        if "%" in value or "+" in value:
-            value = _decode(value, key, where)
-        if len(value) > SAFE_CHARS or len(key) > SAFE_CHARS:
+        if not small and (len(value) > SAFE_CHARS or len(key) > SAFE_CHARS):
             check_size(f"parameter {short(key)} in the {where}", key)
             check_size(f"parameter {short(key)} in the {where}", value)
         out[key] = value
@@ -408,7 +410,8 @@ def _check(p: dict[str, str], where: str) -> tuple[str, str | None]:
     name = p.get("en", "").strip()
     if not name:
         raise fail("missing_event_name", f"{where} has no event name (the 'en' parameter)")
-    n_items = sum(1 for key, value in p.items() if value and _is_item_key(key))
+    # items are params: with at most MAX_ITEMS_PER_EVENT params there is nothing to count
+    n_items = sum(1 for key, value in p.items() if value and _is_item_key(key)) if len(p) > MAX_ITEMS_PER_EVENT else 0
     if n_items > MAX_ITEMS_PER_EVENT:
         raise fail(
             "too_many_items",
