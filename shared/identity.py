@@ -314,6 +314,15 @@ class CookiePlan:
         return [c.header(now) for c in self.set_cookies]
 
 
+def _click_ids_from_url(url: str | None) -> dict[str, str]:
+    global _click_ids_from_url
+    # imported on first use (the parsers are not needed where only the config is), then bound here
+    from shared.parsing._common import click_ids_from_url
+
+    _click_ids_from_url = click_ids_from_url
+    return click_ids_from_url(url)
+
+
 def plan_cookies(
     cfg: IdentityConfig,
     *,
@@ -374,11 +383,9 @@ def plan_cookies(
         clear(ad_names, "ad_storage")
         return plan
 
-    from shared.parsing._common import click_ids_from_url
-
-    url_ids = click_ids_from_url(page_url)
+    url_ids = _click_ids_from_url(page_url)
     if "fbclid" not in url_ids and referer:
-        ref_ids = click_ids_from_url(referer)
+        ref_ids = _click_ids_from_url(referer)
         if "fbclid" in ref_ids:
             url_ids["fbclid"] = ref_ids["fbclid"]
 

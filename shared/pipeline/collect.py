@@ -204,8 +204,10 @@ class Collector:
         if self.server.trust_forwarded_for and (fwd := headers.get("x-forwarded-host")):
             host = fwd.split(",")[0].strip()
         page_url = next((e.page_url for e in events if e.page_url), None)
+        # one event: its consent is the hit's (the cookie plan reads only the four purposes)
+        consent = events[0].consent if len(events) == 1 else hit_consent(e.consent for e in events)
         plan = plan_cookies(
-            cfg, host=host, cookies=raw.cookies, consent=hit_consent(e.consent for e in events),
+            cfg, host=host, cookies=raw.cookies, consent=consent,
             consent_default=self.consent_default, page_url=page_url, referer=raw.headers.get("referer"),
             hit_client_id=events[0].client_id, now=raw.received_at,
         )  # fmt: skip
