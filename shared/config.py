@@ -16,7 +16,7 @@ import os
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError
 
@@ -73,6 +73,21 @@ class StorageConfig(_Section):
     dir: str = ".tagpipe"
 
 
+DedupScope = Literal["all", "conversions", "none"]
+# dedup = "conversions" guards these (matched case-insensitively against the vendor's event name, so
+# both the GA4 name and the Meta/TikTok standard names from shared/destinations/mappings are listed):
+# the events a duplicate of costs money or skews bidding. Browse events (page_view, view_item,
+# add_to_cart, ...) rely on at-least-once delivery plus the vendors' own dedup on event_id: Meta keeps
+# the first of event_name + event_id within 48 h (../shared/VENDORS.md §1.5), GA4 and TikTok likewise
+# dedup on the event id sent. Google Ads destinations are always guarded: every upload is a conversion.
+DEFAULT_DEDUP_EVENTS: tuple[str, ...] = (
+    "purchase", "refund", "generate_lead", "sign_up", "subscribe", "start_trial", "qualify_lead",
+    "close_convert_lead",
+    "Lead", "CompleteRegistration", "StartTrial",  # Meta (Purchase, Subscribe: as above)
+    "CompletePayment", "PlaceAnOrder", "SubmitForm",  # TikTok
+)
+
+
 class DeliveryConfig(_Section):
     max_attempts: int = Field(10, ge=1, le=100, description="then the event is dead-lettered")
     min_backoff: float = Field(1.0, gt=0)
@@ -80,6 +95,17 @@ class DeliveryConfig(_Section):
     pull_batch: int = Field(1000, ge=1, le=5000, description="deliveries read per worker cycle")
     linger_ms: int = Field(50, ge=0, le=5000, description="wait this long to fill a batch")
     connect_timeout: float = Field(2.0, gt=0)
+    dedup: DedupScope = Field("all", description="which events get the delivered-key check and the in-flight journal")
+    dedup_events: list[str] = Field(
+        default_factory=lambda: list(DEFAULT_DEDUP_EVENTS),
+        description='event names (GA4 or vendor, case-insensitive) that dedup = "conversions" guards',
+    )
+    dedup_destinations: dict[str, DedupScope] = Field(
+        default_factory=dict, description="destination id -> scope, overriding `dedup` for that destination"
+    )
+
+    def dedup_scope(self, destination: str) -> DedupScope:
+        return self.dedup_destinations.get(destination, self.dedup)
 
 
 @dataclass

@@ -5,7 +5,8 @@
                              dead-lettered (published to the dead-letter topic, replayable)
     permanent, per event  -> rejected (the vendor refused that event: fix the data)
     permanent, whole call -> dead-lettered (credentials or config: fix them, then replay)
-    already delivered     -> filtered: duplicate (same event_id from another hit)
+    already delivered     -> filtered: duplicate (same event_id from another hit), for the events in
+                             the destination's dedup scope ([delivery] dedup: all | conversions | none)
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from __future__ import annotations
 import logging
 import time
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from pydantic import ValidationError
 
@@ -43,6 +44,7 @@ class Deliverer:
 
     def __init__(self, runtime: Runtime) -> None:
         self.rt = runtime
+        self._conversion_names: tuple[list[str], frozenset[str]] | None = None
 
     @property
     def max_attempts(self) -> int:
@@ -91,8 +93,11 @@ class Deliverer:
             self.rt.store.record_outcomes(outcomes)
             return decisions
 
-        # dedup: against what was delivered before, and inside this batch
-        already = self.rt.store.delivered_keys(dest_id, {dedup_key(t) for _, t in items})
+        # dedup: against what was delivered before (for the events in the destination's dedup scope),
+        # and inside this batch (always: it costs no store call)
+        guarded = self._guarded(dest_id, destination)
+        scoped = {dedup_key(t) for _, t in items if guarded(t)}
+        already = self.rt.store.delivered_keys(dest_id, scoped) if scoped else {}
         fresh: list[tuple[Message, DeliveryTask]] = []
         seen: dict[str, str] = {}
         for m, t in items:
@@ -129,8 +134,8 @@ class Deliverer:
                 outcomes.append(self._outcome(t, OutcomeKind.REJECTED, rej.reason, rej.detail))
                 decisions[m.ack_id] = ACK
             for request in batch.requests:
-                keys = [dedup_key(by_uid[uid][1]) for uid in request.event_uids]
-                resent = self.rt.store.mark_inflight(dest_id, keys)
+                keys = [k for k in (dedup_key(by_uid[uid][1]) for uid in request.event_uids) if k in scoped]
+                resent = self.rt.store.mark_inflight(dest_id, keys) if keys else set()
                 result, response_info = self._send(destination, request)
                 if response_info.get("status") is not None or result.verdict is Verdict.OK:
                     settled_keys.extend(keys)
@@ -143,7 +148,8 @@ class Deliverer:
                         if dedup_key(t) in resent:
                             detail = (detail + " " if detail else "") + RESENT_NOTE
                         outcomes.append(self._outcome(t, OutcomeKind.DELIVERED, reason or "ok", detail, t.identifiers))
-                        delivered.append(DeliveredKey(dest_id, dedup_key(t), t.event_uid))
+                        if dedup_key(t) in scoped:
+                            delivered.append(DeliveredKey(dest_id, dedup_key(t), t.event_uid))
                         decisions[m.ack_id] = ACK
                     elif verdict is Verdict.PERMANENT and uid in result.per_event:
                         outcomes.append(self._outcome(t, OutcomeKind.REJECTED, reason, detail))
@@ -176,6 +182,23 @@ class Deliverer:
             self.rt.store.clear_inflight(dest_id, settled_keys)
         log_outcomes(outcomes)
         return decisions
+
+    def _guarded(self, dest_id: str, destination: Destination) -> Callable[[DeliveryTask], bool]:
+        """Which of this destination's tasks get the delivered-key check, the in-flight journal and the
+        delivered marker. Outside the scope an event is sent at least once: a redelivered or repeated
+        one reaches the vendor again and the vendor's own event_id dedup drops it (Meta: event_name +
+        event_id within 48 h, ../shared/VENDORS.md §1.5); its outcome is still recorded once."""
+        d = self.rt.config.delivery
+        scope = d.dedup_scope(dest_id)
+        if scope == "all" or (scope == "conversions" and destination.type == "google_ads"):
+            return lambda t: True  # every Google Ads upload is a conversion
+        if scope == "none":
+            return lambda t: False
+        names = self._conversion_names
+        if names is None or names[0] is not d.dedup_events:
+            names = self._conversion_names = (d.dedup_events, frozenset(n.casefold() for n in d.dedup_events))
+        events = names[1]
+        return lambda t: t.event_name.casefold() in events
 
     def _backoff(self, attempt: int) -> float:
         d = self.rt.config.delivery
