@@ -62,3 +62,17 @@ variable "labels" {
   description = "User labels for the notification channels and alert policies."
   default     = {}
 }
+
+variable "request_logs" {
+  type = object({
+    exclude          = optional(bool, true)
+    keep_status_from = optional(number, 500)
+  })
+  description = "Exclude the functions' Cloud Run request logs from the _Default sink, keeping the entries with an HTTP status >= keep_status_from."
+  default     = {}
+
+  validation {
+    condition     = var.request_logs.keep_status_from >= 100 && var.request_logs.keep_status_from <= 600
+    error_message = "request_logs.keep_status_from must be an HTTP status between 100 and 600 (600 drops every request log)."
+  }
+}
