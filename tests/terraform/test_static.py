@@ -38,7 +38,7 @@ UNLABELABLE = {
     "google_compute_backend_service", "google_compute_managed_ssl_certificate",
     "google_compute_region_network_endpoint_group", "google_compute_ssl_policy",
     "google_compute_target_http_proxy", "google_compute_target_https_proxy", "google_compute_url_map",
-    "google_firestore_database", "google_firestore_field", "google_logging_metric",
+    "google_firestore_database", "google_firestore_field", "google_logging_metric", "google_logging_project_exclusion",
     "google_project_iam_member", "google_project_service", "google_pubsub_subscription_iam_member",
     "google_pubsub_topic_iam_member", "google_secret_manager_secret_iam_member", "google_service_account",
     "google_service_account_iam_member", "google_storage_bucket_object",
