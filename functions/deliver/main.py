@@ -1,7 +1,11 @@
-"""deliver: private HTTP function fed by the Pub/Sub push subscription on deliveries.
+"""deliver: private HTTP function on deliveries, fed either way Terraform's `stage_trigger` says:
 
-Concurrent pushes to one instance are batched (PushBatcher), so vendors get full requests.
-TAGPIPE_PUSH_LINGER_MS (default 100) is how long a push waits for others to join its batch.
+- push: each per-destination push subscription POSTs its messages to /; concurrent pushes to one
+  instance are batched (PushBatcher), so vendors get full requests. TAGPIPE_PUSH_LINGER_MS
+  (default 100) is how long a push waits for others to join its batch.
+- schedule: Cloud Scheduler POSTs /drain {"destination": "<id>"} every minute, one job per
+  destination, and the function drains that destination's pull subscription
+  (shared.pipeline.drain; TAGPIPE_DRAIN_SECONDS bounds a drain).
 """
 
 import os
@@ -9,6 +13,7 @@ import os
 import functions_framework.aio
 
 from shared.pipeline.deliver import Deliverer
+from shared.pipeline.drain import handle_drain, is_drain_request
 from shared.pipeline.push import PushBatcher, handle_push
 from shared.runtime import get_runtime
 
@@ -21,4 +26,7 @@ async def deliver(request):
     if _batcher is None:
         linger = float(os.environ.get("TAGPIPE_PUSH_LINGER_MS", "100")) / 1000
         _batcher = PushBatcher(Deliverer(get_runtime()), max_batch=1000, linger=linger)
-    return await handle_push(request, _batcher.stage, _batcher)
+    stage = _batcher.stage
+    if is_drain_request(request):
+        return await handle_drain(request, stage, stage.rt.bus, stage.rt.entries)
+    return await handle_push(request, stage, _batcher)

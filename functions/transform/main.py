@@ -1,7 +1,13 @@
-"""transform: private HTTP function fed by the Pub/Sub push subscription on raw-hits."""
+"""transform: private HTTP function on raw-hits, fed either way Terraform's `stage_trigger` says:
+
+- push: the Pub/Sub push subscription POSTs each message to / (shared.pipeline.push);
+- schedule: Cloud Scheduler POSTs /drain every minute and the function drains the pull
+  subscription (shared.pipeline.drain; TAGPIPE_DRAIN_SECONDS bounds a drain).
+"""
 
 import functions_framework.aio
 
+from shared.pipeline.drain import handle_drain, is_drain_request
 from shared.pipeline.push import handle_push
 from shared.pipeline.transform import Transformer
 from shared.runtime import get_runtime
@@ -14,4 +20,6 @@ async def transform(request):
     global _stage
     if _stage is None:
         _stage = Transformer(get_runtime())
+    if is_drain_request(request):
+        return await handle_drain(request, _stage, _stage.rt.bus)
     return await handle_push(request, _stage)

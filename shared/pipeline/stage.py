@@ -1,4 +1,5 @@
-"""What a consuming stage returns for each message, and the loop that drives stages locally."""
+"""What a consuming stage returns for each message, and the loop that drives stages locally
+(`run_worker`; the scheduled drain on GCP, `shared.pipeline.drain`, settles batches the same way)."""
 
 from __future__ import annotations
 
@@ -47,6 +48,26 @@ def settle(bus: Bus, subscription: str, messages: Sequence[Message], decisions: 
         bus.nack(subscription, ids, delay)
 
 
+def process(bus: Bus, stage: Stage, messages: Sequence[Message], subscription: str | None = None) -> dict[str, Decision]:
+    """Handle one pulled batch and settle it on `subscription` (default: the stage's own).
+
+    A crash in handle nacks the batch, never loses it; a failed settle is logged and the messages
+    come back when their lease runs out. Returns the decisions (what was settled, if it could be).
+    """
+    subscription = subscription or stage.subscription
+    try:
+        decisions = stage.handle(messages)
+    except Exception:
+        log.exception("stage %s failed on a batch of %d; nacking it", subscription, len(messages))
+        decisions = {m.ack_id: NACK for m in messages}
+    try:
+        settle(bus, subscription, messages, decisions)
+    except StoreUnavailable as exc:
+        log.error("settle failed on %s: %s (messages will be redelivered)", subscription, exc)
+        raise
+    return decisions
+
+
 def run_worker(bus: Bus, stage: Stage, stop: threading.Event, batch: int = 500, wait: float = 0.5,
                linger: float = 0.0) -> None:
     """Pull, handle, settle, until `stop` is set. A crash in handle nacks the batch, never loses it."""
@@ -63,11 +84,6 @@ def run_worker(bus: Bus, stage: Stage, stop: threading.Event, batch: int = 500, 
         if not messages:
             continue
         try:
-            decisions = stage.handle(messages)
-        except Exception:
-            log.exception("stage %s failed on a batch of %d; nacking it", stage.subscription, len(messages))
-            decisions = {m.ack_id: NACK for m in messages}
-        try:
-            settle(bus, stage.subscription, messages, decisions)
-        except StoreUnavailable as exc:
-            log.error("settle failed on %s: %s (messages will be redelivered)", stage.subscription, exc)
+            process(bus, stage, messages)
+        except StoreUnavailable:
+            pass  # logged by process; the leases run out and the messages come back

@@ -3,13 +3,18 @@
     collect --publish--> raw-hits --[transform]--> deliveries --[deliver]--> vendors
                                                                    \\
                any subscription, after max_delivery_attempts --> dead-letter --[dead-letter-archive]
+
+On Google Cloud the deliveries topic has one subscription per destination instead of `deliver`:
+`deliver-<id>`, filtered on the `destination` attribute (`per_destination`), so one slow or failing
+vendor backs up, retries and dead-letters on its own. The local bus keeps the single `deliver`
+subscription (it does not evaluate filters).
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 RAW_HITS = "raw-hits"
 DELIVERIES = "deliveries"
@@ -25,6 +30,7 @@ class Subscription:
     max_backoff: float = 600.0
     ack_deadline: float = 60.0  # a pulled message not acked by then is redelivered
     dead_letter_topic: str | None = DEAD_LETTER
+    filter: str | None = None  # Pub/Sub filter expression; only messages matching it are delivered
 
 
 TOPOLOGY: dict[str, Subscription] = {
@@ -35,6 +41,42 @@ TOPOLOGY: dict[str, Subscription] = {
         Subscription("dead-letter-archive", DEAD_LETTER, max_delivery_attempts=1000, dead_letter_topic=None),
     )
 }
+
+
+ROUTING_ATTRIBUTE = "destination"  # set on every message of the deliveries topic
+DELIVER_PREFIX = "deliver-"
+
+
+def deliver_subscription(destination: str) -> str:
+    """The per-destination subscription of the deliveries topic (Terraform names it the same)."""
+    return DELIVER_PREFIX + destination
+
+
+def destination_filter(destination: str) -> str:
+    """The Pub/Sub subscription filter of `deliver_subscription(destination)`."""
+    return f'attributes.{ROUTING_ATTRIBUTE} = "{destination}"'
+
+
+def destination_of(subscription: str) -> str | None:
+    """"deliver-ga4" -> "ga4"; None for any other subscription."""
+    if subscription.startswith(DELIVER_PREFIX) and len(subscription) > len(DELIVER_PREFIX):
+        return subscription[len(DELIVER_PREFIX):]
+    return None
+
+
+def stage_subscription(subscription: str) -> str:
+    """The stage a subscription feeds: "deliver-ga4" -> "deliver" (what dead-letter sources report)."""
+    return "deliver" if destination_of(subscription) else subscription
+
+
+def per_destination(topology: Mapping[str, Subscription], destinations: Sequence[str]) -> dict[str, Subscription]:
+    """`topology` with `deliver` replaced by one filtered subscription per destination, same policies."""
+    out = {k: v for k, v in topology.items() if k != "deliver"}
+    base = topology["deliver"]
+    for dest in destinations:
+        name = deliver_subscription(dest)
+        out[name] = replace(base, name=name, filter=destination_filter(dest))
+    return out
 
 
 @dataclass(frozen=True)

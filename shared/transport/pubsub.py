@@ -12,16 +12,17 @@ Semantics kept from LocalBus:
   204 from collect means the hit is durable. Failure raises `StoreUnavailable` (collect answers 503).
 - `delivery_attempt` counts from 1. Pub/Sub only counts attempts on subscriptions with a dead-letter
   policy; elsewhere it reports 0, which we report as 1.
-- Dead-lettered messages carry `CloudPubSubDeadLetterSourceSubscription` = the topology's short
-  name (Pub/Sub writes the full subscription id `{prefix}-deliver`; we strip the prefix so stage
-  code sees what LocalBus gives it).
+- Dead-lettered messages carry `CloudPubSubDeadLetterSourceSubscription` = the stage's short
+  name (Pub/Sub writes the full subscription id `{prefix}-deliver-ga4`; we strip the prefix and
+  the destination so stage code sees what LocalBus gives it: `deliver`).
 - `nack(delay)` sets the ack deadline to `delay` (so Pub/Sub redelivers after it, then applies the
   retry policy's backoff); `nack()` with no delay hands the message straight to the retry policy.
-- Messages on the `deliveries` topic always carry a `destination` attribute (routing: per-destination
-  subscriptions can filter on it, and metrics/logs can be split by it).
+- Messages on the `deliveries` topic always carry a `destination` attribute: the per-destination
+  subscriptions (`deliver-<id>`, see `shared.transport.base.per_destination`) filter on it.
 
 Clients are built lazily and once (cold starts: collect pays for the publisher only; the
-subscriber, used by pull-mode workers and tests, is never imported by a push-mode function).
+subscriber, used by the scheduled drains, pull-mode workers and tests, is never imported by a
+push-mode function).
 """
 
 from __future__ import annotations
@@ -34,12 +35,21 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from shared.errors import ConfigError, StoreUnavailable
-from shared.transport.base import DEAD_LETTER, DELIVERIES, TOPOLOGY, Bus, Message, Subscription
+from shared.transport.base import (
+    DEAD_LETTER,
+    DELIVERIES,
+    ROUTING_ATTRIBUTE,
+    TOPOLOGY,
+    Bus,
+    Message,
+    Subscription,
+    per_destination,
+    stage_subscription,
+)
 
 if TYPE_CHECKING:  # pragma: no cover
     from google.cloud import pubsub_v1
 
-ROUTING_ATTRIBUTE = "destination"
 DEAD_LETTER_SOURCE = "CloudPubSubDeadLetterSourceSubscription"
 
 # Publisher batching, tuned for collect: each request publishes one hit and waits for the ack, so
@@ -168,7 +178,7 @@ class PubSubBus(Bus):
                 f.cancel()
             raise StoreUnavailable(f"pubsub: publish to {path} failed: {exc}") from exc
 
-    # -- consume (pull mode: local workers, tests, the replay tool; production functions use push)
+    # -- consume (pull mode: the scheduled drains, local workers, tests, the replay tool)
     def pull(self, subscription: str, max_messages: int = 100, wait: float = 0.0) -> list[Message]:
         from google.api_core import exceptions as gexc
 
@@ -190,7 +200,7 @@ class PubSubBus(Bus):
         attrs = dict(msg.attributes)
         source = attrs.get(DEAD_LETTER_SOURCE)
         if source and source.startswith(self.prefix + "-"):
-            attrs[DEAD_LETTER_SOURCE] = source[len(self.prefix) + 1 :]
+            attrs[DEAD_LETTER_SOURCE] = stage_subscription(source[len(self.prefix) + 1 :])
         publish_time = msg.publish_time.timestamp() if msg.publish_time else 0.0
         return Message(
             message_id=msg.message_id,
@@ -234,18 +244,23 @@ class PubSubBus(Bus):
         push_endpoints: Mapping[str, str] | None = None,
         extra_topics: Sequence[str] = (),
         oidc_service_account: str | None = None,
+        destinations: Sequence[str] = (),
     ) -> None:
         """Create every topic and subscription of the topology if missing (idempotent).
 
-        `push_endpoints` maps subscription name -> URL to make it a push subscription.
+        `push_endpoints` maps subscription name -> URL to make it a push subscription; the
+        `deliver` entry also serves the per-destination subscriptions. With `destinations`, the
+        deliveries topic gets one filtered `deliver-<id>` subscription each instead of `deliver`
+        (what Terraform creates).
         Values outside Pub/Sub's bounds are clamped to them (at least 5 delivery attempts, ack
         deadline 10..600 s, backoff up to 600 s).
         """
         from google.api_core import exceptions as gexc
 
         push_endpoints = dict(push_endpoints or {})
+        topology = per_destination(self.topology, destinations) if destinations else self.topology
         topics: list[str] = []
-        for sub in self.topology.values():
+        for sub in topology.values():
             for topic in (sub.topic, sub.dead_letter_topic):
                 if topic and topic not in topics:
                     topics.append(topic)
@@ -256,8 +271,9 @@ class PubSubBus(Bus):
                 publisher.create_topic(request={"name": self.topic_path(topic)})
             except gexc.AlreadyExists:
                 pass
-        for sub in self.topology.values():
-            request = subscription_request(self, sub, push_endpoints.get(sub.name), oidc_service_account)
+        for sub in topology.values():
+            endpoint = push_endpoints.get(sub.name) or push_endpoints.get(stage_subscription(sub.name))
+            request = subscription_request(self, sub, endpoint, oidc_service_account)
             try:
                 subscriber.create_subscription(request=request)
             except gexc.AlreadyExists:
@@ -289,6 +305,8 @@ def subscription_request(
             "maximum_backoff": {"seconds": int(_clamp(sub.max_backoff, 0, MAX_BACKOFF))},
         },
     }
+    if sub.filter:
+        request["filter"] = sub.filter
     if sub.dead_letter_topic:
         request["dead_letter_policy"] = {
             "dead_letter_topic": bus.topic_path(sub.dead_letter_topic),

@@ -34,7 +34,7 @@ from datetime import datetime
 from typing import Any
 
 from shared.errors import InvalidInput
-from shared.transport.base import Message
+from shared.transport.base import Message, stage_subscription
 
 # What the function answers. Pub/Sub: 102, 200, 201, 202, 204 ack; anything else nacks.
 ACK = 204
@@ -53,7 +53,8 @@ def parse_push_envelope(
 
     `headers` is accepted for symmetry with the HTTP handler and checked only for a JSON
     content type when one is given. With `prefix`, a dead-letter source subscription attribute
-    "<prefix>-deliver" is reported as "deliver", as `PubSubBus.pull` does.
+    "<prefix>-deliver" or "<prefix>-deliver-<destination>" is reported as "deliver", as
+    `PubSubBus.pull` does.
     """
     if headers is not None:
         content_type = _header(headers, "content-type")
@@ -88,7 +89,7 @@ def parse_push_envelope(
     if prefix:
         source = attributes.get(DEAD_LETTER_SOURCE, "")
         if source.startswith(prefix + "-"):
-            attributes[DEAD_LETTER_SOURCE] = source[len(prefix) + 1 :]
+            attributes[DEAD_LETTER_SOURCE] = stage_subscription(source[len(prefix) + 1 :])
 
     attempt = envelope.get("deliveryAttempt", 1)  # absent: no dead-letter policy, or the emulator
     if isinstance(attempt, str) and attempt.isdigit():
