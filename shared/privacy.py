@@ -44,6 +44,10 @@ class PrivacyConfig(BaseModel):
         "auto", description="the IP stored events keep; auto = full if store_raw_pii else truncated"
     )
     retention_days: int = Field(0, ge=0, le=3650, description="delete local records older than this; 0 = keep")
+    emails_to_vendors: Literal["scrub", "keep"] = Field(
+        "scrub", description="scrub: email addresses out of page URLs, referrers, titles and custom parameters before "
+        "destinations see them (the customer's email still goes, hashed, in user data)",
+    )
 
 
 def privacy_config(config: object) -> PrivacyConfig:
@@ -102,10 +106,17 @@ def _ip(ip: str | None, mode: str) -> str | None:
 
 
 def vendor_event(event: Event, cfg: PrivacyConfig) -> Event:
-    """The event as destinations may see it: the client IP per `ip_to_vendors`."""
-    if cfg.ip_to_vendors == "full" or not event.client.ip:
-        return event
-    return event.model_copy(update={"client": event.client.model_copy(update={"ip": _ip(event.client.ip, cfg.ip_to_vendors)})})
+    """The event as destinations may see it: the client IP per `ip_to_vendors`, and no email in clear text
+    where vendors take free text (per `emails_to_vendors`).
+
+    Why scrub: a tag that copies a parameter or the page URL into custom data would send an unhashed
+    email. GA4's Measurement Protocol policy forbids uploading "email addresses" or other data that lets
+    Google identify a person (developers.google.com/analytics/devguides/collection/protocol/ga4/policy);
+    Meta and TikTok take customer information only hashed, in user_data (docs/destinations.md)."""
+    update = _without_emails(event) if cfg.emails_to_vendors == "scrub" else {}
+    if cfg.ip_to_vendors != "full" and event.client.ip:
+        update["client"] = event.client.model_copy(update={"ip": _ip(event.client.ip, cfg.ip_to_vendors)})
+    return event.model_copy(update=update) if update else event
 
 
 def stored_event(event: Event, cfg: PrivacyConfig) -> Event:
@@ -143,15 +154,24 @@ def redact_event(event: Event) -> Event:
     client = event.client.model_copy(update={"ip": truncate_ip(event.client.ip)})
     headers = {k: scrub_emails(v) if k == "referer" else v for k, v in event.headers.items()
                if k not in ("x-forwarded-for", "cookie", "x-real-ip")}  # fmt: skip
-    update = {"user_data": user_data, "client": client, "headers": headers}
+    # the explicit headers last: they also drop forwarding headers and cookies
+    return event.model_copy(update={**_without_emails(event), "user_data": user_data, "client": client, "headers": headers})
+
+
+def _without_emails(event: Event) -> dict:
+    """model_copy updates that take emails out of the page context and custom parameters (none if clean)."""
+    update: dict = {}
     page = event.page
-    if _may_hold_email(page.url) or _may_hold_email(page.referrer):
-        update["page"] = page.model_copy(update={"url": scrub_emails(page.url), "referrer": scrub_emails(page.referrer)})
+    if _may_hold_email(page.url) or _may_hold_email(page.referrer) or _may_hold_email(page.title):
+        update["page"] = page.model_copy(update={
+            "url": scrub_emails(page.url), "referrer": scrub_emails(page.referrer), "title": scrub_emails(page.title)})
     for name in ("params", "user_properties"):
         values = getattr(event, name)
         if any(isinstance(v, str) and _may_hold_email(v) for v in values.values()):
             update[name] = {k: scrub_emails(v) if isinstance(v, str) else v for k, v in values.items()}
-    return event.model_copy(update=update)
+    if (referer := event.headers.get("referer")) and _may_hold_email(referer):
+        update["headers"] = {**event.headers, "referer": scrub_emails(referer)}
+    return update
 
 
 def _may_hold_email(text: str | None) -> bool:

@@ -110,3 +110,51 @@ def test_missing_optional_packages_degrade_instead_of_crashing(monkeypatch):
         assert identity.cookie_domain_for("shop.example.co.uk", "auto") is None
     finally:
         identity.registrable_domain.cache_clear()
+
+
+LEAKY = dict(
+    page=PageContext(url="https://shop.example/thanks?email=jane%40example.com&order=1001",
+                     referrer="https://shop.example/checkout?e=jane@example.com", title="Thanks jane@example.com"),
+    params={"customer_email": "Jane@Example.com", "order_ref": "1001", "value": 12.5},
+    user_properties={"contact": "jane@example.com"},
+    headers={"referer": "https://shop.example/checkout?e=jane@example.com", "user-agent": "Mozilla/5.0"},
+)
+
+
+def test_vendor_event_scrubs_emails_from_free_text_by_default():
+    e = event(**LEAKY)
+    out = vendor_event(e, PrivacyConfig())
+    text = out.model_dump_json(exclude={"user_data"}).lower()
+    assert "jane" not in text and "example.com" not in text.replace("shop.example", "")
+    assert out.page.url == "https://shop.example/thanks?email=[redacted]&order=1001"
+    assert out.params == {"customer_email": "[redacted]", "order_ref": "1001", "value": 12.5}
+    assert out.headers["user-agent"] == "Mozilla/5.0"
+    assert out.user_data.email == " Jane@Example.com "  # hashed per vendor later, never scrubbed
+    assert e.params["customer_email"] == "Jane@Example.com"  # the input is not mutated
+
+
+def test_vendor_event_keeps_free_text_when_told_and_clean_events_untouched():
+    e = event(**LEAKY)
+    assert vendor_event(e, PrivacyConfig(emails_to_vendors="keep")) is e
+    clean = event(page=PageContext(url="https://shop.example/p?id=7"), params={"sku": "A-1"})
+    assert vendor_event(clean, PrivacyConfig()) is clean
+
+
+def test_meta_payload_carries_the_email_hashed_only():
+    from tests.destinations.conftest import make_event
+    from tests.destinations.test_meta import meta
+
+    leaky = make_event(user_data=UserData(email="Jane@Example.com"), **{k: v for k, v in LEAKY.items() if k != "page"},
+                       page=LEAKY["page"].model_copy(update={"title": None}))
+    prepared = meta().prepare(vendor_event(leaky, PrivacyConfig()))
+    body = str(prepared.payload).lower()
+    assert "jane@example.com" not in body and "jane%40example.com" not in body
+    assert prepared.payload["event_source_url"] == "https://shop.example/thanks?email=[redacted]&order=1001"
+    assert hashlib.sha256(b"jane@example.com").hexdigest() in str(prepared.payload["user_data"]["em"])
+    unscrubbed = meta().prepare(vendor_event(leaky, PrivacyConfig(emails_to_vendors="keep")))
+    assert "jane%40example.com" in str(unscrubbed.payload)  # the check above can fail
+
+
+def test_redact_event_still_drops_forwarding_headers_when_the_referer_holds_an_email():
+    e = event(headers={"referer": "https://s.example/?e=jane@example.com", "cookie": "sid=1", "x-forwarded-for": "1.2.3.4"})
+    assert redact_event(e).headers == {"referer": "https://s.example/?e=[redacted]"}
