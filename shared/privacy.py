@@ -89,6 +89,11 @@ def truncate_ip(ip: str | None) -> str | None:
         return ip
     if (octets := _ipv4_octets(ip)) is not None:
         return f"{octets[0]}.{octets[1]}.{octets[2]}.0"
+    return truncate_ip_by_ipaddress(ip)
+
+
+def truncate_ip_by_ipaddress(ip: str) -> str | None:
+    """truncate_ip for any address ipaddress knows (the fast path above must agree with it)."""
     try:
         addr = ipaddress.ip_address(ip)
     except ValueError:

@@ -2,24 +2,15 @@
 
 from __future__ import annotations
 
-import ipaddress
-
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from shared.privacy import truncate_ip
+from shared.privacy import truncate_ip, truncate_ip_by_ipaddress
 
 
 def reference(ip: str | None) -> str | None:
     """truncate_ip as it was: ipaddress only."""
-    if not ip:
-        return ip
-    try:
-        addr = ipaddress.ip_address(ip)
-    except ValueError:
-        return None
-    prefix = 24 if addr.version == 4 else 48
-    return str(ipaddress.ip_network(f"{ip}/{prefix}", strict=False).network_address)
+    return truncate_ip_by_ipaddress(ip) if ip else ip
 
 
 octet = st.one_of(
