@@ -1,0 +1,98 @@
+"""Firestore document operations per delivery, counted on the emulator: deliver (real Deliverer, local queue,
+fake vendors) on a BigQueryStore whose FirestoreIndex talks to the Firestore emulator and counts what it
+asks for. Billing is per document: a read per document asked for in a batchGet, a write per document
+created, and later a TTL delete per created document. Run with -s to see the table."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import pytest
+
+from shared.config import load_config
+from shared.models import RawHit
+from shared.pipeline.deliver import Deliverer
+from shared.pipeline.stage import settle
+from shared.pipeline.transform import Transformer
+from shared.runtime import build_runtime
+from shared.storage.bigquery import BigQueryStore, FirestoreIndex
+from shared.transport.base import RAW_HITS
+from tests.fakes.vendors import FakeVendors
+from tests.gcp.test_bigquery_store import RecordingBus
+
+
+class CountingIndex(FirestoreIndex):
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.ops: Counter = Counter()
+
+    def _post(self, verb, body):
+        result = super()._post(verb, body)
+        if verb == "batchGet":
+            self.ops["reads"] += len(body["documents"])
+            self.ops["requests"] += 1
+        elif verb == "batchWrite":
+            self.ops["requests"] += 1
+            statuses = result.get("status") or [{}] * len(body["writes"])
+            for write, status in zip(body["writes"], statuses, strict=True):
+                ok = status.get("code", 0) in (0, None)
+                if "delete" in write:
+                    self.ops["deletes"] += ok
+                else:
+                    self.ops["writes"] += ok  # a create refused by its precondition writes nothing
+                    self.ops["refused_creates"] += not ok
+        return result
+
+
+def deliver_events(tmp_path, fakes, index, dedup: str, names: list[str]) -> tuple[Counter, int]:
+    path = tmp_path / f"{dedup}.toml"
+    path.write_text(f"""
+[storage]
+dir = "{tmp_path / dedup}"
+
+[delivery]
+dedup = "{dedup}"
+
+[destinations.ga4]
+type = "ga4"
+measurement_id = "G-TEST123"
+endpoint = "{fakes.url}"
+""")
+    rt = build_runtime(load_config(path))
+    local_store = rt.store
+    try:
+        for i, name in enumerate(names):
+            hit = RawHit(source="json", body=f'{{"event_name": "{name}", "event_id": "{dedup}-{i}", "client_id": "1.{i}"}}')
+            rt.bus.publish(RAW_HITS, hit.model_dump_json().encode())
+        for stage in (Transformer(rt), Deliverer(rt)):
+            if isinstance(stage, Deliverer):
+                rt.store = BigQueryStore("tagpipe-test", bus=RecordingBus(), index=index)
+            messages = rt.bus.pull(stage.subscription, 1000)
+            settle(rt.bus, stage.subscription, messages, stage.handle(messages))
+        delivered = sum(1 for r in rt.store.bus.published.get("records-outcomes", []) if r["outcome"] == "delivered")
+        return index.ops, delivered
+    finally:
+        rt.store = local_store
+        rt.close()
+
+
+MIX = ["page_view"] * 17 + ["view_item", "add_to_cart"] + ["purchase"]  # 1 conversion in 20
+
+
+@pytest.mark.parametrize("dedup, per_delivery", [
+    ("all", {"reads": 1.0, "writes": 2.0}),
+    ("conversions", {"reads": 0.05, "writes": 1.05}),
+    ("none", {"reads": 0.0, "writes": 1.0}),
+])
+def test_document_ops_per_delivery(tmp_path, monkeypatch, firestore_emulator, project, dedup, per_delivery):
+    with FakeVendors() as fakes:
+        monkeypatch.setenv("GA4_API_SECRET", fakes.ga4_api_secret)
+        index = CountingIndex(project, f"ops-{dedup}", emulator_host=firestore_emulator.host)
+        ops, delivered = deliver_events(tmp_path, fakes, index, dedup, MIX)
+        index.close()
+    assert delivered == len(MIX) == fakes.ga4.count
+    measured = {k: ops[k] / delivered for k in ("reads", "writes")}
+    print(f"\nfirestore dedup={dedup}: per delivery reads {measured['reads']:.2f}, writes {measured['writes']:.2f}, "
+          f"TTL deletes later {measured['writes']:.2f}; requests {ops['requests']} for {delivered} deliveries")
+    assert measured == pytest.approx(per_delivery)
+    assert ops["deletes"] == 0 and ops["refused_creates"] == 0
