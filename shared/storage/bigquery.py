@@ -558,7 +558,7 @@ class BigQueryStore(Store):
         rows = self.query(
             "SELECT destination, outcome, COUNT(*) FROM ("
             " SELECT destination, outcome,"
-            " ROW_NUMBER() OVER (PARTITION BY hit_id, event_uid, destination ORDER BY recorded_at) AS n"
+            " ROW_NUMBER() OVER (PARTITION BY hit_id, event_uid, destination ORDER BY recorded_at DESC) AS n"
             " FROM {dataset}.outcomes WHERE recorded_at >= TIMESTAMP(@since)"
             ") WHERE n = 1 GROUP BY 1, 2",
             {"since": since},

@@ -199,7 +199,7 @@ def test_every_policy_speaks_to_a_marketer():
         assert body["severity"] in ("CRITICAL", "ERROR", "WARNING"), name
     token = block(policies()["credentials_refused"], "documentation")["content"]
     assert "Generate access token" in token and "gcloud secrets versions add" in token and "Replay" in token
-    assert "tagpipe replay" in token  # and that it is the local stack's command (shared/replay.py refuses BigQuery)
+    assert "tagpipe replay" in token  # the same command replays on GCP (docs/replay.md)
 
 
 def test_storm_control_fits_each_kind_of_policy():
