@@ -1,10 +1,14 @@
 # tagpipe on Google Cloud.
 #
-#   site --HTTPS--> [collect] --publish--> {prefix}-raw-hits --push(OIDC)--> [transform]
-#                                                                               |
-#            {prefix}-deliveries <------------------publish-----------------------+
+#   site --HTTPS--> [collect] --publish--> {prefix}-raw-hits --{prefix}-transform--> [transform]
+#                                                                                       |
+#            {prefix}-deliveries <------------------publish-------------------------------+
 #                 |
-#                 +--push(OIDC)--> [deliver] --HTTPS--> Meta CAPI, GA4 MP, Google Ads, TikTok, webhooks
+#                 +--{prefix}-deliver-<id>, one per destination--> [deliver] --HTTPS--> Meta CAPI, GA4 MP, ...
+#
+#   stage_trigger = "push": those subscriptions push each message to the function (OIDC);
+#   stage_trigger = "schedule": they are pull subscriptions, and Cloud Scheduler jobs (OIDC) call
+#   the functions every minute to drain them (modules/scheduler, shared/pipeline/drain.py).
 #
 #   every stage --publish--> {prefix}-records-<table> --BigQuery subscription--> dataset tables
 #   any push subscription, after max attempts --> {prefix}-dead-letter --BigQuery subscription--> dead_letters
@@ -22,6 +26,7 @@ locals {
     "artifactregistry.googleapis.com",
     "bigquery.googleapis.com",
     "cloudbuild.googleapis.com",
+    "cloudscheduler.googleapis.com",
     "cloudfunctions.googleapis.com",
     "compute.googleapis.com",
     "firestore.googleapis.com",
@@ -37,6 +42,8 @@ locals {
   # The Google-managed service account Pub/Sub acts as: it forwards dead letters, signs the push
   # OIDC tokens and writes BigQuery subscriptions.
   pubsub_service_agent = "service-${data.google_project.this.number}@gcp-sa-pubsub.iam.gserviceaccount.com"
+  # Cloud Scheduler's: it signs the drain jobs' OIDC tokens (stage_trigger = "schedule").
+  scheduler_service_agent = "service-${data.google_project.this.number}@gcp-sa-cloudscheduler.iam.gserviceaccount.com"
 
   firestore_database = "${var.prefix}-keys"
 }
@@ -118,6 +125,8 @@ module "pubsub" {
   pubsub_service_agent = local.pubsub_service_agent
   labels               = local.labels
 
+  trigger      = var.stage_trigger
+  destinations = var.destinations
   push_endpoints = merge(
     {
       transform = module.functions.urls["transform"]
@@ -125,7 +134,7 @@ module "pubsub" {
     },
     { for s, url in { "dead-letter-archive" = lookup(module.functions.urls, "archive", "") } : s => url if var.enable_archive_function },
   )
-  push_ack_deadline_seconds = {
+  ack_deadline_seconds = {
     transform             = var.functions.transform.timeout
     deliver               = var.functions.deliver.timeout
     "dead-letter-archive" = var.functions.archive.timeout
@@ -147,10 +156,33 @@ module "monitoring" {
   alerting         = var.alerting
   slack_auth_token = var.slack_auth_token
   services         = module.functions.service_names
-  subscriptions    = module.pubsub.subscription_names
-  labels           = local.labels
+  # "push" is every subscription that feeds a function, pushed or drained: both have a backlog age
+  # and dead letters to watch
+  subscriptions = {
+    push    = module.pubsub.subscription_names.stages
+    archive = module.pubsub.subscription_names.archive
+    records = module.pubsub.subscription_names.records
+  }
+  labels = local.labels
 
   depends_on = [google_project_service.apis]
+}
+
+module "scheduler" {
+  source = "./modules/scheduler"
+  count  = var.stage_trigger == "schedule" ? 1 : 0
+
+  project_id              = var.project_id
+  region                  = var.region
+  prefix                  = var.prefix
+  transform_url           = module.functions.urls["transform"]
+  deliver_url             = module.functions.urls["deliver"]
+  destinations            = var.destinations
+  timeouts                = { transform = var.functions.transform.timeout, deliver = var.functions.deliver.timeout }
+  invoker_service_account = module.functions.invoker_service_account
+  scheduler_service_agent = local.scheduler_service_agent
+
+  depends_on = [google_project_service.apis, module.pubsub]
 }
 
 module "loadbalancer" {

@@ -18,6 +18,14 @@ output "topics" {
   value       = module.pubsub.topics
 }
 
+output "subscriptions" {
+  description = "Subscriptions that feed the functions (transform, deliver-<id>), by name, and the drain scheduler jobs (stage_trigger = \"schedule\")."
+  value = {
+    stages     = module.pubsub.subscription_names.stages
+    drain_jobs = var.stage_trigger == "schedule" ? module.scheduler[0].job_names : {}
+  }
+}
+
 output "bigquery_dataset" {
   description = "project.dataset of the records."
   value       = "${var.project_id}.${module.bigquery.dataset_id}"

@@ -81,13 +81,39 @@ variable "enable_archive_function" {
   default     = true
 }
 
+variable "stage_trigger" {
+  type        = string
+  description = "How transform and deliver are triggered. \"push\" (default): Pub/Sub pushes each message to the function as it arrives: lowest latency (about a second), one invocation per message. \"schedule\": pull subscriptions that the functions drain when Cloud Scheduler calls them every minute: events reach the vendors within about a minute, in a few invocations and full vendor batches (far cheaper per event). See docs/gcp.md."
+  default     = "push"
+
+  validation {
+    condition     = contains(["push", "schedule"], var.stage_trigger)
+    error_message = "stage_trigger must be \"push\" or \"schedule\"."
+  }
+}
+
+variable "destinations" {
+  type        = list(string)
+  description = "The destination ids of your tagpipe.toml ([destinations.<id>], e.g. [\"meta\", \"ga4\"]), every one the config can route to. The deliveries topic gets one subscription per id, filtered on the destination attribute, with its own retry and dead-letter policy (and, with the schedule trigger, its own drain job). Pub/Sub drops a delivery task that no subscription takes: an id missing here is never delivered."
+
+  validation {
+    condition     = length(var.destinations) > 0 && length(distinct(var.destinations)) == length(var.destinations)
+    error_message = "destinations: list each destination id of tagpipe.toml once (at least one)."
+  }
+
+  validation {
+    condition     = alltrue([for d in var.destinations : can(regex("^[A-Za-z0-9_][A-Za-z0-9_-]{0,99}$", d))])
+    error_message = "destinations: ids of letters, digits, _ and - (they become subscription and job names)."
+  }
+}
+
 variable "delivery" {
   type = object({
     max_delivery_attempts = optional(number, 10)
     min_backoff_seconds   = optional(number, 10)
     max_backoff_seconds   = optional(number, 600)
   })
-  description = "Retry and dead-letter policy of the transform and deliver push subscriptions (keep in step with [delivery] in tagpipe.toml). Pub/Sub allows 5-100 attempts and backoffs of 0-600 s."
+  description = "Retry and dead-letter policy of the transform and deliver-<id> subscriptions, push or pull (keep in step with [delivery] in tagpipe.toml). Pub/Sub allows 5-100 attempts and backoffs of 0-600 s."
   default     = {}
 
   validation {

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from shared.transport.base import DEAD_LETTER, DELIVERIES, RAW_HITS, TOPOLOGY
+from shared.transport.base import DEAD_LETTER, DELIVERIES, RAW_HITS, TOPOLOGY, destination_filter
 from tests.terraform.hcl import ROOT, TF, block, modules, parse, tf_files
 
 TABLES = json.loads((TF / "modules" / "bigquery" / "tables.json").read_text())
@@ -34,7 +34,7 @@ LABELED = {
     "google_storage_bucket": "labels",
 }
 UNLABELABLE = {
-    "google_bigquery_dataset_iam_member", "google_cloud_run_v2_service_iam_member",
+    "google_bigquery_dataset_iam_member", "google_cloud_run_v2_service_iam_member", "google_cloud_scheduler_job",
     "google_compute_backend_service", "google_compute_managed_ssl_certificate",
     "google_compute_region_network_endpoint_group", "google_compute_ssl_policy",
     "google_compute_target_http_proxy", "google_compute_target_https_proxy", "google_compute_url_map",
@@ -104,12 +104,16 @@ def dead_letter_policies(body: dict) -> list[dict]:
 def test_topics_mirror_the_python_topology():
     pubsub = modules()["pubsub"]
     assert set(pubsub.locals["pipeline_topics"]) == {RAW_HITS, DELIVERIES, DEAD_LETTER}
-    push_topics = pubsub.locals["push_topics"]
-    assert set(push_topics) == set(TOPOLOGY)  # transform, deliver, dead-letter-archive: the same names
-    for sub, topic in push_topics.items():
-        assert TOPOLOGY[sub].topic == topic
-    assert pubsub.locals["push"].replace(" ", "") == "${{forsinkeys(var.push_endpoints):s=>local.push_topics[s]}}"
-    # transform and deliver are always pushed to; the archive function is optional
+    # transform, deliver-<id> (per_destination's names and filter) and dead-letter-archive
+    stages = pubsub.locals["stages"]
+    assert '{transform = {topic = "raw-hits", stage = "transform", filter = null}}' in stages
+    assert TOPOLOGY["transform"].topic == RAW_HITS and TOPOLOGY["deliver"].topic == DELIVERIES
+    assert '"deliver-${d}" => {topic = "deliveries", stage = "deliver", filter = ' in stages
+    hcl_filter = destination_filter("${d}").replace('"', '\\"')  # as HCL escapes it in a string
+    assert f'filter = "{hcl_filter}"' in stages
+    assert TOPOLOGY["dead-letter-archive"].topic == DEAD_LETTER
+    assert 'topic = "dead-letter", stage = s' in pubsub.locals["archive"]
+    # every stage is fed in both trigger modes; the archive function is optional
     root = modules()["root"].modules["pubsub"]["push_endpoints"]
     assert 'transform = module.functions.urls["transform"]' in root and "enable_archive_function" in root
 
@@ -117,7 +121,8 @@ def test_topics_mirror_the_python_topology():
 def test_every_topic_has_a_subscription():
     pubsub = modules()["pubsub"]
     subs = pubsub.of_type("google_pubsub_subscription")
-    assert "${local.push}" == subs["push"]["for_each"]  # raw-hits, deliveries (and dead-letter)
+    assert "${local.feeds}" == subs["stage"]["for_each"]  # raw-hits, deliveries (and dead-letter)
+    assert subs["stage"]["topic"] == "${google_pubsub_topic.this[each.value.topic].id}"
     assert subs["records"]["for_each"] == "${var.record_tables}"
     assert subs["records"]["topic"] == "${google_pubsub_topic.this[each.key].id}"
     # every records topic in tables.json is in the record_tables the root passes
@@ -143,17 +148,21 @@ def test_every_dead_letter_topic_has_a_subscription():
 
 
 def test_push_subscriptions_use_oidc_retry_and_dead_letter_policies():
-    push = modules()["pubsub"].resource("google_pubsub_subscription", "push")
-    config = block(push, "push_config")
+    push = modules()["pubsub"].resource("google_pubsub_subscription", "stage")
+    dynamic_push = next(d["push_config"] for d in push["dynamic"] if "push_config" in d)
+    assert dynamic_push["for_each"] == (
+        "${contains(keys(local.push), each.key) ? [var.push_endpoints[each.value.stage]] : []}")
+    config = dynamic_push["content"][0]
+    assert config["push_endpoint"] == "${push_config.value}"
     oidc = block(config, "oidc_token")
     assert oidc["service_account_email"] == "${var.invoker_service_account}"
-    assert oidc["audience"] == "${var.push_endpoints[each.key]}"
+    assert oidc["audience"] == "${push_config.value}"
     assert block(push, "retry_policy")["maximum_backoff"] == "${var.delivery.max_backoff_seconds}s"
     (policy,) = dead_letter_policies(push)
     assert policy["max_delivery_attempts"] == "${var.delivery.max_delivery_attempts}"
     # every push subscription dead-letters, except the one on the dead-letter topic itself
     dynamic = next(d["dead_letter_policy"] for d in push["dynamic"] if "dead_letter_policy" in d)
-    assert dynamic["for_each"] == '${each.value == "dead-letter" ? [] : [1]}'
+    assert dynamic["for_each"] == '${each.value.topic == "dead-letter" ? [] : [1]}'
     assert block(push, "expiration_policy")["ttl"] == ""
     # only the invoker account may call transform and deliver, and it may call nothing else
     fns = modules()["functions"]
@@ -175,7 +184,7 @@ def test_dead_letter_iam_for_the_pubsub_service_agent():
     assert sub["for_each"] == "${toset(local.dead_lettering)}"
     # every subscription with a dead-letter policy is in local.dead_lettering
     lettering = pubsub.locals["dead_lettering"]
-    assert 'for s in keys(local.push) : "${var.prefix}-${s}" if local.push[s] != "dead-letter"' in lettering
+    assert 'for s, f in local.feeds : "${var.prefix}-${s}" if f.topic != "dead-letter"' in lettering
     assert 'for t in keys(var.record_tables) : "${var.prefix}-${t}-to-bigquery"' in lettering
     assert pubsub.resource("google_pubsub_subscription", "records")["name"] == "${var.prefix}-${each.key}-to-bigquery"
     # the service agent writes BigQuery subscriptions and mints push tokens

@@ -7,12 +7,15 @@
 #   Pub/Sub publishes, not on the CPU. 512Mi leaves room for the Pub/Sub client's buffers.
 # - transform: private, scales to zero; concurrency 40 = the size of the thread pool the ASGI
 #   adapter hands each push request to (anyio's default), so a request never queues inside an
-#   instance; CPU-light parsing. Timeout 60 s = the push subscription's ack deadline.
+#   instance; CPU-light parsing. Timeout 60 s = the subscription's ack deadline.
 # - deliver: private, scales to zero; concurrency 40 (threads waiting on vendor APIs); timeout
 #   120 s covers a vendor's slow answer plus retries inside one request; the push ack deadline
 #   is set to the same value so Pub/Sub never redelivers a message still in flight.
 # - archive (optional): private, scales to zero, at most 5 instances: dead letters are rare and
 #   nothing waits on them.
+# - With the schedule trigger, transform and deliver serve one drain request per scheduler job a
+#   minute; TAGPIPE_DRAIN_SECONDS = half the timeout bounds a drain, so the batch in hand when the
+#   budget runs out still finishes (and is settled) before the timeout.
 #
 # FUNCTION_USE_ASGI=true: the gen2 Python buildpack starts the bare `functions-framework`
 # command (GoogleCloudPlatform/buildpacks cmd/python/functions_framework), whose --asgi flag is
@@ -22,7 +25,7 @@
 
 locals {
   functions = toset(concat(["collect", "transform", "deliver"], var.archive ? ["archive"] : []))
-  private   = toset([for f in local.functions : f if f != "collect"]) # invoked by Pub/Sub push only
+  private   = toset([for f in local.functions : f if f != "collect"]) # invoked by Pub/Sub push or Cloud Scheduler only
 
   # What each function publishes to (topic names without the prefix). Least privilege: a
   # function gets roles/pubsub.publisher on these topics only.
@@ -52,6 +55,12 @@ locals {
       for name, s in var.secrets : { env = name, secret_id = s.secret_id } if contains(s.functions, f)
     ]
   }
+  # Per function, over env.
+  function_env = {
+    transform = { TAGPIPE_DRAIN_SECONDS = tostring(floor(var.sizing["transform"].timeout / 2)) }
+    deliver   = { TAGPIPE_DRAIN_SECONDS = tostring(floor(var.sizing["deliver"].timeout / 2)) }
+  }
+
   secret_grants = merge([
     for f, list in local.secrets : { for s in list : "${f}/${s.env}" => { function = f, secret_id = s.secret_id } }
   ]...)
@@ -66,13 +75,14 @@ resource "google_service_account" "fn" {
   description  = "Runs the ${each.key} function: publishes to its topics only, reads only its secrets."
 }
 
-# Pub/Sub signs the push requests to transform and deliver with this account's OIDC token;
-# it may invoke those two services and nothing else.
+# Pub/Sub signs the push requests to transform and deliver with this account's OIDC token (and
+# Cloud Scheduler its drain requests, with the schedule trigger); it may invoke those private
+# services and nothing else.
 resource "google_service_account" "invoker" {
   project      = var.project_id
   account_id   = "${var.prefix}-push-invoker"
   display_name = "tagpipe Pub/Sub push invoker"
-  description  = "Identity of the Pub/Sub push subscriptions (OIDC) that call transform and deliver."
+  description  = "Identity of the Pub/Sub push subscriptions and drain scheduler jobs (OIDC) that call transform and deliver."
 }
 
 resource "google_storage_bucket" "source" {
@@ -138,12 +148,12 @@ resource "google_cloudfunctions2_function" "fn" {
     min_instance_count               = var.sizing[each.key].min_instances
     max_instance_count               = var.sizing[each.key].max_instances
     timeout_seconds                  = var.sizing[each.key].timeout
-    # collect takes the internet's requests; transform and deliver only Pub/Sub's, which Cloud
-    # Run counts as internal traffic for services in the same project.
+    # collect takes the internet's requests; transform and deliver only Pub/Sub's and Cloud
+    # Scheduler's, which Cloud Run counts as internal traffic for services in the same project.
     ingress_settings               = each.key == "collect" ? "ALLOW_ALL" : "ALLOW_INTERNAL_ONLY"
     all_traffic_on_latest_revision = true
     service_account_email          = google_service_account.fn[each.key].email
-    environment_variables          = local.env
+    environment_variables          = merge(local.env, lookup(local.function_env, each.key, {}))
 
     dynamic "secret_environment_variables" {
       for_each = local.secrets[each.key]

@@ -14,7 +14,7 @@ output "service_accounts" {
 }
 
 output "invoker_service_account" {
-  description = "Email of the account Pub/Sub push subscriptions sign their OIDC tokens as."
+  description = "Email of the account Pub/Sub push subscriptions and the drain scheduler jobs sign their OIDC tokens as."
   value       = google_service_account.invoker.email
 }
 

@@ -1,30 +1,47 @@
 # Topics and subscriptions, and the IAM Pub/Sub itself needs for them.
 #
-#   raw-hits    --push (OIDC)-------> transform function    dead-letter policy -> dead-letter
-#   deliveries  --push (OIDC)-------> deliver function      dead-letter policy -> dead-letter
-#   records-*   --BigQuery subscr.--> their table           dead-letter policy -> dead-letter
-#   dead-letter --BigQuery subscr.--> dead_letters table    (write_metadata: replayable)
-#   dead-letter --push (OIDC)-------> archive function      optional: dead_lettered outcomes
+#   raw-hits    --transform------------> transform function   dead-letter policy -> dead-letter
+#   deliveries  --deliver-<id>---------> deliver function     one per destination, filtered on the
+#                (filter: attributes.destination = "<id>")    destination attribute; each with its
+#                                                             own retry and dead-letter policy
+#   records-*   --BigQuery subscr.-----> their table          dead-letter policy -> dead-letter
+#   dead-letter --BigQuery subscr.-----> dead_letters table   (write_metadata: replayable)
+#   dead-letter --push (OIDC)----------> archive function     optional: dead_lettered outcomes
 #
-# Pub/Sub drops what is published to a topic without subscriptions: the dead-letter topic always
-# has its archive subscription. The mirror of shared.transport.base.TOPOLOGY.
+# var.trigger: "push" makes the transform and deliver-<id> subscriptions push (OIDC) to their
+# function; "schedule" makes them pull subscriptions that the functions drain when Cloud Scheduler
+# calls them (modules/scheduler). The archive subscription pushes either way.
+#
+# Pub/Sub drops what is published to a topic without a subscription that takes it: the dead-letter
+# topic always has its archive subscription, and every destination the config routes to must be in
+# var.destinations (a task for a destination without a subscription is dropped).
+# The mirror of shared.transport.base.TOPOLOGY with per_destination(TOPOLOGY, destinations).
 
 locals {
   pipeline_topics = ["raw-hits", "deliveries", "dead-letter"]
   topics          = toset(concat(local.pipeline_topics, keys(var.record_tables)))
 
-  # Push subscription -> its topic, for the functions that exist (the names of the Python topology).
-  push_topics = {
-    transform             = "raw-hits"
-    deliver               = "deliveries"
-    "dead-letter-archive" = "dead-letter"
-  }
-  push = { for s in keys(var.push_endpoints) : s => local.push_topics[s] }
+  # Subscription -> its topic, the function (stage) it feeds and its filter: the names of the
+  # Python topology (deliver-<id> = shared.transport.base.deliver_subscription).
+  stages = merge(
+    { transform = { topic = "raw-hits", stage = "transform", filter = null } },
+    { for d in var.destinations : "deliver-${d}" => {
+      topic  = "deliveries"
+      stage  = "deliver"
+      filter = "attributes.destination = \"${d}\"" # shared.transport.base.destination_filter
+    } },
+  )
+  archive = { for s in keys(var.push_endpoints) : s => { topic = "dead-letter", stage = s, filter = null } if s == "dead-letter-archive" }
+
+  # Every subscription that feeds a function, and which of them push (the rest are drained).
+  feeds = merge(local.stages, local.archive)
+  push  = var.trigger == "push" ? local.feeds : local.archive
+  pull  = var.trigger == "schedule" ? local.stages : {}
 
   # Subscriptions with a dead-letter policy: the service agent must be allowed to pull from them
   # (to forward) and to publish to the dead-letter topic.
   dead_lettering = concat(
-    [for s in keys(local.push) : "${var.prefix}-${s}" if local.push[s] != "dead-letter"],
+    [for s, f in local.feeds : "${var.prefix}-${s}" if f.topic != "dead-letter"],
     [for t in keys(var.record_tables) : "${var.prefix}-${t}-to-bigquery"],
   )
 
@@ -44,22 +61,29 @@ resource "google_pubsub_topic" "this" {
   labels                     = var.labels
 }
 
-resource "google_pubsub_subscription" "push" {
-  for_each = local.push
+# The subscriptions that feed the functions: push (with OIDC) or pull (drained on a schedule).
+resource "google_pubsub_subscription" "stage" {
+  for_each = local.feeds
 
-  project                    = var.project_id
-  name                       = "${var.prefix}-${each.key}"
-  topic                      = google_pubsub_topic.this[each.value].id
-  ack_deadline_seconds       = var.push_ack_deadline_seconds[each.key]
+  project = var.project_id
+  name    = "${var.prefix}-${each.key}"
+  topic   = google_pubsub_topic.this[each.value.topic].id
+  filter  = each.value.filter
+  # push: the function's timeout, so Pub/Sub never redelivers a message still being handled;
+  # pull: a drained batch is handled well within it too (Pub/Sub's maximum is 600 s)
+  ack_deadline_seconds       = min(600, var.ack_deadline_seconds[each.value.stage])
   message_retention_duration = "604800s"
   labels                     = var.labels
 
-  push_config {
-    push_endpoint = var.push_endpoints[each.key]
+  dynamic "push_config" {
+    for_each = contains(keys(local.push), each.key) ? [var.push_endpoints[each.value.stage]] : []
+    content {
+      push_endpoint = push_config.value
 
-    oidc_token {
-      service_account_email = var.invoker_service_account
-      audience              = var.push_endpoints[each.key]
+      oidc_token {
+        service_account_email = var.invoker_service_account
+        audience              = push_config.value
+      }
     }
   }
 
@@ -71,7 +95,7 @@ resource "google_pubsub_subscription" "push" {
   # Not on the dead-letter topic's own subscription: there is nowhere further to go (its messages
   # are in BigQuery already, and stay 7 days on the subscription).
   dynamic "dead_letter_policy" {
-    for_each = each.value == "dead-letter" ? [] : [1]
+    for_each = each.value.topic == "dead-letter" ? [] : [1]
     content {
       dead_letter_topic     = google_pubsub_topic.this["dead-letter"].id
       max_delivery_attempts = var.delivery.max_delivery_attempts
@@ -81,6 +105,14 @@ resource "google_pubsub_subscription" "push" {
   expiration_policy {
     ttl = "" # never expire, however quiet the site
   }
+}
+
+# Before per-destination subscriptions the resource was "push"; transform and the archive
+# subscription keep their state. The old single "deliver" subscription is destroyed (docs/gcp.md,
+# "Upgrading": let it drain first).
+moved {
+  from = google_pubsub_subscription.push
+  to   = google_pubsub_subscription.stage
 }
 
 resource "google_pubsub_subscription" "records" {
@@ -158,11 +190,12 @@ resource "google_pubsub_subscription_iam_member" "dead_letter_subscriber" {
   role         = "roles/pubsub.subscriber"
   member       = "serviceAccount:${var.pubsub_service_agent}"
 
-  depends_on = [google_pubsub_subscription.push, google_pubsub_subscription.records]
+  depends_on = [google_pubsub_subscription.stage, google_pubsub_subscription.records]
 }
 
 # Mint the OIDC tokens of the push subscriptions as the invoker account (needed in projects made
-# before 2021-04-08; harmless and scoped to that one account elsewhere).
+# before 2021-04-08; harmless and scoped to that one account elsewhere). The archive subscription
+# pushes in both trigger modes.
 resource "google_service_account_iam_member" "push_token_creator" {
   service_account_id = "projects/${var.project_id}/serviceAccounts/${var.invoker_service_account}"
   role               = "roles/iam.serviceAccountTokenCreator"

@@ -4,10 +4,16 @@ output "topics" {
 }
 
 output "subscription_names" {
-  description = "Subscription names by role: push (transform, deliver), archive (dead letters), records (BigQuery)."
+  description = "Subscription names by role: stages (transform, deliver-<id>: push or drained), push (those of them and the archive one that push), archive (dead letters to BigQuery), records (BigQuery)."
   value = {
-    push    = { for s in keys(local.push) : s => google_pubsub_subscription.push[s].name }
+    stages  = { for s in keys(local.feeds) : s => google_pubsub_subscription.stage[s].name }
+    push    = { for s in keys(local.push) : s => google_pubsub_subscription.stage[s].name }
     archive = google_pubsub_subscription.dead_letter_archive.name
     records = [for t in keys(var.record_tables) : google_pubsub_subscription.records[t].name]
   }
+}
+
+output "pull_subscriptions" {
+  description = "Subscription -> full id of the ones the functions drain (trigger = schedule), for the scheduler jobs."
+  value       = { for s in keys(local.pull) : s => google_pubsub_subscription.stage[s].id }
 }

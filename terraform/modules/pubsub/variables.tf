@@ -15,7 +15,7 @@ variable "pubsub_service_agent" {
 
 variable "push_endpoints" {
   type        = map(string)
-  description = "Push subscription (transform, deliver, optionally dead-letter-archive) -> HTTPS URL of its function."
+  description = "Function (transform, deliver, optionally dead-letter-archive) -> HTTPS URL: the push endpoint and OIDC audience of its subscriptions (push trigger; the archive one always)."
 
   validation {
     condition     = alltrue([for k, v in var.push_endpoints : contains(["transform", "deliver", "dead-letter-archive"], k) && startswith(v, "https://")])
@@ -23,15 +23,36 @@ variable "push_endpoints" {
   }
 }
 
-variable "push_ack_deadline_seconds" {
+variable "trigger" {
+  type        = string
+  description = "How transform and deliver get their messages: push (a push subscription per stage and destination) or schedule (pull subscriptions the functions drain when Cloud Scheduler calls them)."
+  default     = "push"
+
+  validation {
+    condition     = contains(["push", "schedule"], var.trigger)
+    error_message = "trigger must be \"push\" or \"schedule\"."
+  }
+}
+
+variable "destinations" {
+  type        = list(string)
+  description = "Destination ids of the config ([destinations.<id>] in tagpipe.toml): one deliver-<id> subscription each, filtered on the destination attribute."
+
+  validation {
+    condition     = length(var.destinations) > 0 && alltrue([for d in var.destinations : can(regex("^[A-Za-z0-9_][A-Za-z0-9_-]{0,99}$", d))])
+    error_message = "destinations: at least one id; letters, digits, _ and - (they become subscription names)."
+  }
+}
+
+variable "ack_deadline_seconds" {
   type        = map(number)
-  description = "Push subscription -> ack deadline: set it to the function's timeout so Pub/Sub never redelivers a message still being handled."
+  description = "Function (transform, deliver, dead-letter-archive) -> ack deadline of its subscriptions: its timeout, so Pub/Sub never redelivers a message still being handled (capped at Pub/Sub's 600 s)."
   default     = { transform = 60, deliver = 120, "dead-letter-archive" = 60 }
 }
 
 variable "invoker_service_account" {
   type        = string
-  description = "Service account the push subscriptions sign OIDC tokens as (it holds run.invoker on transform and deliver)."
+  description = "Service account the push subscriptions sign OIDC tokens as (it holds run.invoker on transform and deliver; the scheduler jobs use it too)."
 }
 
 variable "delivery" {
@@ -40,7 +61,7 @@ variable "delivery" {
     min_backoff_seconds   = number
     max_backoff_seconds   = number
   })
-  description = "Retry and dead-letter policy of the push subscriptions."
+  description = "Retry and dead-letter policy of the transform and deliver-<id> subscriptions (push or pull)."
 }
 
 variable "publishers" {
