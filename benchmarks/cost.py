@@ -114,14 +114,14 @@ def _billable_s(rate: float, wait: float, cpu: float) -> float:
     return max(busy, cpu)
 
 
-# Firestore document operations per delivery (shared/storage/bigquery.py; measured against the emulator by
-# tests/gcp/test_firestore_ops.py): an outcome marker (exists=false create) for every outcome, and for an
-# event in the destination's dedup scope ([delivery] dedup) a batchGet of its delivered marker plus the
-# delivered marker's create. Every created document is deleted again by the TTL policy (a billed delete).
+# Firestore document operations per delivery (shared/storage/bigquery.py; counted against the emulator by
+# tests/gcp/test_firestore_ops.py): one exists=false create per delivery (the outcome marker, or for an event
+# in the destination's [delivery] dedup scope its delivered marker, which stands for the outcome too), and
+# for an event in the scope a batchGet of its delivered marker first. Every created document is deleted
+# again by the TTL policy (a billed delete). Before the merged marker: 1 + guarded writes and deletes.
 def firestore_ops(dedup: str, conversion_share: float) -> dict[str, float]:
     guarded = {"all": 1.0, "conversions": conversion_share, "none": 0.0}[dedup]
-    writes = 1 + guarded
-    return {"reads": guarded, "writes": writes, "deletes": writes}
+    return {"reads": guarded, "writes": 1.0, "deletes": 1.0}
 
 
 def _firestore_cost(deliveries: float, ops: dict[str, float]) -> float:

@@ -14,7 +14,9 @@ per outcome whether it was new) and "was this dedup key already delivered to thi
 (`delivered_keys`). Both live in Firestore (a database of their own, `TAGPIPE_FIRESTORE_DATABASE`),
 spoken to over its REST API with httpx: one `batchWrite` with `exists=false` preconditions creates
 the markers and tells, per document, whether it already existed; one `batchGet` reads the
-delivered keys. Documents expire through a Firestore TTL policy on `expire_at`.
+delivered keys. A delivered outcome's marker is its delivered key's document (one create per delivery, not
+two); the events outside the [delivery] dedup scope have only the outcome marker and no read. Documents
+expire through a Firestore TTL policy on `expire_at` (each expiry is a billed delete).
 
 Table schemas live once, as JSON, in terraform/modules/bigquery/schemas/ (Terraform creates the
 tables from them; `row()` builds every row from them and refuses a row that does not fit).
@@ -44,7 +46,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from shared.errors import ConfigError, StoreUnavailable
-from shared.models import Event, FailedEvent, Outcome, RawHit
+from shared.models import Event, FailedEvent, Outcome, OutcomeKind, RawHit
 from shared.storage.base import DeliveredKey, Store
 
 # --------------------------------------------------------------------------- schemas
@@ -437,7 +439,13 @@ class BigQueryStore(Store):
     def record_outcomes(
         self, outcomes: Sequence[Outcome], delivered: Sequence[DeliveredKey] = ()
     ) -> list[bool]:
+        """One batchWrite of exists=false creates. A delivered outcome that comes with its delivered key
+        writes only the delivered marker, which carries the outcome too: one document (a write and later a
+        TTL delete) per delivery instead of two. Its create fails only when the key was delivered before:
+        by this same event (a repeat: not new), or by another event with the same event_id sent at the same
+        time (rare), which then gets an outcome marker of its own."""
         expire = datetime.fromtimestamp(time.time() + self.dedup_ttl, tz=UTC)
+        marks = {(d.destination, d.event_uid): d for d in delivered}
         seen: set[str] = set()
         docs: list[tuple[str, str, dict[str, Any]]] = []
         slots: list[int | None] = []  # per outcome: its index in docs, None for a repeat within the call
@@ -448,51 +456,61 @@ class BigQueryStore(Store):
                 continue
             seen.add(key)
             slots.append(len(docs))
-            docs.append(
-                (
-                    OUTCOMES,
-                    key,
-                    {
-                        "hit_id": o.hit_id,
-                        "event_uid": o.event_uid,
-                        "destination": o.destination,
-                        "outcome": o.outcome.value,
-                        "expire_at": expire,
-                    },
-                )
-            )
-        n_outcomes = len(docs)
+            d = marks.get((o.destination, o.event_uid)) if o.outcome is OutcomeKind.DELIVERED else None
+            if d is not None and doc_id(d.destination, d.dedup_key) not in seen:
+                seen.add(doc_id(d.destination, d.dedup_key))
+                docs.append((DELIVERED, doc_id(d.destination, d.dedup_key), self._delivered_fields(d, expire, o)))
+            else:
+                docs.append((OUTCOMES, key, self._outcome_fields(o, expire)))
         for d in delivered:
             key = doc_id(d.destination, d.dedup_key)
             if key not in seen:
                 seen.add(key)
-                docs.append(
-                    (
-                        DELIVERED,
-                        key,
-                        {
-                            "destination": d.destination,
-                            "dedup_key": d.dedup_key,
-                            "event_uid": d.event_uid,
-                            "expire_at": expire,
-                        },
-                    )
-                )
+                docs.append((DELIVERED, key, self._delivered_fields(d, expire)))
         created = self.index.create(docs) if docs else []
         fresh = [slot is not None and created[slot] for slot in slots]
+        # a delivered marker that already existed: the same event again, or another one with its event_id
+        taken = [(i, slot) for i, slot in enumerate(slots)
+                 if slot is not None and not created[slot] and docs[slot][0] == DELIVERED]
+        if taken:
+            found = self.index.get(DELIVERED, [docs[slot][1] for _, slot in taken])
+            other = [(i, outcomes[i]) for i, slot in taken
+                     if found.get(docs[slot][1], {}).get("event_uid") != outcomes[i].event_uid]
+            if other:
+                extra = [(OUTCOMES, doc_id(o.hit_id, o.event_uid, o.destination), self._outcome_fields(o, expire))
+                         for _, o in other]
+                for (i, _), doc, is_new in zip(other, extra, self.index.create(extra), strict=True):
+                    fresh[i] = is_new
+                    slots[i] = len(docs)
+                    docs.append(doc)
+                    created.append(is_new)
         new_rows = [row("outcomes", o) for o, is_new in zip(outcomes, fresh, strict=True) if is_new]
         try:
             self._publish("outcomes", new_rows)
         except StoreUnavailable:
-            # undo the markers so the caller's retry records these outcomes again (the delivered
-            # markers stay: the vendor did receive the event)
-            undo = [(OUTCOMES, docs[i][1]) for i in range(n_outcomes) if created[i]]
+            # undo the markers that stand for these outcomes so the caller's retry records them again: the
+            # outcome markers, and the delivered markers that carry a delivered outcome (the retry then
+            # sends the event again, which the vendor dedups on event_id, instead of acking it unrecorded)
+            undo = [docs[slot][:2] for slot in slots if slot is not None and created[slot]]
             try:
                 self.index.delete(undo)
             except StoreUnavailable:
                 pass
             raise
         return fresh
+
+    @staticmethod
+    def _outcome_fields(o: Outcome, expire: datetime) -> dict[str, Any]:
+        return {"hit_id": o.hit_id, "event_uid": o.event_uid, "destination": o.destination,
+                "outcome": o.outcome.value, "expire_at": expire}
+
+    @staticmethod
+    def _delivered_fields(d: DeliveredKey, expire: datetime, o: Outcome | None = None) -> dict[str, Any]:
+        fields = {"destination": d.destination, "dedup_key": d.dedup_key, "event_uid": d.event_uid,
+                  "expire_at": expire}
+        if o is not None:  # this marker stands for the delivered outcome too
+            fields.update(hit_id=o.hit_id, outcome=o.outcome.value)
+        return fields
 
     def record_failures(self, failures: Sequence[FailedEvent]) -> None:
         self._publish("failed_events", [row("failed_events", f) for f in failures])

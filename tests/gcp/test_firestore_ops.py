@@ -10,11 +10,13 @@ from collections import Counter
 import pytest
 
 from shared.config import load_config
-from shared.models import RawHit
+from shared.errors import StoreUnavailable
+from shared.models import Outcome, OutcomeKind, RawHit
 from shared.pipeline.deliver import Deliverer
 from shared.pipeline.stage import settle
 from shared.pipeline.transform import Transformer
 from shared.runtime import build_runtime
+from shared.storage.base import DeliveredKey
 from shared.storage.bigquery import BigQueryStore, FirestoreIndex
 from shared.transport.base import RAW_HITS
 from tests.fakes.vendors import FakeVendors
@@ -80,8 +82,9 @@ MIX = ["page_view"] * 17 + ["view_item", "add_to_cart"] + ["purchase"]  # 1 conv
 
 
 @pytest.mark.parametrize("dedup, per_delivery", [
-    ("all", {"reads": 1.0, "writes": 2.0}),
-    ("conversions", {"reads": 0.05, "writes": 1.05}),
+    # before the delivered marker stood for the outcome too: all 1.0 / 2.0, conversions 0.05 / 1.05
+    ("all", {"reads": 1.0, "writes": 1.0}),
+    ("conversions", {"reads": 0.05, "writes": 1.0}),
     ("none", {"reads": 0.0, "writes": 1.0}),
 ])
 def test_document_ops_per_delivery(tmp_path, monkeypatch, firestore_emulator, project, dedup, per_delivery):
@@ -96,3 +99,52 @@ def test_document_ops_per_delivery(tmp_path, monkeypatch, firestore_emulator, pr
           f"TTL deletes later {measured['writes']:.2f}; requests {ops['requests']} for {delivered} deliveries")
     assert measured == pytest.approx(per_delivery)
     assert ops["deletes"] == 0 and ops["refused_creates"] == 0
+
+
+# --------------------------------------------------------------------------- the merged marker's edge cases
+
+
+def delivered(dest: str, uid: str, hit: str) -> Outcome:
+    return Outcome(hit_id=hit, event_uid=uid, destination=dest, outcome=OutcomeKind.DELIVERED, reason="ok",
+                   event_name="Purchase")
+
+
+@pytest.fixture
+def counted(firestore_emulator, project):
+    index = CountingIndex(project, "merged-markers", emulator_host=firestore_emulator.host)
+    store = BigQueryStore(project, "tagpipe", bus=RecordingBus(), index=index)
+    yield store
+    store.close()
+
+
+def test_a_delivery_writes_one_document_and_its_repeat_is_not_new(counted):
+    o, key = delivered("meta", "h1:0", "h1"), DeliveredKey("meta", "Purchase:o-1", "h1:0")
+    assert counted.record_outcomes([o], [key]) == [True]
+    assert counted.index.ops["writes"] == 1
+    assert counted.delivered_keys("meta", ["Purchase:o-1"]) == {"Purchase:o-1": "h1:0"}
+    assert counted.record_outcomes([o], [key]) == [False]  # the same event again (a redelivered task)
+    assert counted.index.ops["writes"] == 1
+    assert len(counted.bus.published["records-outcomes"]) == 1
+
+
+def test_another_event_with_the_same_event_id_sent_meanwhile_still_gets_its_outcome(counted):
+    assert counted.record_outcomes([delivered("meta", "h1:0", "h1")],
+                                   [DeliveredKey("meta", "Purchase:o-2", "h1:0")]) == [True]
+    # a second hit with the same event_id, sent by another instance before it saw the first marker
+    other = delivered("meta", "h2:0", "h2")
+    assert counted.record_outcomes([other], [DeliveredKey("meta", "Purchase:o-2", "h2:0")]) == [True]
+    assert counted.record_outcomes([other], [DeliveredKey("meta", "Purchase:o-2", "h2:0")]) == [False]
+    rows = counted.bus.published["records-outcomes"]
+    assert sorted(r["hit_id"] for r in rows) == ["h1", "h2"]
+    assert counted.delivered_keys("meta", ["Purchase:o-2"]) == {"Purchase:o-2": "h1:0"}  # the first one keeps it
+
+
+def test_a_failed_publish_undoes_the_marker_so_the_retry_records_the_outcome(counted):
+    o, key = delivered("meta", "h3:0", "h3"), DeliveredKey("meta", "Purchase:o-3", "h3:0")
+    counted.bus.fail = True
+    with pytest.raises(StoreUnavailable):
+        counted.record_outcomes([o], [key])
+    assert counted.delivered_keys("meta", ["Purchase:o-3"]) == {}  # deliver will send it again, not ack it
+    counted.bus.fail = False
+    assert counted.record_outcomes([o], [key]) == [True]
+    assert len(counted.bus.published["records-outcomes"]) == 1
