@@ -60,7 +60,7 @@ ASSUMPTIONS = {
     "events_per_cpu_second": (2350, "the pipeline bench (section 2, threads layout burst): ~2,350 events per CPU-second for transform + deliver to Meta + GA4 together (the stack process also runs collect, so this over-counts); used when this run did not measure it"),
     "vendor_requests": ({"meta": {"events_per_request": 1000, "latency_s": 0.25}, "ga4": {"events_per_request": 1.2, "latency_s": 0.05}},
                         "schedule shape: Meta CAPI takes up to 1,000 events per request (~250 ms); GA4 MP takes one user (client_id) per request, ~1.2 events per request within a minute's batch (~50 ms in-region); assumed latencies"),
-    "vendor_concurrency": (1, "schedule shape: vendor requests in flight at once per drain invocation: shared/pipeline/deliver.py sends a batch's requests one after another today (the 'concurrent sends' variant assumes 16)"),
+    "vendor_concurrency": (8, "schedule shape: vendor requests in flight at once per drain invocation ([delivery] vendor_concurrency, default 8; before it, deliver sent a batch's requests one after another: the 'one at a time' variant)"),
     "firestore_wait_s": (0.05, "schedule shape: per pull with dedup-scope events: Firestore batchGet + batchWrite (2 x 25 ms)"),
     "schedule_log_bytes_per_batch": (2000, "schedule shape: outcome_counts + match_key_counts lines per drained batch and job (~8 lines of ~250 B)"),
     "monthly_events": ((10e6, 100e6), "two volumes: 10M and 100M events a month, spread evenly (Poisson arrivals)"),
@@ -119,9 +119,13 @@ def _billable_s(rate: float, wait: float, cpu: float) -> float:
 # in the destination's [delivery] dedup scope its delivered marker, which stands for the outcome too), and
 # for an event in the scope a batchGet of its delivered marker first. Every created document is deleted
 # again by the TTL policy (a billed delete). Before the merged marker: 1 + guarded writes and deletes.
-def firestore_ops(dedup: str, conversion_share: float) -> dict[str, float]:
+# markers="separate": the layout before that (an outcome marker and a delivered marker); markers="scope_only":
+# a what-if where events outside the scope have no marker at all (their rare repeat rows collapsed by the
+# outcomes_unique view instead; the outcome_counts log metric would count a redelivered task twice).
+def firestore_ops(dedup: str, conversion_share: float, markers: str = "merged") -> dict[str, float]:
     guarded = {"all": 1.0, "conversions": conversion_share, "none": 0.0}[dedup]
-    return {"reads": guarded, "writes": 1.0, "deletes": 1.0}
+    writes = {"merged": 1.0, "separate": 1.0 + guarded, "scope_only": guarded}[markers]
+    return {"reads": guarded, "writes": writes, "deletes": writes}
 
 
 def _firestore_cost(deliveries: float, ops: dict[str, float]) -> float:
@@ -143,7 +147,7 @@ def _collect_cost(cpu: dict[str, float], monthly_events: float) -> float:
 
 
 def model(sizes: dict[str, int], cpu: dict[str, float], monthly_events: float, exclude_request_logs: bool,
-          dedup: str = "all") -> dict:
+          dedup: str = "all", markers: str = "merged") -> dict:
     """(a) The push shape as deployed: one invocation per message."""
     d, per_hit = _a("destinations"), _a("events_per_hit")
     month_s = 30 * 86400
@@ -176,7 +180,7 @@ def model(sizes: dict[str, int], cpu: dict[str, float], monthly_events: float, e
     lines["Pub/Sub: raw-hits + deliveries (publish + delivery)"] = pipeline_bytes / tib * _p("pubsub_tib")
     lines["Pub/Sub: records-* publish"] = records / tib * _p("pubsub_tib")
     lines["Pub/Sub: BigQuery subscriptions (rows into BigQuery)"] = records / tib * _p("pubsub_bq_tib")
-    ops = firestore_ops(dedup, _a("conversion_share"))
+    ops = firestore_ops(dedup, _a("conversion_share"), markers)
     lines["Firestore: dedup + outcome markers"] = _firestore_cost(deliveries, ops)
     log_bytes = deliveries * _a("outcome_log_bytes")
     if not exclude_request_logs:
@@ -189,8 +193,7 @@ def model(sizes: dict[str, int], cpu: dict[str, float], monthly_events: float, e
 
 
 def model_schedule(sizes: dict[str, int], cpu: dict[str, float], events_per_cpu_s: float, monthly_events: float,
-                   dedup: str = "conversions",
-                   vendor_concurrency: int | None = None) -> dict:
+                   dedup: str = "conversions", vendor_concurrency: int | None = None, markers: str = "merged") -> dict:
     """(b) The schedule shape: Cloud Scheduler triggers one drain invocation a minute for transform and one per
     destination for deliver; each pulls batches of up to `schedule_batch` until the subscription is empty.
     Billed instance time = CPU per event (the pipeline bench) + the waits of each pull and vendor request."""
@@ -205,7 +208,7 @@ def model_schedule(sizes: dict[str, int], cpu: dict[str, float], events_per_cpu_
     rate = _p("run_vcpu_s") + gib * _p("run_gib_s")
     cpu_event = 1 / events_per_cpu_s  # transform + deliver (all destinations) per event
     concurrency = vendor_concurrency or _a("vendor_concurrency")
-    ops = firestore_ops(dedup, _a("conversion_share"))
+    ops = firestore_ops(dedup, _a("conversion_share"), markers)
     guarded = ops["reads"]
 
     def invocation(cpu_s: float, pulls: float, extra_wait_s: float) -> float:
@@ -260,12 +263,13 @@ def sgtm(monthly_events: float) -> dict:
 
 
 VARIANTS = {  # key in --json -> (label in the table, how it is computed)
-    "tagpipe": "push, request logs kept, dedup all (the former deployed figure)",
+    "tagpipe": "push as deployed before this change: request logs kept, dedup all, separate outcome + delivered markers",
     "tagpipe_request_logs_excluded": "(a) push as deployed: request logs excluded, dedup all",
     "push_conversions": "(a) push, request logs excluded, dedup conversions",
-    "schedule": "(b) schedule, dedup conversions, vendor requests one at a time (deliver.py today)",
-    "schedule_concurrent_sends": "(b) schedule, dedup conversions, 16 vendor requests in flight (what-if)",
+    "schedule": "(b) schedule, dedup conversions, 8 vendor requests in flight ([delivery] vendor_concurrency default)",
+    "schedule_sequential_sends": "(b) schedule, dedup conversions, vendor requests one at a time (vendor_concurrency = 1)",
     "schedule_dedup_all": "(b) schedule, dedup all",
+    "schedule_markers_in_scope_only": "(b) schedule, dedup conversions, no outcome marker outside the scope (what-if, not implemented)",
 }
 
 
@@ -296,12 +300,13 @@ def run(previous: dict | None = None, log=print) -> dict:
                  "assumptions": {k: {"value": v, "meaning": s} for k, (v, s) in ASSUMPTIONS.items()}}
     for volume in _a("monthly_events"):
         v = {
-            "tagpipe": model(sizes, cpu, volume, exclude_request_logs=False),
+            "tagpipe": model(sizes, cpu, volume, exclude_request_logs=False, markers="separate"),
             "tagpipe_request_logs_excluded": model(sizes, cpu, volume, exclude_request_logs=True),
             "push_conversions": model(sizes, cpu, volume, exclude_request_logs=True, dedup="conversions"),
             "schedule": model_schedule(sizes, cpu, events_per_cpu_s, volume),
-            "schedule_concurrent_sends": model_schedule(sizes, cpu, events_per_cpu_s, volume, vendor_concurrency=16),
+            "schedule_sequential_sends": model_schedule(sizes, cpu, events_per_cpu_s, volume, vendor_concurrency=1),
             "schedule_dedup_all": model_schedule(sizes, cpu, events_per_cpu_s, volume, dedup="all"),
+            "schedule_markers_in_scope_only": model_schedule(sizes, cpu, events_per_cpu_s, volume, markers="scope_only"),
             "sgtm_cloud_run": sgtm(volume),
         }
         out["volumes"][f"{volume / 1e6:.0f}M"] = v
@@ -316,10 +321,9 @@ def run(previous: dict | None = None, log=print) -> dict:
 
 def table(result: dict) -> list[str]:
     vols = list(result["volumes"])
-    cols = [(k, vol) for k in ("tagpipe_request_logs_excluded", "push_conversions", "schedule",
-                               "schedule_concurrent_sends") for vol in vols]
+    cols = [(k, vol) for k in ("tagpipe_request_logs_excluded", "push_conversions", "schedule") for vol in vols]
     short = {"tagpipe_request_logs_excluded": "(a) push", "push_conversions": "(a) push, dedup conv.",
-             "schedule": "(b) schedule", "schedule_concurrent_sends": "(b) schedule, 16 sends in flight"}
+             "schedule": "(b) schedule"}
     lines = [f"Per million events, {ASSUMPTIONS['destinations'][0]} destinations each, CPU per request "
              f"({result['cpu_source']}): " + ", ".join(f"{k} {v * 1000:.2f} ms" for k, v in result["cpu_per_request_s"].items())
              + f"; schedule shape: {result['events_per_cpu_second']:,.0f} events per CPU-second "
@@ -339,7 +343,7 @@ def table(result: dict) -> list[str]:
         for k, vol in cols) + " |")
     lines += ["", "| other totals per million events | " + " | ".join(f"{vol}/month" for vol in vols) + " |",
               "|---|" + "---:|" * len(vols)]
-    for k in ("tagpipe", "schedule_dedup_all"):
+    for k in ("tagpipe", "schedule_sequential_sends", "schedule_dedup_all", "schedule_markers_in_scope_only"):
         lines.append(f"| {VARIANTS[k]} | " + " | ".join(f"${result['volumes'][vol][k]['total']:.2f}" for vol in vols) + " |")
     lines.append("| sGTM on Cloud Run (2 always-on instances + CPU beyond them) | "
                  + " | ".join(f"${result['volumes'][vol]['sgtm_cloud_run']['per_million']:.2f}" for vol in vols) + " |")

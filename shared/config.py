@@ -95,6 +95,7 @@ class DeliveryConfig(_Section):
     pull_batch: int = Field(1000, ge=1, le=5000, description="deliveries read per worker cycle")
     linger_ms: int = Field(50, ge=0, le=5000, description="wait this long to fill a batch")
     connect_timeout: float = Field(2.0, gt=0)
+    vendor_concurrency: int = Field(8, ge=1, le=50, description="vendor requests of one batch in flight at once")
     dedup: DedupScope = Field("all", description="which events get the delivered-key check and the in-flight journal")
     dedup_events: list[str] = Field(
         default_factory=lambda: list(DEFAULT_DEDUP_EVENTS),

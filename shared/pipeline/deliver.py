@@ -12,9 +12,11 @@
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections import defaultdict
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 
 from pydantic import ValidationError
 
@@ -45,6 +47,8 @@ class Deliverer:
     def __init__(self, runtime: Runtime) -> None:
         self.rt = runtime
         self._conversion_names: tuple[list[str], frozenset[str]] | None = None
+        self._pool: ThreadPoolExecutor | None = None
+        self._pool_lock = threading.Lock()
 
     @property
     def max_attempts(self) -> int:
@@ -133,10 +137,12 @@ class Deliverer:
                 m, t = by_uid[rej.event_uid]
                 outcomes.append(self._outcome(t, OutcomeKind.REJECTED, rej.reason, rej.detail))
                 decisions[m.ack_id] = ACK
-            for request in batch.requests:
+            journal = [k for r in batch.requests for k in (dedup_key(by_uid[uid][1]) for uid in r.event_uids)
+                       if k in scoped]
+            resent = self.rt.store.mark_inflight(dest_id, journal) if journal else set()
+            for request, (result, response_info) in zip(batch.requests, self._send_all(destination, batch.requests),
+                                                        strict=True):
                 keys = [k for k in (dedup_key(by_uid[uid][1]) for uid in request.event_uids) if k in scoped]
-                resent = self.rt.store.mark_inflight(dest_id, keys) if keys else set()
-                result, response_info = self._send(destination, request)
                 if response_info.get("status") is not None or result.verdict is Verdict.OK:
                     settled_keys.extend(keys)
                 for uid in request.event_uids:
@@ -203,6 +209,20 @@ class Deliverer:
     def _backoff(self, attempt: int) -> float:
         d = self.rt.config.delivery
         return min(d.max_backoff, d.min_backoff * (2 ** max(0, attempt - 1)))
+
+    def _send_all(self, destination: Destination, requests: list[VendorRequest]) -> list[tuple[Result, dict]]:
+        """The batch's vendor requests, up to [delivery] vendor_concurrency in flight at once: GA4 takes one
+        user per request, so a batch of 1,000 events is ~1,000 requests, and one after another the
+        invocation would be billed their summed latency."""
+        n = min(len(requests), self.rt.config.delivery.vendor_concurrency)
+        if n <= 1:
+            return [self._send(destination, r) for r in requests]
+        if self._pool is None:
+            with self._pool_lock:
+                if self._pool is None:
+                    self._pool = ThreadPoolExecutor(self.rt.config.delivery.vendor_concurrency,
+                                                    thread_name_prefix="tagpipe-send")
+        return list(self._pool.map(lambda r: self._send(destination, r), requests))
 
     def _send(self, destination: Destination, request: VendorRequest) -> tuple[Result, dict]:
         local = destination.send_locally(request)
