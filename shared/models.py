@@ -9,8 +9,10 @@
 
 from __future__ import annotations
 
+import hashlib
+import itertools
+import os
 import time
-import uuid
 from enum import Enum
 from typing import Any, Literal
 
@@ -18,9 +20,28 @@ from pydantic import BaseModel, ConfigDict, Field
 
 Scalar = str | int | float | bool | None
 
+# new_id: a version-4 UUID's 32 hex digits, as uuid4().hex gives, without its os.urandom call per id (a
+# syscall that showed as 3 % of collect's time under load). BLAKE2b keyed with 32 random bytes drawn once
+# per process (again in a forked child) over a counter: unpredictable without the key, so a client that
+# saw some hit ids cannot guess the next ones (generated event ids derive from them), and unique.
+_ID_KEY = os.urandom(32)
+_id_counter = itertools.count()
+_VERSION_4 = (0x4 << 76) | (0x2 << 62)  # RFC 4122: version 4, variant 10
+_VERSION_MASK = ~((0xF << 76) | (0x3 << 62))
+
+
+def _new_id_key() -> None:
+    global _ID_KEY, _id_counter
+    _ID_KEY, _id_counter = os.urandom(32), itertools.count()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_new_id_key)
+
 
 def new_id() -> str:
-    return uuid.uuid4().hex
+    digest = hashlib.blake2b(next(_id_counter).to_bytes(16, "little"), digest_size=16, key=_ID_KEY).digest()
+    return f"{int.from_bytes(digest, 'big') & _VERSION_MASK | _VERSION_4:032x}"
 
 
 class _Model(BaseModel):
