@@ -119,10 +119,11 @@ def _billable_s(rate: float, wait: float, cpu: float) -> float:
 # in the destination's [delivery] dedup scope its delivered marker, which stands for the outcome too), and
 # for an event in the scope a batchGet of its delivered marker first. Every created document is deleted
 # again by the TTL policy (a billed delete). Before the merged marker: 1 + guarded writes and deletes.
-# markers="separate": the layout before that (an outcome marker and a delivered marker); markers="scope_only":
-# a what-if where events outside the scope have no marker at all (their rare repeat rows collapsed by the
-# outcomes_unique view instead; the outcome_counts log metric would count a redelivered task twice).
-def firestore_ops(dedup: str, conversion_share: float, markers: str = "merged") -> dict[str, float]:
+# markers="separate": the layout before that (an outcome marker and a delivered marker); markers="merged": an
+# outcome marker for every delivery; markers="scope_only" (as built): events outside the scope have no marker
+# at all (BigQueryStore exact_outcomes; their rare repeat rows collapse in the outcomes_unique view, and the
+# outcome_counts log metric counts a redelivered task twice). With dedup = "all" the two are the same.
+def firestore_ops(dedup: str, conversion_share: float, markers: str = "scope_only") -> dict[str, float]:
     guarded = {"all": 1.0, "conversions": conversion_share, "none": 0.0}[dedup]
     writes = {"merged": 1.0, "separate": 1.0 + guarded, "scope_only": guarded}[markers]
     return {"reads": guarded, "writes": writes, "deletes": writes}
@@ -147,7 +148,7 @@ def _collect_cost(cpu: dict[str, float], monthly_events: float) -> float:
 
 
 def model(sizes: dict[str, int], cpu: dict[str, float], monthly_events: float, exclude_request_logs: bool,
-          dedup: str = "all", markers: str = "merged") -> dict:
+          dedup: str = "all", markers: str = "scope_only") -> dict:
     """(a) The push shape as deployed: one invocation per message."""
     d, per_hit = _a("destinations"), _a("events_per_hit")
     month_s = 30 * 86400
@@ -193,7 +194,7 @@ def model(sizes: dict[str, int], cpu: dict[str, float], monthly_events: float, e
 
 
 def model_schedule(sizes: dict[str, int], cpu: dict[str, float], events_per_cpu_s: float, monthly_events: float,
-                   dedup: str = "conversions", vendor_concurrency: int | None = None, markers: str = "merged") -> dict:
+                   dedup: str = "conversions", vendor_concurrency: int | None = None, markers: str = "scope_only") -> dict:
     """(b) The schedule shape: Cloud Scheduler triggers one drain invocation a minute for transform and one per
     destination for deliver; each pulls batches of up to `schedule_batch` until the subscription is empty.
     Billed instance time = CPU per event (the pipeline bench) + the waits of each pull and vendor request."""
@@ -269,7 +270,7 @@ VARIANTS = {  # key in --json -> (label in the table, how it is computed)
     "schedule": "(b) schedule, dedup conversions, 8 vendor requests in flight ([delivery] vendor_concurrency default)",
     "schedule_sequential_sends": "(b) schedule, dedup conversions, vendor requests one at a time (vendor_concurrency = 1)",
     "schedule_dedup_all": "(b) schedule, dedup all",
-    "schedule_markers_in_scope_only": "(b) schedule, dedup conversions, no outcome marker outside the scope (what-if, not implemented)",
+    "schedule_outcome_marker_each": "(b) schedule, dedup conversions, an outcome marker for every delivery (as before exact_outcomes)",
 }
 
 
@@ -306,7 +307,7 @@ def run(previous: dict | None = None, log=print) -> dict:
             "schedule": model_schedule(sizes, cpu, events_per_cpu_s, volume),
             "schedule_sequential_sends": model_schedule(sizes, cpu, events_per_cpu_s, volume, vendor_concurrency=1),
             "schedule_dedup_all": model_schedule(sizes, cpu, events_per_cpu_s, volume, dedup="all"),
-            "schedule_markers_in_scope_only": model_schedule(sizes, cpu, events_per_cpu_s, volume, markers="scope_only"),
+            "schedule_outcome_marker_each": model_schedule(sizes, cpu, events_per_cpu_s, volume, markers="merged"),
             "sgtm_cloud_run": sgtm(volume),
         }
         out["volumes"][f"{volume / 1e6:.0f}M"] = v
@@ -343,7 +344,7 @@ def table(result: dict) -> list[str]:
         for k, vol in cols) + " |")
     lines += ["", "| other totals per million events | " + " | ".join(f"{vol}/month" for vol in vols) + " |",
               "|---|" + "---:|" * len(vols)]
-    for k in ("tagpipe", "schedule_sequential_sends", "schedule_dedup_all", "schedule_markers_in_scope_only"):
+    for k in ("tagpipe", "schedule_sequential_sends", "schedule_dedup_all", "schedule_outcome_marker_each"):
         lines.append(f"| {VARIANTS[k]} | " + " | ".join(f"${result['volumes'][vol][k]['total']:.2f}" for vol in vols) + " |")
     lines.append("| sGTM on Cloud Run (2 always-on instances + CPU beyond them) | "
                  + " | ".join(f"${result['volumes'][vol]['sgtm_cloud_run']['per_million']:.2f}" for vol in vols) + " |")

@@ -74,6 +74,13 @@ def topology_for(config: Config) -> dict[str, Subscription]:
     return topo
 
 
+def exact_outcomes(config: Config):
+    """Destinations whose outcomes the GCP store keeps exactly once with a Firestore marker: those whose
+    [delivery] dedup scope is "all" (see BigQueryStore.record_outcomes)."""
+    delivery = config.delivery
+    return lambda destination: delivery.dedup_scope(destination) == "all"
+
+
 def build_runtime(config: Config | None = None) -> Runtime:
     config = config or load_config()
     transport = os.environ.get("TAGPIPE_TRANSPORT", "local")
@@ -90,7 +97,8 @@ def build_runtime(config: Config | None = None) -> Runtime:
     if store_kind == "bigquery":
         from shared.storage.bigquery import BigQueryStore
 
-        store: Store = BigQueryStore.from_env(bus=bus if transport == "pubsub" else None)
+        store: Store = BigQueryStore.from_env(bus=bus if transport == "pubsub" else None,
+                                              exact_outcomes=exact_outcomes(config))
     else:
         from shared.storage.sqlite import SqliteStore
 

@@ -36,7 +36,7 @@ import json
 import os
 import threading
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from enum import Enum
 from functools import cache
@@ -364,6 +364,7 @@ def doc_id(*parts: str) -> str:
 
 OUTCOMES = "outcomes"  # Firestore collections
 DELIVERED = "delivered"
+UNMARKED = -1  # an outcome recorded without a Firestore marker (exact_outcomes is False for its destination)
 
 
 class BigQueryStore(Store):
@@ -379,6 +380,7 @@ class BigQueryStore(Store):
         dedup_ttl_days: float = 35.0,
         traces: bool = True,
         bigquery_client: Any = None,
+        exact_outcomes: Callable[[str], bool] = lambda destination: True,
     ) -> None:
         if not project:
             raise ConfigError(
@@ -391,6 +393,7 @@ class BigQueryStore(Store):
         self.dedup_ttl = dedup_ttl_days * 86400
         self.traces = traces
         self._bq = bigquery_client
+        self.exact_outcomes = exact_outcomes
         self._lock = threading.Lock()
 
     @classmethod
@@ -443,35 +446,45 @@ class BigQueryStore(Store):
         writes only the delivered marker, which carries the outcome too: one document (a write and later a
         TTL delete) per delivery instead of two. Its create fails only when the key was delivered before:
         by this same event (a repeat: not new), or by another event with the same event_id sent at the same
-        time (rare), which then gets an outcome marker of its own."""
+        time (rare), which then gets an outcome marker of its own.
+
+        Where `exact_outcomes(destination)` is False (the [delivery] dedup scope of that destination is not
+        "all"), outcomes that carry no delivered key get no marker at all: the outcomes table is at least once
+        already (a Pub/Sub BigQuery subscription can write a row twice) and its readers collapse repeats
+        (the outcomes_unique view, outcome_counts), so a marker per browse event would only buy exactness
+        against rare Pub/Sub redeliveries, at a Firestore write and TTL delete per delivery."""
         expire = datetime.fromtimestamp(time.time() + self.dedup_ttl, tz=UTC)
         marks = {(d.destination, d.event_uid): d for d in delivered}
         seen: set[str] = set()
         docs: list[tuple[str, str, dict[str, Any]]] = []
-        slots: list[int | None] = []  # per outcome: its index in docs, None for a repeat within the call
+        # per outcome: its index in docs, None for a repeat within the call, UNMARKED for no marker
+        slots: list[int | None] = []
         for o in outcomes:
             key = doc_id(o.hit_id, o.event_uid, o.destination)
             if key in seen:
                 slots.append(None)
                 continue
             seen.add(key)
-            slots.append(len(docs))
             d = marks.get((o.destination, o.event_uid)) if o.outcome is OutcomeKind.DELIVERED else None
             if d is not None and doc_id(d.destination, d.dedup_key) not in seen:
+                slots.append(len(docs))
                 seen.add(doc_id(d.destination, d.dedup_key))
                 docs.append((DELIVERED, doc_id(d.destination, d.dedup_key), self._delivered_fields(d, expire, o)))
-            else:
+            elif self.exact_outcomes(o.destination):
+                slots.append(len(docs))
                 docs.append((OUTCOMES, key, self._outcome_fields(o, expire)))
+            else:
+                slots.append(UNMARKED)
         for d in delivered:
             key = doc_id(d.destination, d.dedup_key)
             if key not in seen:
                 seen.add(key)
                 docs.append((DELIVERED, key, self._delivered_fields(d, expire)))
         created = self.index.create(docs) if docs else []
-        fresh = [slot is not None and created[slot] for slot in slots]
+        fresh = [slot == UNMARKED or (slot is not None and created[slot]) for slot in slots]
         # a delivered marker that already existed: the same event again, or another one with its event_id
         taken = [(i, slot) for i, slot in enumerate(slots)
-                 if slot is not None and not created[slot] and docs[slot][0] == DELIVERED]
+                 if slot not in (None, UNMARKED) and not created[slot] and docs[slot][0] == DELIVERED]
         if taken:
             found = self.index.get(DELIVERED, [docs[slot][1] for _, slot in taken])
             other = [(i, outcomes[i]) for i, slot in taken
@@ -491,7 +504,7 @@ class BigQueryStore(Store):
             # undo the markers that stand for these outcomes so the caller's retry records them again: the
             # outcome markers, and the delivered markers that carry a delivered outcome (the retry then
             # sends the event again, which the vendor dedups on event_id, instead of acking it unrecorded)
-            undo = [docs[slot][:2] for slot in slots if slot is not None and created[slot]]
+            undo = [docs[slot][:2] for slot in slots if slot not in (None, UNMARKED) and created[slot]]
             try:
                 self.index.delete(undo)
             except StoreUnavailable:

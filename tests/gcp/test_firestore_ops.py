@@ -15,7 +15,7 @@ from shared.models import Outcome, OutcomeKind, RawHit
 from shared.pipeline.deliver import Deliverer
 from shared.pipeline.stage import settle
 from shared.pipeline.transform import Transformer
-from shared.runtime import build_runtime
+from shared.runtime import build_runtime, exact_outcomes
 from shared.storage.base import DeliveredKey
 from shared.storage.bigquery import BigQueryStore, FirestoreIndex
 from shared.transport.base import RAW_HITS
@@ -68,7 +68,8 @@ endpoint = "{fakes.url}"
             rt.bus.publish(RAW_HITS, hit.model_dump_json().encode())
         for stage in (Transformer(rt), Deliverer(rt)):
             if isinstance(stage, Deliverer):
-                rt.store = BigQueryStore("tagpipe-test", bus=RecordingBus(), index=index)
+                rt.store = BigQueryStore("tagpipe-test", bus=RecordingBus(), index=index,
+                                         exact_outcomes=exact_outcomes(rt.config))
             messages = rt.bus.pull(stage.subscription, 1000)
             settle(rt.bus, stage.subscription, messages, stage.handle(messages))
         delivered = sum(1 for r in rt.store.bus.published.get("records-outcomes", []) if r["outcome"] == "delivered")
@@ -82,10 +83,11 @@ MIX = ["page_view"] * 17 + ["view_item", "add_to_cart"] + ["purchase"]  # 1 conv
 
 
 @pytest.mark.parametrize("dedup, per_delivery", [
-    # before the delivered marker stood for the outcome too: all 1.0 / 2.0, conversions 0.05 / 1.05
+    # before the delivered marker stood for the outcome too: all 1.0 / 2.0, conversions 0.05 / 1.05;
+    # before outcomes outside the dedup scope went unmarked: conversions 0.05 / 1.0, none 0.0 / 1.0
     ("all", {"reads": 1.0, "writes": 1.0}),
-    ("conversions", {"reads": 0.05, "writes": 1.0}),
-    ("none", {"reads": 0.0, "writes": 1.0}),
+    ("conversions", {"reads": 0.05, "writes": 0.05}),
+    ("none", {"reads": 0.0, "writes": 0.0}),
 ])
 def test_document_ops_per_delivery(tmp_path, monkeypatch, firestore_emulator, project, dedup, per_delivery):
     with FakeVendors() as fakes:
@@ -148,3 +150,20 @@ def test_a_failed_publish_undoes_the_marker_so_the_retry_records_the_outcome(cou
     counted.bus.fail = False
     assert counted.record_outcomes([o], [key]) == [True]
     assert len(counted.bus.published["records-outcomes"]) == 1
+
+
+def test_outside_the_exact_scope_an_outcome_is_recorded_without_a_marker(firestore_emulator, project):
+    index = CountingIndex(project, "unmarked", emulator_host=firestore_emulator.host)
+    store = BigQueryStore(project, "tagpipe", bus=RecordingBus(), index=index, exact_outcomes=lambda d: d == "ads")
+    try:
+        page_view = Outcome(hit_id="h9", event_uid="h9:0", destination="meta", outcome=OutcomeKind.DELIVERED,
+                            reason="ok", event_name="PageView")
+        filtered = Outcome(hit_id="h9", event_uid="h9:0", destination="ads", outcome=OutcomeKind.FILTERED,
+                           reason="consent")
+        assert store.record_outcomes([page_view, page_view, filtered]) == [True, False, True]
+        assert index.ops["writes"] == 1  # the "ads" outcome only
+        # a redelivered page_view is recorded again: outcomes_unique and outcome_counts collapse the repeat
+        assert store.record_outcomes([page_view, filtered]) == [True, False]
+        assert [r["destination"] for r in store.bus.published["records-outcomes"]] == ["meta", "ads", "meta"]
+    finally:
+        store.close()
