@@ -234,3 +234,12 @@ def test_dead_letter_source_of_a_destination_subscription_is_the_deliver_stage()
     m = parse_push_envelope(push_envelope(b"x", {"CloudPubSubDeadLetterSourceSubscription": "tagpipe-deliver-meta"}),
                             prefix="tagpipe")
     assert m.attributes["CloudPubSubDeadLetterSourceSubscription"] == "deliver"
+
+
+def test_an_unreachable_subscription_answers_503_for_the_scheduler(stack):
+    rt, fakes, apps = stack
+    rt.bus.subscriber().delete_subscription(request={"subscription": rt.bus.subscription_path("deliver-ga4")})
+    r = apps["deliver"].post("/drain", json={"destination": "ga4"})
+    assert r.status_code == 503
+    assert r.json()["stopped"] == "error" and r.json()["ok"] is False and r.json()["pulled"] == 0
+    assert fakes.ga4.count == 0
