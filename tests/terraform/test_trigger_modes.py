@@ -229,3 +229,12 @@ def test_tfvars_example_and_docs_name_both_modes():
     assert '# stage_trigger = "schedule"' in example
     docs = (TF.parent / "docs" / "gcp.md").read_text()
     assert "stage_trigger" in docs and "deliver-<id>" in docs
+
+
+@pytest.mark.parametrize("trigger", ["push", "schedule"])
+def test_without_the_archive_function(tmp_path, trigger):
+    r = render(tmp_path, "pubsub", pubsub_vars(trigger, archive=False), NAMES)
+    assert "dead-letter-archive" not in r["feeds"] and "dead-letter-archive" not in r["push"]
+    assert set(r["push"] if trigger == "push" else r["pull"]) == set(per_destination(TOPOLOGY, DESTINATIONS)) - {
+        "dead-letter-archive"}
+    assert r["pull" if trigger == "push" else "push"] == {}
