@@ -73,12 +73,13 @@ def configure(level: str = "INFO", json_lines: bool = True) -> None:
 _outcome_log = logging.getLogger("tagpipe.outcomes")
 
 
-def log_outcomes(outcomes: Iterable[Outcome]) -> None:
+def log_outcomes(outcomes: Iterable[Outcome], weight: int = 1) -> None:
+    """`weight`: how many requests each outcome stands for (collect's rate-limit summaries stand for many)."""
     outcomes = list(outcomes)
     counts = Counter((o.destination, o.outcome.value, o.reason) for o in outcomes)
     for (destination, outcome, reason), n in counts.items():
         _outcome_log.info("outcome_counts", extra={"destination": destination, "outcome": outcome,
-                                                   "reason": reason, "count": n})
+                                                   "reason": reason, "count": n * weight})
     # match keys carried by delivered events: the numerator of the match-quality alert on GCP
     # (the denominator is outcome_counts with outcome=delivered)
     keys = Counter((o.destination, key) for o in outcomes if o.outcome.value == "delivered" for key in o.identifiers)

@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+import time
 from urllib.parse import parse_qsl
 
 from starlette.requests import Request, cookie_parser
@@ -101,6 +102,7 @@ class Collector:
         self.auth = ServerAuth(cfg.server.api_keys_env, cfg.server.hmac_secret_env)
         register_secrets(k.decode() for k in self.auth.keys + self.auth.hmac_secrets)
         self.limiter = RateLimiter(cfg.server.rate_limit_per_ip, cfg.server.rate_limit_burst)
+        self.throttled = ThrottledTally()
 
     def cors_headers(self, headers: dict[str, str]) -> dict[str, str]:
         origin = headers.get("origin")
@@ -143,9 +145,14 @@ class Collector:
         try:
             client_ip = self._client_ip(request, headers)
             wait = self.limiter.allow(client_ip)
+            if self.throttled.due():
+                self._record_throttled()
             if wait:
                 cors = {**cors, "retry-after": str(max(1, round(wait)))}
-                raise InvalidInput("rate_limited", "too many requests from this address; retry later", 429)
+                exc = InvalidInput("rate_limited", "too many requests from this address; retry later", 429)
+                if not self.throttled.count(source, path):  # recorded one by one only at the start of a flood
+                    return _json(exc.status, exc.as_json(), cors)
+                raise exc
             raw = await self._read(request, source, method, path, query, headers, client_ip)
             if not browser:
                 self.auth.check(headers, raw.query, raw.body.encode())
@@ -255,12 +262,23 @@ class Collector:
         client = request.scope.get("client")
         return client[0] if client else None
 
-    def _record_rejection(self, request: Request, source: str, exc: InvalidInput) -> None:
+    def _record_throttled(self) -> None:
+        """One record per (source, path) for the rate-limited requests not recorded one by one."""
+        for (source, path), (n, seconds) in self.throttled.drain().items():
+            self._record_rejection(None, source, InvalidInput(
+                "rate_limited", f"{n} more requests to {path} refused by the per-IP rate limit in {seconds:.0f} s "
+                "(recorded as one; the first ones of the flood have records of their own)", 429), path=path, count=n)
+
+    def _record_rejection(self, request: Request | None, source: str, exc: InvalidInput, *,
+                          path: str | None = None, count: int = 1) -> None:
         from shared.models import new_id
 
         hit_id = new_id()
-        summary = json.dumps({"source": source, "method": request.method, "path": request.url.path,
-                              "query": request.url.query[:2000]})
+        if request is None:
+            summary = json.dumps({"source": source, "path": path, "requests": count})
+        else:
+            summary = json.dumps({"source": source, "method": request.method, "path": request.url.path,
+                                  "query": request.url.query[:2000]})
         if not self.store_raw_pii:
             summary = scrub_text(summary)
         try:
@@ -268,9 +286,40 @@ class Collector:
                                                        message=exc.message, payload=summary)])
             rejected = [Outcome(hit_id=hit_id, outcome=OutcomeKind.REJECTED, reason=exc.code, detail=exc.message)]
             self.rt.store.record_outcomes(rejected)
-            log_outcomes(rejected)  # the log line Cloud Monitoring's collect rejection policy counts
+            log_outcomes(rejected, count)  # the log line Cloud Monitoring's collect rejection policy counts
         except StoreUnavailable as store_exc:
             log.error("collect could not record a rejected hit (%s): %s", exc.code, store_exc)
+
+
+class ThrottledTally:
+    """Rate-limited requests, so that a flood cannot turn into a flood of records and log lines: the first
+    `individually` refusals of each window get a record each; the rest are counted per (source, path) and
+    recorded as one summary when the window is over (at the next request that reaches the limiter)."""
+
+    def __init__(self, window: float = 10.0, individually: int = 20, clock=time.monotonic) -> None:
+        self.window, self.individually, self.clock = window, individually, clock
+        self.started: float | None = None
+        self.recorded = 0
+        self.counts: dict[tuple[str, str], int] = {}
+
+    def count(self, source: str, path: str) -> bool:
+        """True: record this refusal on its own; False: it is counted in the window's summary."""
+        if self.started is None:
+            self.started = self.clock()
+        if self.recorded < self.individually:
+            self.recorded += 1
+            return True
+        key = (source, path)
+        self.counts[key] = self.counts.get(key, 0) + 1
+        return False
+
+    def due(self) -> bool:
+        return self.started is not None and self.clock() - self.started >= self.window
+
+    def drain(self) -> dict[tuple[str, str], tuple[int, float]]:
+        seconds = self.clock() - self.started if self.started is not None else 0.0
+        counts, self.counts, self.started, self.recorded = self.counts, {}, None, 0
+        return {key: (n, seconds) for key, n in counts.items()}
 
 
 _collector: Collector | None = None

@@ -112,6 +112,27 @@ def test_rate_limit_per_ip(client):
     assert "rate_limited" in rejections(client)
 
 
+def test_a_flood_is_recorded_in_summaries_not_one_record_per_request(client, caplog):
+    from shared.pipeline import collect
+
+    now = [0.0]
+    for _ in range(40):  # the burst
+        assert client.post("/events", json=EVENT, headers={"x-api-key": KEY}).status_code == 200
+    tally = collect._collector.throttled = collect.ThrottledTally(window=10, individually=5, clock=lambda: now[0])
+    caplog.set_level("INFO", logger="tagpipe.outcomes")
+    codes = [client.post("/events", json=EVENT, headers={"x-api-key": KEY}).status_code for _ in range(300)]
+    assert set(codes) == {429}
+    assert rejections(client) == ["rate_limited"] * 5  # the first ones of the flood, one by one
+    now[0] = 10.0  # the window is over: the next request that reaches the limiter records the rest as one
+    assert client.post("/events", json=EVENT, headers={"x-api-key": KEY}).status_code == 429
+    assert tally.counts == {} and tally.recorded == 1  # that request opened the next window
+    assert rejections(client) == ["rate_limited"] * 7
+    details = [r[0] for r in client.rt.store.query("SELECT detail FROM outcomes WHERE reason = 'rate_limited'")]
+    assert sum("295 more requests to /events" in d for d in details) == 1
+    logged = [r.count for r in caplog.records if r.getMessage() == "outcome_counts" and r.reason == "rate_limited"]
+    assert sum(logged) == 301  # the log metric still counts every refused request
+
+
 def test_rate_limiter_refills_and_stays_bounded():
     rl = RateLimiter(rate=10, burst=2, max_ips=3)
     assert rl.allow("a", now=0) == 0 and rl.allow("a", now=0) == 0
