@@ -1,8 +1,10 @@
 """Pub/Sub push delivery: turn the HTTP request Pub/Sub sends into a `Message`, and back.
 
-transform and deliver run as plain HTTP functions behind push subscriptions (not CloudEvent
-functions: functions-framework's `--asgi` mode rejects a raw push envelope for a cloudevent
-signature, and a direct push subscription lets Terraform own the retry and dead-letter policy).
+With `stage_trigger = "push"` (Terraform), transform and deliver run as plain HTTP functions
+behind push subscriptions (with "schedule" they drain pull subscriptions instead, see
+shared.pipeline.drain; the same entry point takes both). Not CloudEvent functions:
+functions-framework's `--asgi` mode rejects a raw push envelope for a cloudevent signature, and a
+direct push subscription lets Terraform own the retry and dead-letter policy.
 The function calls `parse_push_envelope(body, headers)`, runs the stage on `[message]` and
 answers with one of the status codes below; Pub/Sub treats any 2xx as an ack and anything else
 as a nack, redelivering with the subscription's retry-policy backoff until
