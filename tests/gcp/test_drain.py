@@ -243,3 +243,43 @@ def test_an_unreachable_subscription_answers_503_for_the_scheduler(stack):
     assert r.status_code == 503
     assert r.json()["stopped"] == "error" and r.json()["ok"] is False and r.json()["pulled"] == 0
     assert fakes.ga4.count == 0
+
+
+class Recorder:
+    """A stage that records its batches; nacks (with a delay) the messages whose body says so, once."""
+
+    subscription = "transform"
+
+    def __init__(self) -> None:
+        self.batches: list[list[bytes]] = []
+        self.seen: set[str] = set()
+
+    def handle(self, messages):
+        from shared.pipeline.stage import ACK, nack
+
+        self.batches.append([m.data for m in messages])
+        out = {}
+        for m in messages:
+            first = m.message_id not in self.seen
+            self.seen.add(m.message_id)
+            out[m.ack_id] = nack(delay=30) if m.data.startswith(b"nack") and first else ACK
+        return out
+
+
+def test_drain_fills_batches_and_leaves_delayed_nacks_for_a_later_drain(tmp_path):
+    """The same loop on the local bus (no emulator): batches are filled to `batch`, a nack with a
+    delay is not pulled again by the same drain, and the drain stops when the subscription is empty."""
+    from shared.transport.base import TOPOLOGY
+    from shared.transport.local import LocalBus
+
+    bus = LocalBus(tmp_path, TOPOLOGY)
+    try:
+        bus.publish_many(RAW_HITS, [(f"ok-{i}".encode(), None) for i in range(23)] + [(b"nack-1", None)])
+        stage = Recorder()
+        result = drain(bus, stage, batch=10, wait=0)
+        assert [len(b) for b in stage.batches] == [10, 10, 4]
+        assert (result.pulled, result.acked, result.nacked, result.batches) == (24, 23, 1, 3)
+        assert result.stopped == "empty"
+        assert drain(bus, stage, batch=10, wait=0).pulled == 0  # the nack's 30 s have not passed
+    finally:
+        bus.close()
