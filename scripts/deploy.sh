@@ -9,7 +9,7 @@
 #
 # Before anything it checks what it needs and lists everything missing with the fix, then exits 2:
 # gcloud, terraform, python3, application-default credentials, terraform/terraform.tfvars, a
-# project id in it. Environment: TAGPIPE_TFVARS (another tfvars file), TAGPIPE_AUTO_APPROVE=1
+# project id in it, and a `destinations` list there that covers the config's enabled destinations. Environment: TAGPIPE_TFVARS (another tfvars file), TAGPIPE_AUTO_APPROVE=1
 # (apply/destroy without the prompt), TAGPIPE_DIST (where the zips go).
 set -euo pipefail
 
@@ -60,6 +60,15 @@ else
     problem "no project_id in $TFVARS. Add: project_id = \"your-gcp-project-id\" (gcloud projects list shows yours)"
   elif [[ "$PROJECT" == "my-gcp-project" ]]; then
     problem "project_id in $TFVARS is still the example's \"my-gcp-project\". Set your project id (gcloud projects list shows yours)"
+  fi
+fi
+
+CONFIG="${TAGPIPE_CONFIG_FILE:-$ROOT/tagpipe.toml}"
+if [[ "$ACTION" != destroy && -f "$TFVARS" && -f "$CONFIG" ]] && command -v "${PYTHON:-python3}" >/dev/null 2>&1; then
+  if ! drift="$("${PYTHON:-python3}" "$ROOT/scripts/check_destinations.py" "$CONFIG" "$TFVARS" 2>&1)"; then
+    problem "$drift"
+  elif [[ -n "$drift" ]]; then
+    echo "deploy: $drift" >&2
   fi
 fi
 

@@ -44,7 +44,8 @@ WITH letters AS (
   SELECT SAFE_CONVERT_BYTES_TO_STRING(data) AS body, publish_time
   FROM {dataset}.dead_letters
   WHERE publish_time >= @since AND publish_time < @until
-    AND JSON_VALUE(attributes, '$.CloudPubSubDeadLetterSourceSubscription') IN ('deliver', @source)
+    AND (JSON_VALUE(attributes, '$.CloudPubSubDeadLetterSourceSubscription') IN ('deliver', @source)
+         OR STARTS_WITH(JSON_VALUE(attributes, '$.CloudPubSubDeadLetterSourceSubscription'), CONCAT(@source, '-')))
     AND (@destination IS NULL OR JSON_VALUE(attributes, '$.destination') = @destination)
 ), tasks AS (
   SELECT body, publish_time, JSON_VALUE(body, '$.hit_id') AS hit_id,

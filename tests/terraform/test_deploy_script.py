@@ -54,7 +54,8 @@ class Sandbox:
         self.python()
         self.stub("gcloud", gcloud_body)
         self.stub("terraform", 'if [ "$2" = output ]; then echo "\\"https://collect.example\\""; fi')
-        self.tfvars.write_text('project_id = "acme-prod-123"\nprefix     = "tp"\n')
+        self.tfvars.write_text('project_id = "acme-prod-123"\nprefix     = "tp"\n'
+                               'destinations = [\n  "meta", # CAPI\n  "ga4", "google_ads",\n]\n')
 
     def run(self, *args: str, **env: str) -> subprocess.CompletedProcess:
         environ = {"PATH": str(self.bin), "HOME": str(self.tmp), "TAGPIPE_TFVARS": str(self.tfvars),
@@ -168,6 +169,30 @@ def test_destroy(box):
     result = box.run("destroy")
     assert result.returncode == 0, result.stderr
     assert any(" destroy -input=false " in c for c in box.calls())
+
+
+def test_a_config_destination_without_a_subscription_stops_deploy_and_plan(box):
+    box.good_tools()
+    box.tfvars.write_text('project_id = "acme-prod-123"\ndestinations = ["meta", "ga4"] # not google_ads\n')
+    for action in ("deploy", "plan"):
+        result = box.run(action)
+        assert result.returncode == 2, result.stderr
+        assert "destinations lacks google_ads" in result.stderr
+        assert 'destinations = ["meta", "ga4", "google_ads"]' in result.stderr
+    assert not any(c.startswith("terraform") for c in box.calls())
+    box.tfvars.write_text('project_id = "acme-prod-123"\n')  # no list at all: every destination is missing
+    assert "destinations lacks meta, ga4, google_ads" in box.run("plan").stderr
+    assert box.run("destroy").returncode == 0  # tearing down needs no such check
+
+
+def test_a_disabled_destination_needs_no_subscription_and_an_extra_one_is_a_note(box):
+    box.good_tools()
+    box.config.write_text(box.config.read_text().replace(
+        '[destinations.google_ads]\n', '[destinations.google_ads]\nenabled = false\n'))
+    box.tfvars.write_text('project_id = "acme-prod-123"\ndestinations = ["meta", "ga4", "tiktok"]\n')
+    result = box.run("plan")
+    assert result.returncode == 0, result.stderr
+    assert "not enabled in" in result.stderr and "tiktok" in result.stderr
 
 
 def test_package_needs_a_config(tmp_path):
