@@ -1,9 +1,9 @@
 """2 + 3. The whole local stack (`tagpipe run` as a subprocess: collect + transform + deliver in one
 process) against FakeVendors (real HTTP on 127.0.0.1, Meta CAPI + GA4 MP, protocol checks on).
 
-Two layouts: `threads` is `tagpipe run` (collect on uvicorn plus worker threads: one process, one GIL);
-`processes` serves collect alone (benchmarks/_serve.py uvicorn) and runs the workers in a second
-process on the same queue (benchmarks/_workers.py): what moving the workers out of the GIL buys.
+Two layouts, both `tagpipe run`: `threads` (collect on uvicorn plus worker threads: one process, one
+GIL) and `processes` (`[server] workers = "process"`: the workers in a child process on the same queue):
+what moving the workers out of the GIL buys.
 
   burst   N unique purchase events posted as fast as a few clients can (JSON API, `batch` events a
           request), then the time until the last one is at the fake Meta and every outcome is
@@ -30,19 +30,19 @@ from urllib.parse import quote
 import httpx
 
 from benchmarks import payloads
-from benchmarks._util import PY, ROOT, Proc, cpu_seconds, free_port
-from shared.storage.sqlite import SqliteStore
+from benchmarks._util import cpu_seconds
 from tests.e2e.stack import LocalStack, wait_until
 from tests.fakes.vendors import FakeVendors
 
 PIXEL = "123456789012345"
 
 
-def stack_config(endpoint: str) -> str:
+def stack_config(endpoint: str, workers: str = "threads") -> str:
     # rate_limit_per_ip = 0: the load comes from one IP (127.0.0.1), the per-IP limit would refuse it
     return f"""
 [server]
 rate_limit_per_ip = 0
+workers = "{workers}"
 
 [destinations.meta]
 type = "meta"
@@ -154,46 +154,9 @@ async def _paced(url: str, rate: float, seconds: float, prefix: str) -> tuple[di
     return sent, bad
 
 
-class SplitStack:
-    """collect and the workers in two processes on one storage dir (same config as LocalStack)."""
-
-    def __init__(self, workdir: Path, config_text: str, env: dict[str, str]) -> None:
-        workdir.mkdir(parents=True, exist_ok=True)
-        self.data_dir = workdir / "data"
-        config = workdir / "tagpipe.toml"
-        config.write_text(f'[storage]\ndir = "{self.data_dir}"\n\n{config_text}')
-        self.env = {**env, "TAGPIPE_CONFIG": str(config)}
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.collect = Proc([PY, "-m", "benchmarks._serve", "uvicorn", "collect",
-                             str(ROOT / "functions" / "collect" / "main.py"), str(self.port)], self.env,
-                            workdir / "collect.log")
-        self.workers = Proc([PY, "-m", "benchmarks._workers"], self.env, workdir / "workers.log")
-        self._store: SqliteStore | None = None
-
-    def start(self) -> SplitStack:
-        try:
-            self.collect.start(self.port, "/healthz")
-            self.workers.spawn()
-        except BaseException:
-            self.stop()  # never leave a half-started stack behind
-            raise
-        return self
-
-    def pids(self) -> list[int]:
-        return self.collect.pids() + self.workers.pids()
-
-    @property
-    def store(self) -> SqliteStore:
-        if self._store is None:
-            self._store = SqliteStore(self.data_dir)
-        return self._store
-
-    def stop(self) -> None:
-        self.collect.stop()
-        self.workers.stop()
-        if self._store:
-            self._store.close()
+def _children(pid: int) -> list[int]:
+    path = Path(f"/proc/{pid}/task/{pid}/children")
+    return [int(p) for p in path.read_text().split()] if path.exists() else []
 
 
 def _outcomes(stack) -> int:
@@ -222,13 +185,13 @@ def _run_layout(layout: str, quick: bool, log) -> dict:
     result: dict = {"events": n, "batch": batch, "clients": clients}
     with tempfile.TemporaryDirectory(prefix="tagpipe-bench-pipeline-") as tmp, Instrumented() as fakes:
         env = {"META_ACCESS_TOKEN": fakes.meta_token, "GA4_API_SECRET": fakes.ga4_api_secret}
-        if layout == "threads":
-            stack = LocalStack(Path(tmp) / "stack", stack_config(fakes.url), env)
-        else:
-            stack = SplitStack(Path(tmp) / "stack", stack_config(fakes.url), {**_os_env(), **env})
+        workers = "threads" if layout == "threads" else "process"
+        stack = LocalStack(Path(tmp) / "stack", stack_config(fakes.url, workers), env)
         try:
             stack.start()
-            pids = [stack.proc.pid] if layout == "threads" else stack.pids()
+            pids = [stack.proc.pid]
+            if workers == "process":  # and its worker process
+                pids += wait_until(lambda: _children(stack.proc.pid), 30, what="the worker process")
             # warm-up: first requests build the runtime, destinations, HTTP client
             asyncio.run(_post_bursts(stack.url, 200, batch, 2, "warm"))
             wait_until(lambda: fakes.meta.count >= 200, 60, what="warm-up events at the fake Meta")
@@ -301,12 +264,6 @@ def _paced_round(stack, fakes, rate: float, seconds: float, prefix: str, log) ->
         "meta_requests": meta_reqs, "meta_events_per_request": len(sent) / max(1, meta_reqs),
         "vendor_connections_opened": fakes.connections - conns0,
     }
-
-
-def _os_env() -> dict[str, str]:
-    import os
-
-    return dict(os.environ)
 
 
 def table(result: dict) -> list[str]:

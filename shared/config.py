@@ -59,6 +59,10 @@ class ServerConfig(_Section):
     hmac_secret_env: str | None = Field(None, description="env var with a secret for X-Tagpipe-Signature (HMAC-SHA256)")
     rate_limit_per_ip: float = Field(100.0, ge=0, description="requests/s per client IP; 0 turns it off")
     rate_limit_burst: int = Field(1000, ge=1, description="requests an IP may send at once")
+    workers: Literal["threads", "process"] = Field(
+        "threads", description='local stack: transform/deliver/archive as threads beside collect, or "process": in a '
+        "child process of their own, so a backlog being drained does not slow collect down (one more core)",
+    )
 
 
 class PathsConfig(_Section):
