@@ -314,7 +314,7 @@ resource "google_monitoring_alert_policy" "delivery_error_rate" {
          - *the access token expired* (meta:190, google_ads:oauth_token_expired, http:401): renew the token in the platform (Meta: Events Manager → your dataset → Settings → Conversions API → Generate access token) and hand it to whoever runs tagpipe. A separate "credentials refused" alert names it too.
          - *the platform's servers were failing* (http:5xx, timeout, network): nothing to do; it usually passes. If it lasts, the "stage is falling behind" alert follows.
          - *the platform refused a parameter* (meta:100, http:400): a mapping or config change; ask whoever changed the tags or tagpipe.toml.
-      2. Once fixed, replay the failed events (engineers: docs/gcp.md, "Replaying dead letters"; `tagpipe replay` is the local stack's command).
+      2. Once fixed, replay the failed events (engineers: `tagpipe replay --since 1d`, which reads BigQuery on GCP: docs/replay.md).
 
       **For engineers:** `outcome_counts` log lines with outcome rejected / dead_lettered for that destination carry the reason code; `failed_events` in BigQuery has the detail (error_code, message). This alert closes by itself when the share is back under the threshold.
     EOT
@@ -381,7 +381,7 @@ resource "google_monitoring_alert_policy" "credentials_refused" {
       2. Hand it to whoever runs tagpipe. They store it as a new secret version (never in a file):
          `printf %s "$NEW_VALUE" | gcloud secrets versions add ${var.prefix}-META_ACCESS_TOKEN --project ${var.project_id} --data-file=-`
          (or ${var.prefix}-GOOGLE_ADS_REFRESH_TOKEN, ${var.prefix}-GA4_API_SECRET, ${var.prefix}-TIKTOK_ACCESS_TOKEN, ${var.prefix}-WEBHOOK_SECRET). Functions read secrets when an instance starts: start new deliver instances (deploy a new revision) so the new value is used.
-      3. Replay the events that failed meanwhile (engineers: docs/gcp.md, "Replaying dead letters"; `tagpipe replay` is the local stack's command). Events already delivered are never sent twice.
+      3. Replay the events that failed meanwhile (engineers: `tagpipe replay --since 1d`, which reads BigQuery on GCP: docs/replay.md). Events already delivered are never sent twice.
 
       This notification repeats at most every ${var.alerting.log_alert_rate_limit_minutes} minutes while the platform keeps refusing.
     EOT
@@ -431,7 +431,7 @@ resource "google_monitoring_alert_policy" "dead_lettered_events" {
 
       **What it means:** those events have not reached the platform. They are **kept** (BigQuery table `dead_letters`) and can be sent again once the cause is fixed.
 
-      **What to do:** find the cause in the "deliveries failing" or "credentials refused" alert that usually comes with this one (an expired token: renew it), then have the events replayed (engineers: docs/gcp.md, "Replaying dead letters"; `tagpipe replay` is the local stack's command).
+      **What to do:** find the cause in the "deliveries failing" or "credentials refused" alert that usually comes with this one (an expired token: renew it), then have the events replayed (engineers: `tagpipe replay --since 1d`, which reads BigQuery on GCP: docs/replay.md).
 
       **For engineers:** `SELECT * FROM dead_letters WHERE publish_time > TIMESTAMP_SUB(CURRENT_TIMESTAMP(), INTERVAL 1 HOUR)`; the reason is in the message attributes and in `failed_events`.
     EOT
@@ -481,7 +481,7 @@ resource "google_monitoring_alert_policy" "dead_lettered" {
 
       **What it means:** the messages are kept in the BigQuery table `dead_letters`; nothing is lost, but those events are not processed until they are replayed.
 
-      **What to do (engineers):** `SELECT * FROM dead_letters WHERE publish_time > TIMESTAMP_SUB(CURRENT_TIMESTAMP(), INTERVAL 1 HOUR)`, read the function's errors for the cause, fix it, then replay (docs/gcp.md, "Replaying dead letters").
+      **What to do (engineers):** `SELECT * FROM dead_letters WHERE publish_time > TIMESTAMP_SUB(CURRENT_TIMESTAMP(), INTERVAL 1 HOUR)`, read the function's errors for the cause, fix it, then replay (`tagpipe replay`, docs/replay.md).
     EOT
   }
 }
