@@ -67,7 +67,12 @@ def parse_hit(raw: RawHit, *, now: float | None = None) -> list[Event]:
 def validate_hit(raw: RawHit) -> list[EventSketch]:
     """parse_hit's verdict on a hit (the same InvalidInput for the same bad input, so a hit this
     accepts parses in transform) and, per event, what collect needs: the page URL, consent, the client
-    id and, for the JSON API and MP, the event id. gtag hits are checked without building Events."""
-    if raw.source == "gtag":
+    id and, for the JSON API and MP, the event id. No source builds Event models here."""
+    source = raw.source
+    if source == "gtag":
         return gtag.validate(raw)
+    if source == "json":
+        return json_api.validate(raw, raw.received_at)
+    if source == "mp":
+        return mp.validate(raw, raw.received_at)
     return [EventSketch(e.page.url, e.consent, e.client.client_id, e.event_id) for e in parse_hit(raw)]

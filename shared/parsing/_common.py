@@ -401,16 +401,23 @@ def take_experiments(params: dict[str, Any], into: dict[str, str]) -> None:
             into[key[4:]] = str(var)
 
 
+def given_event_id(event_id: Any) -> str | None:
+    """The event id the hit carries (None: absent or empty, so event_id_for makes one)."""
+    if event_id is None:
+        return None
+    return str(event_id) or None
+
+
 def event_base(
     raw: RawHit, ctx: HitContext, index: int, event_id: Any, name: str, ts: float
 ) -> dict[str, Any]:
     """The fields every source fills the same way."""
-    has_id = event_id is not None and str(event_id) != ""
+    given = given_event_id(event_id)
     return {
         "event_uid": f"{raw.hit_id}:{index}",
         "hit_id": raw.hit_id,
-        "event_id": str(event_id) if has_id else event_id_for(raw.hit_id, index),
-        "event_id_generated": not has_id,
+        "event_id": given or event_id_for(raw.hit_id, index),
+        "event_id_generated": given is None,
         "name": name,
         "timestamp": ts,
         "source": raw.source,

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import json
 import math
-from typing import Annotated, Any, Literal
+from collections.abc import Callable
+from typing import Annotated, Any, Literal, NamedTuple
 
 from pydantic import (
     BaseModel,
@@ -21,20 +22,25 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
-from shared.models import Event, RawHit
+from shared.models import Consent, Event, RawHit
 
 from ._common import (
     MAX_BATCH_EVENTS,
     MAX_PARAMS_PER_EVENT,
     MAX_VALUE_BYTES,
     STATUS_TOO_LARGE,
+    EventSketch,
     HitContext,
     check_ip,
+    check_request_text,
     click_ids,
     ensure_text,
     event_base,
+    event_id_for,
     fail,
     finite_float,
+    ga_cookie_client_id,
+    given_event_id,
     parse_json_timestamp,
     parse_number,
     take_experiments,
@@ -336,7 +342,7 @@ def _from_validation_error(err: ValidationError, prefix: Any) -> Exception:
 # --------------------------------------------------------------------------- parse
 
 
-def _load(body: str) -> tuple[list[Any], Any]:
+def _load(body: str) -> tuple[list[Any], Callable[[int], str]]:
     """The list of event objects and a function that prints an event index as a path prefix."""
     try:
         data = json.loads(body, parse_constant=_no_constant)
@@ -366,7 +372,8 @@ def _load(body: str) -> tuple[list[Any], Any]:
     raise fail("invalid_json", 'the body must be an event object, a list of them, or {"events": [...]}')
 
 
-def parse(raw: RawHit, ctx: HitContext, now: float) -> list[Event]:
+def _inputs(raw: RawHit) -> tuple[list[JsonEvent], Callable[[int], str]]:
+    """The body's events as input models, and how an event index prints as a path prefix."""
     ensure_text("body", raw.body)
     if not raw.body.strip():
         raise fail(
@@ -385,13 +392,47 @@ def parse(raw: RawHit, ctx: HitContext, now: float) -> list[Event]:
         if not isinstance(ev, dict):
             raise fail("invalid_field", f"{prefix(i) or '(body)'} must be a JSON object")
     try:
-        inputs = _EVENTS.validate_python(data)
+        return _EVENTS.validate_python(data), prefix
     except ValidationError as e:
         raise _from_validation_error(e, prefix) from None
-    return [_event(raw, ctx, i, ev, prefix(i), now) for i, ev in enumerate(inputs)]
 
 
-def _event(raw: RawHit, ctx: HitContext, i: int, ev: JsonEvent, where: str, now: float) -> Event:
+def parse(raw: RawHit, ctx: HitContext, now: float) -> list[Event]:
+    inputs, prefix = _inputs(raw)
+    return [_event(raw, ctx, i, ev, _checked(raw, ev, prefix(i), now)) for i, ev in enumerate(inputs)]
+
+
+def validate(raw: RawHit, now: float) -> list[EventSketch]:
+    """parse's refusals (same code, message and status, same order; HitContext's first), without
+    building Events; per event what collect reads. tests/unit/test_json_mp_validate_equivalence.py
+    holds it to parse."""
+    check_request_text(raw)
+    ga_client_id = ga_cookie_client_id(raw.cookies)
+    inputs, prefix = _inputs(raw)
+    out = []
+    for i, ev in enumerate(inputs):
+        _checked(raw, ev, prefix(i), now)
+        out.append(EventSketch(
+            page_url=ev.page_location,
+            consent=Consent.model_validate(_consent(ev)),
+            client_id=ev.client_id or ga_client_id,
+            event_id=given_event_id(ev.event_id) or event_id_for(raw.hit_id, i),
+        ))  # fmt: skip
+    return out
+
+
+class _Checked(NamedTuple):
+    """What the checks of one event made of it beyond its input model."""
+
+    name: str
+    timestamp: float
+    params: dict[str, Any]
+    ip: str | None  # ip_override, checked
+
+
+def _checked(raw: RawHit, ev: JsonEvent, where: str, now: float) -> _Checked:
+    """The refusals of one event that its input model does not make, in order."""
+
     def path(field: str) -> str:
         return f"{where}.{field}" if where else field
 
@@ -403,11 +444,26 @@ def _event(raw: RawHit, ctx: HitContext, i: int, ev: JsonEvent, where: str, now:
         if ev.timestamp is None
         else parse_json_timestamp(path("timestamp"), ev.timestamp, now)
     )
-
     params = dict(ev.params or {})
     for key in params:
         if key in RESERVED_PARAMS:
             raise fail("invalid_field", f"{path('params.' + key)}: use the top-level field '{key}' instead")
+    ip = check_ip(path("ip_override"), ev.ip_override) if ev.ip_override else None
+    return _Checked(name, ts, params, ip)
+
+
+def _consent(ev: JsonEvent) -> dict[str, Any]:
+    consent: dict[str, Any] = {}
+    if c := ev.consent:
+        consent = c.model_dump(exclude_none=True)
+        consent["raw"] = {
+            k: ("granted" if v else "denied") for k, v in consent.items() if k != "limited_data_use"
+        }
+    return consent
+
+
+def _event(raw: RawHit, ctx: HitContext, i: int, ev: JsonEvent, checked: _Checked) -> Event:
+    params = checked.params
     experiments: dict[str, str] = {}
     take_experiments(params, experiments)  # exp_<id> params
     experiments.update(ev.experiments or {})
@@ -446,17 +502,9 @@ def _event(raw: RawHit, ctx: HitContext, i: int, ev: JsonEvent, where: str, now:
             },
         }
 
-    consent: dict[str, Any] = {}
-    if c := ev.consent:
-        consent = c.model_dump(exclude_none=True)
-        consent["raw"] = {
-            k: ("granted" if v else "denied") for k, v in consent.items() if k != "limited_data_use"
-        }
-
     explicit = ev.click_ids.model_dump(exclude_none=True) if ev.click_ids else None
-    ip = check_ip(path("ip_override"), ev.ip_override) if ev.ip_override else ctx.ip
 
-    event = event_base(raw, ctx, i, ev.event_id, name, ts)
+    event = event_base(raw, ctx, i, ev.event_id, checked.name, checked.timestamp)
     event.update(
         action_source=ev.action_source,
         page={"url": ev.page_location, "referrer": ev.page_referrer, "title": ev.page_title},
@@ -464,13 +512,13 @@ def _event(raw: RawHit, ctx: HitContext, i: int, ev: JsonEvent, where: str, now:
             "client_id": ev.client_id or ctx.ga_client_id,
             "user_id": ev.user_id,
             "session_id": ev.session_id,
-            "ip": ip,
+            "ip": checked.ip or ctx.ip,
             "user_agent": ev.user_agent or ctx.user_agent,
             "geo": ctx.geo,
         },
         user_data=user,
         click_ids=click_ids(ctx, ev.page_location, explicit),
-        consent=consent,
+        consent=_consent(ev),
         ecommerce=ecommerce,
         params=params,
         user_properties=dict(ev.user_properties or {}),

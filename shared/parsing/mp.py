@@ -12,7 +12,7 @@ import json
 from typing import Any
 from urllib.parse import unquote_plus
 
-from shared.models import Event, RawHit
+from shared.models import Consent, Event, RawHit
 
 from ._common import (
     ECOMMERCE_NUMBERS,
@@ -20,6 +20,7 @@ from ._common import (
     MAX_ITEMS_PER_EVENT,
     MAX_PARAMS_PER_EVENT,
     STATUS_TOO_LARGE,
+    EventSketch,
     HitContext,
     check_ip,
     check_size,
@@ -201,6 +202,22 @@ def _scalar(path: str, v: Any) -> Any:
 
 
 def parse(raw: RawHit, ctx: HitContext, now: float) -> list[Event]:
+    return [Event.model_validate(event) for event in _events(raw, ctx, now)]
+
+
+def validate(raw: RawHit, now: float) -> list[EventSketch]:
+    """parse's verdict and, per event, what collect reads, without validating Event models: all
+    of parse's refusals are made while building the events' fields (Event.model_validate of what
+    _events builds accepts it). tests/unit/test_json_mp_validate_equivalence.py holds it to parse."""
+    events = _events(raw, HitContext(raw), now)
+    consent = Consent.model_validate(events[0]["consent"])  # one consent per MP request
+    return [
+        EventSketch(e["page"]["url"], consent, e["client"]["client_id"], e["event_id"]) for e in events
+    ]
+
+
+def _events(raw: RawHit, ctx: HitContext, now: float) -> list[dict[str, Any]]:
+    """The fields of each event of the hit (Event.model_validate's input); raises InvalidInput."""
     ensure_text("body", raw.body)
     try:
         body = json.loads(raw.body, parse_constant=_no_constant) if raw.body.strip() else None
@@ -290,7 +307,7 @@ def parse(raw: RawHit, ctx: HitContext, now: float) -> list[Event]:
     measurement_id = _query_param(raw.query, "measurement_id") or _query_param(raw.query, "firebase_app_id")
     action_source = "website" if client_id else "app"
 
-    events = []
+    events: list[dict[str, Any]] = []
     for i, ev in enumerate(events_in):
         ep = f"events[{i}]"
         if not isinstance(ev, dict):
@@ -373,7 +390,7 @@ def parse(raw: RawHit, ctx: HitContext, now: float) -> list[Event]:
             debug=ctx.debug or truthy(params_in.get("debug_mode")),
             test_event_code=_str(f"{pp}.test_event_code", params_in.get("test_event_code")),
         )
-        events.append(Event.model_validate(event))
+        events.append(event)
     return events
 
 
