@@ -159,7 +159,7 @@ module "monitoring" {
   # "push" is every subscription that feeds a function, pushed or drained: both have a backlog age
   # and dead letters to watch
   subscriptions = {
-    push    = module.pubsub.subscription_names.stages
+    stages  = module.pubsub.subscription_names.stages
     archive = module.pubsub.subscription_names.archive
     records = module.pubsub.subscription_names.records
   }

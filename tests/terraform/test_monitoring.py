@@ -316,7 +316,7 @@ def rendered(tmp: Path) -> dict:
     (tmp / "terraform.tfvars").write_text(
         'project_id = "my-project"\nprefix = "tagpipe"\n'
         'services = { collect = "tagpipe-collect", transform = "tagpipe-transform", deliver = "tagpipe-deliver" }\n'
-        'subscriptions = { push = { transform = "tagpipe-transform", deliver = "tagpipe-deliver" },'
+        'subscriptions = { stages = { transform = "tagpipe-transform", deliver = "tagpipe-deliver" },'
         ' archive = "tagpipe-dead-letter-to-bigquery", records = ["tagpipe-outcomes-to-bigquery"] }\n')
     terraform = shutil.which("terraform")
     env = {"TF_IN_AUTOMATION": "1", "CHECKPOINT_DISABLE": "1", "PATH": str(Path(terraform).parent)}

@@ -54,9 +54,9 @@ locals {
     var.alerting.extra_channels,
   )
 
-  push_subscriptions = join(" OR ", [for s in values(var.subscriptions.push) : "resource.label.subscription_id = \"${s}\""])
+  stage_subscriptions = join(" OR ", [for s in values(var.subscriptions.stages) : "resource.label.subscription_id = \"${s}\""])
   all_subscriptions = join(" OR ", [
-    for s in concat(values(var.subscriptions.push), var.subscriptions.records) : "resource.label.subscription_id = \"${s}\""
+    for s in concat(values(var.subscriptions.stages), var.subscriptions.records) : "resource.label.subscription_id = \"${s}\""
   ])
 
   # Cloud Logging filter for the lines the functions write (shared/monitoring/logs.py), and the
@@ -542,7 +542,7 @@ resource "google_monitoring_alert_policy" "oldest_unacked" {
     display_name = "oldest unacked message older than ${var.alerting.oldest_unacked_age_seconds} s"
 
     condition_threshold {
-      filter          = "resource.type = \"pubsub_subscription\" AND metric.type = \"pubsub.googleapis.com/subscription/oldest_unacked_message_age\" AND (${local.push_subscriptions})"
+      filter          = "resource.type = \"pubsub_subscription\" AND metric.type = \"pubsub.googleapis.com/subscription/oldest_unacked_message_age\" AND (${local.stage_subscriptions})"
       comparison      = "COMPARISON_GT"
       threshold_value = var.alerting.oldest_unacked_age_seconds
       duration        = "300s"

@@ -50,11 +50,11 @@ variable "services" {
 
 variable "subscriptions" {
   type = object({
-    push    = map(string)
+    stages  = map(string)
     archive = string
     records = list(string)
   })
-  description = "Subscription names from the pubsub module."
+  description = "Subscription names from the pubsub module: stages = every subscription a function consumes (pushed or drained, by the stage it feeds), archive = the dead-letter archive's, records = the BigQuery subscriptions."
 }
 
 variable "labels" {
