@@ -159,7 +159,7 @@ class Collector:
                 self.auth.check(headers, raw.query, raw.body.encode())
             events = validate_hit(raw)  # refuses what transform's parse_hit would; builds no Event
         except InvalidInput as exc:
-            self._record_rejection(request, source, exc)
+            self._record_rejection(exc, {"source": source, "method": method, "path": path, "query": query[:2000]})
             return _json(exc.status, exc.as_json(), cors)
         set_cookies = self._identity(headers, raw, events) if browser else []
         try:
@@ -266,20 +266,18 @@ class Collector:
     def _record_throttled(self) -> None:
         """One record per (source, path) for the rate-limited requests not recorded one by one."""
         for (source, path), (n, seconds) in self.throttled.drain().items():
-            self._record_rejection(None, source, InvalidInput(
+            self._record_rejection(InvalidInput(
                 "rate_limited", f"{n} more requests to {path} refused by the per-IP rate limit in {seconds:.0f} s "
-                "(recorded as one; the first ones of the flood have records of their own)", 429), path=path, count=n)
+                "(recorded as one; the first ones of the flood have records of their own)", 429),
+                {"source": source, "path": path, "requests": n}, count=n)
 
-    def _record_rejection(self, request: Request | None, source: str, exc: InvalidInput, *,
-                          path: str | None = None, count: int = 1) -> None:
+    def _record_rejection(self, exc: InvalidInput, request: dict, count: int = 1) -> None:
+        """A failed-event record (`request`: what is kept of the refused request) and a rejected outcome
+        standing for `count` requests."""
         from shared.models import new_id
 
         hit_id = new_id()
-        if request is None:
-            summary = json.dumps({"source": source, "path": path, "requests": count})
-        else:
-            summary = json.dumps({"source": source, "method": request.method, "path": request.url.path,
-                                  "query": request.url.query[:2000]})
+        summary = json.dumps(request)
         if not self.store_raw_pii:
             summary = scrub_text(summary)
         try:

@@ -100,12 +100,13 @@ class Deliverer:
         # dedup: against what was delivered before (for the events in the destination's dedup scope),
         # and inside this batch (always: it costs no store call)
         guarded = self._guarded(dest_id, destination)
-        scoped = {dedup_key(t) for _, t in items if guarded(t)}
+        key_of = {t.event_uid: dedup_key(t) for _, t in items}
+        scoped = {key_of[t.event_uid] for _, t in items if guarded(t)}
         already = self.rt.store.delivered_keys(dest_id, scoped) if scoped else {}
         fresh: list[tuple[Message, DeliveryTask]] = []
         seen: dict[str, str] = {}
         for m, t in items:
-            key = dedup_key(t)
+            key = key_of[t.event_uid]
             first_uid = already.get(key) or seen.get(key)
             if first_uid is None:
                 seen[key] = t.event_uid
@@ -137,12 +138,11 @@ class Deliverer:
                 m, t = by_uid[rej.event_uid]
                 outcomes.append(self._outcome(t, OutcomeKind.REJECTED, rej.reason, rej.detail))
                 decisions[m.ack_id] = ACK
-            journal = [k for r in batch.requests for k in (dedup_key(by_uid[uid][1]) for uid in r.event_uids)
-                       if k in scoped]
+            journal = [key_of[uid] for r in batch.requests for uid in r.event_uids if key_of[uid] in scoped]
             resent = self.rt.store.mark_inflight(dest_id, journal) if journal else set()
             for request, (result, response_info) in zip(batch.requests, self._send_all(destination, batch.requests),
                                                         strict=True):
-                keys = [k for k in (dedup_key(by_uid[uid][1]) for uid in request.event_uids) if k in scoped]
+                keys = [key_of[uid] for uid in request.event_uids if key_of[uid] in scoped]
                 if response_info.get("status") is not None or result.verdict is Verdict.OK:
                     settled_keys.extend(keys)
                 for uid in request.event_uids:
@@ -151,11 +151,11 @@ class Deliverer:
                     if verdict is Verdict.OK:
                         if t.notes:
                             detail = " ".join(filter(None, [detail, "; ".join(t.notes)]))
-                        if dedup_key(t) in resent:
+                        if key_of[uid] in resent:
                             detail = (detail + " " if detail else "") + RESENT_NOTE
                         outcomes.append(self._outcome(t, OutcomeKind.DELIVERED, reason or "ok", detail, t.identifiers))
-                        if dedup_key(t) in scoped:
-                            delivered.append(DeliveredKey(dest_id, dedup_key(t), t.event_uid))
+                        if key_of[uid] in scoped:
+                            delivered.append(DeliveredKey(dest_id, key_of[uid], t.event_uid))
                         decisions[m.ack_id] = ACK
                     elif verdict is Verdict.PERMANENT and uid in result.per_event:
                         outcomes.append(self._outcome(t, OutcomeKind.REJECTED, reason, detail))

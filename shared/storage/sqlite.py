@@ -16,7 +16,7 @@ from typing import Any
 from shared.errors import StoreUnavailable
 from shared.models import Event, FailedEvent, Outcome, RawHit
 from shared.storage.base import DeliveredKey, Store
-from shared.transport.local import connect
+from shared.transport.local import connect, write_transaction
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS raw_hits (
@@ -76,18 +76,10 @@ class SqliteStore(Store):
         return conn
 
     def _write(self, fn):
-        conn = self._conn()
         try:
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                result = fn(conn)
-                conn.execute("COMMIT")
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
+            return write_transaction(self._conn(), fn)
         except sqlite3.Error as exc:
             raise StoreUnavailable(f"local store: {exc}") from exc
-        return result
 
     def query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple]:
         try:

@@ -60,6 +60,18 @@ def connect(path: Path, autocheckpoint: bool = True) -> sqlite3.Connection:
     return conn
 
 
+def write_transaction(conn: sqlite3.Connection, fn):
+    """fn(conn) in one write transaction (taken at once: BEGIN IMMEDIATE), rolled back if it raises."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        result = fn(conn)
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    return result
+
+
 CHECKPOINT_INTERVAL = 0.2  # seconds between background checkpoints while there are writes
 CHECKPOINT_IDLE_EXIT = 10.0  # the checkpointer thread ends after this long without writes
 # A PASSIVE checkpoint never completes while writes keep coming (new frames land while it copies), so
@@ -156,14 +168,7 @@ class LocalBus(Bus):
     def _transaction(self, fn):
         """Run fn(conn) in one write transaction on this thread's connection."""
         with self._guard():
-            conn = self._conn()
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                result = fn(conn)
-                conn.execute("COMMIT")
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
+            result = write_transaction(self._conn(), fn)
         self._wrote()
         return result
 
