@@ -106,6 +106,8 @@ class Destination:
     type: ClassVar[str]
     max_batch: ClassVar[int] = 1
     Settings: ClassVar[type[DestinationSettings]] = DestinationSettings
+    # True where every event sent is a conversion: [delivery] dedup = "conversions" then guards them all
+    conversions_only: ClassVar[bool] = False
     # settings fields ending in "_env" name required secrets, except the ones listed here
     optional_secrets: ClassVar[tuple[str, ...]] = ()
     # names of env vars holding secrets, declared by settings fields ending in "_env"

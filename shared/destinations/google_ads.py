@@ -258,6 +258,7 @@ class GoogleAdsSettings(HttpDestinationSettings):
 class GoogleAds(Destination):
     type = "google_ads"
     max_batch = MAX_CONVERSIONS_PER_REQUEST
+    conversions_only = True  # an upload is a click conversion
     Settings = GoogleAdsSettings
     settings: GoogleAdsSettings
 

@@ -196,8 +196,8 @@ class Deliverer:
         event_id within 48 h, ../shared/VENDORS.md §1.5); its outcome is still recorded once."""
         d = self.rt.config.delivery
         scope = d.dedup_scope(dest_id)
-        if scope == "all" or (scope == "conversions" and destination.type == "google_ads"):
-            return lambda t: True  # every Google Ads upload is a conversion
+        if scope == "all" or (scope == "conversions" and destination.conversions_only):
+            return lambda t: True
         if scope == "none":
             return lambda t: False
         names = self._conversion_names

@@ -215,17 +215,14 @@ def test_conversion_names_match_vendor_names_case_insensitively_and_google_ads_i
     rt = build('dedup = "conversions"\ndedup_events = ["purchase", "Lead"]')
     deliverer = Deliverer(rt)
 
-    class Dest:
-        type = "ga4"
-
-    class Ads:
-        type = "google_ads"
+    from shared.destinations.ga4 import Ga4MeasurementProtocol as Dest  # only their class attributes are read
+    from shared.destinations.google_ads import GoogleAds as Ads
 
     class Task:
         def __init__(self, name):
             self.event_name = name
 
-    guarded = deliverer._guarded("ga4", Dest())
+    guarded = deliverer._guarded("ga4", Dest)
     assert guarded(Task("Purchase")) and guarded(Task("purchase")) and guarded(Task("lead"))
     assert not guarded(Task("PageView")) and not guarded(Task("CompletePayment"))
-    assert deliverer._guarded("ads", Ads())(Task("page_view"))
+    assert deliverer._guarded("ads", Ads)(Task("page_view"))
