@@ -31,6 +31,21 @@ MODES = {
     "uvicorn": "uvicorn.Server as `tagpipe run` (auto: uvloop + httptools when installed)",
 }
 CONCURRENCY = 80  # terraform: collect's max_instance_request_concurrency
+NOOP_SUFFIX = ", no-op function (collect's ceiling)"
+NOOP = payloads.gtag_get().name + NOOP_SUFFIX
+TARGET_RATIO = 0.60  # issue 9: collect >= 60 % of the hello-world's requests/s
+
+
+def own_work_budget(hello_rps: float, noop_rps: float, collect_rps: float) -> dict:
+    """Microseconds a request: what the no-op costs beyond the hello-world (bigger request and answer),
+    what collect's own work costs beyond the no-op, and what that work may cost for TARGET_RATIO."""
+    def us(rps: float) -> float:
+        return 1e6 / rps
+
+    return {"hello_us": us(hello_rps), "noop_us": us(noop_rps), "collect_us": us(collect_rps),
+            "own_work_us": us(collect_rps) - us(noop_rps),
+            "budget_us": us(TARGET_RATIO * hello_rps) - us(noop_rps),
+            "ceiling_ratio": noop_rps / hello_rps}
 
 
 def _have_fast() -> bool:
@@ -65,6 +80,8 @@ def run(quick: bool = False, modes: list[str] | None = None, log=print) -> dict:
             "not the deployed configuration")
     hello = payloads.Shape("hello-world", "GET", "/")
     shapes = payloads.collect_shapes()
+    gtag = shapes[0]
+    noop = payloads.Shape(gtag.name + NOOP_SUFFIX, gtag.method, gtag.path, gtag.headers, gtag.body)
     result: dict = {"seconds": seconds, "connections": 50, "modes": {},
                     "gcf_asgi_stack": "uvloop + httptools" if fast else "asyncio + h11 (uvloop/httptools missing)"}
     with tempfile.TemporaryDirectory(prefix="tagpipe-bench-collect-") as tmp:
@@ -76,11 +93,13 @@ def run(quick: bool = False, modes: list[str] | None = None, log=print) -> dict:
         for mode in modes:
             rounds = 1 if quick or mode != "gcf-asgi" else 3
             h_proc, h_port = _serve(mode, "hello", HELLO, env)
+            n_proc, n_port = _serve(mode, "collect_noop", HELLO, env)
             c_proc, c_port = _serve(mode, "collect", COLLECT, env)
             try:
-                runs: dict[str, list[dict]] = {"hello-world": []}
+                runs: dict[str, list[dict]] = {"hello-world": [], NOOP: []}
                 for _ in range(rounds):  # interleaved, so a noisy spell hits both sides
                     runs["hello-world"].append(_measure(h_proc, h_port, hello, seconds))
+                    runs[NOOP].append(_measure(n_proc, n_port, noop, seconds))
                     for shape in shapes:
                         runs.setdefault(shape.name, []).append(_measure(c_proc, c_port, shape, seconds))
                 rows = {}
@@ -88,6 +107,7 @@ def run(quick: bool = False, modes: list[str] | None = None, log=print) -> dict:
                     best = sorted(rs, key=lambda r: r["rps"])[len(rs) // 2]  # the median run
                     rows[name] = {**best, "runs_rps": [round(r["rps"]) for r in rs]}
                 hello_rps = rows["hello-world"]["rps"]
+                rows[NOOP]["ratio"] = rows[NOOP]["rps"] / hello_rps
                 for shape in shapes:
                     row = rows[shape.name]
                     row["ratio"] = row["rps"] / hello_rps
@@ -96,6 +116,8 @@ def run(quick: bool = False, modes: list[str] | None = None, log=print) -> dict:
                     row["half"] = half
                 rows["hello-world"]["half"] = _measure(h_proc, h_port, hello, seconds, target_rps=hello_rps / 2)
                 result["modes"][mode] = rows
+                result.setdefault("budget", {})[mode] = own_work_budget(
+                    hello_rps, rows[NOOP]["rps"], rows[gtag.name]["rps"])
                 for name, row in rows.items():
                     if row["errors"] > 0.01 * max(1, row["requests"]):
                         log(f"  WARNING {mode} {name}: {row['errors']} of {row['requests']} requests failed or non-2xx")
@@ -103,6 +125,7 @@ def run(quick: bool = False, modes: list[str] | None = None, log=print) -> dict:
                     f"{s.name} {rows[s.name]['rps']:,.0f} ({rows[s.name]['ratio']:.0%})" for s in shapes))
             finally:
                 c_proc.stop()
+                n_proc.stop()
                 h_proc.stop()
         if not quick:
             gt_port = free_port()
@@ -115,6 +138,10 @@ def run(quick: bool = False, modes: list[str] | None = None, log=print) -> dict:
     return result
 
 
+def _half(half: dict) -> str:
+    return f"{half['p99_ms']:.1f} ({half['rps']:,.0f})" if half else ""
+
+
 def table(result: dict) -> list[str]:
     lines = ["| server | endpoint | req/s | events/s | vs hello | p50 ms | p99 ms | p99 at half load (req/s) | server CPU | errors |",
              "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
@@ -125,8 +152,15 @@ def table(result: dict) -> list[str]:
             lines.append(
                 f"| {label} | {name} | {r['rps']:,.0f} | {r.get('events_per_s', r['rps']):,.0f} | "
                 f"{r.get('ratio', 1.0):.0%} | {r['p50_ms']:.1f} | {r['p99_ms']:.1f} | "
-                f"{half.get('p99_ms', float('nan')):.1f} ({half.get('rps', 0):,.0f}) | {r.get('server_cpu') or 0:.2f} | "
+                f"{_half(half)} | {r.get('server_cpu') or 0:.2f} | "
                 f"{r['errors'] + half.get('errors', 0)} |")
+    for mode, b in (result.get("budget") or {}).items():
+        lines.append("")
+        lines.append(
+            f"{mode}: a request costs the hello-world {b['hello_us']:.0f} µs, the no-op {b['noop_us']:.0f} µs "
+            f"(so collect can keep at most {b['ceiling_ratio']:.0%} of the hello-world), collect (gtag GET) "
+            f"{b['collect_us']:.0f} µs: collect's own work is {b['own_work_us']:.0f} µs a request; "
+            f"{TARGET_RATIO:.0%} of the hello-world leaves it {b['budget_us']:.0f} µs.")
     if "gthread_hello" in result:
         r = result["gthread_hello"]
         lines.append(f"| gcf-gthread (threads={CONCURRENCY}) | hello-world (sync) | {r['rps']:,.0f} | | | "

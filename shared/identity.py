@@ -36,7 +36,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from email.utils import formatdate
 from functools import lru_cache
-from typing import Literal
+from typing import Literal, NamedTuple
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -249,8 +249,7 @@ def ga_cookie_client_id(cookie: str | None) -> str | None:
 # --------------------------------------------------------------------------- Set-Cookie
 
 
-@dataclass(frozen=True)
-class SetCookie:
+class SetCookie(NamedTuple):  # a tuple: one is built per cookie per hit, and tuples are the cheapest to build
     name: str
     value: str
     max_age: int  # seconds; 0 expires the cookie
@@ -262,17 +261,23 @@ class SetCookie:
 
     def header(self, now: float | None = None) -> str:
         now = time.time() if now is None else now
-        parts = [f"{self.name}={self.value}", f"Max-Age={self.max_age}",
-                 f"Expires={http_date(int(now) + self.max_age if self.max_age else 0)}"]  # fmt: skip
-        if self.domain:
-            parts.append(f"Domain={self.domain}")
-        parts.append(f"Path={self.path}")
-        if self.secure or self.same_site == "None":
-            parts.append("Secure")
-        if self.http_only:
-            parts.append("HttpOnly")
-        parts.append(f"SameSite={self.same_site}")
-        return "; ".join(parts)
+        return f"{self.name}={self.value}" + _cookie_attributes(
+            self.max_age, int(now), self.domain, self.path, self.secure, self.http_only, self.same_site)
+
+
+@lru_cache(maxsize=256)  # the same few lifetimes and domains every hit: formatted once per second each
+def _cookie_attributes(max_age: int, now_s: int, domain: str | None, path: str, secure: bool, http_only: bool,
+                       same_site: str) -> str:
+    parts = ["", f"Max-Age={max_age}", f"Expires={http_date(now_s + max_age if max_age else 0)}"]
+    if domain:
+        parts.append(f"Domain={domain}")
+    parts.append(f"Path={path}")
+    if secure or same_site == "None":
+        parts.append("Secure")
+    if http_only:
+        parts.append("HttpOnly")
+    parts.append(f"SameSite={same_site}")
+    return "; ".join(parts)
 
 
 @lru_cache(maxsize=64)  # a few lifetimes per second: formatted once per second each
@@ -343,14 +348,14 @@ def plan_cookies(
     now_ms, now_s = int(now * 1000), int(now)
     domain = cookie_domain_for(host, cfg.cookie_domain)
     index = subdomain_index(host, domain)
-    base = {"domain": domain, "path": cfg.cookie_path, "secure": cfg.secure, "same_site": cfg.same_site}
+    path, secure, same_site = cfg.cookie_path, cfg.secure, cfg.same_site
     ad_age = cfg.ad_cookie_days * DAY
 
     def put(name: str, value: str, max_age: int, *, http_only: bool = False, new: bool) -> None:
         if not name or not cookie_safe(value):
             return
         if new or cfg.refresh:
-            plan.set_cookies.append(SetCookie(name, value, max_age, http_only=http_only, **base))
+            plan.set_cookies.append(SetCookie(name, value, max_age, domain, path, secure, http_only, same_site))
         plan.values[name] = value
         if new:
             plan.minted.append(name)
@@ -359,7 +364,7 @@ def plan_cookies(
         if cfg.clear_on_denial and getattr(consent, purpose) is False:
             for name in names:
                 if name and name in cookies:
-                    plan.set_cookies.append(SetCookie(name, "", 0, **base))
+                    plan.set_cookies.append(SetCookie(name, "", 0, domain, path, secure, False, same_site))
 
     # -- client id: analytics_storage
     cid_name = cfg.client_id_cookie

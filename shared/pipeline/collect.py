@@ -181,10 +181,9 @@ class Collector:
                                    "event_ids": [e.event_id for e in events]}, cors)
         else:
             response = Response(status_code=204, headers=cors)
-        for header in set_cookies:
-            response.headers.append("set-cookie", header)
         if set_cookies:
-            response.headers["cache-control"] = "no-store"
+            response.raw_headers += [(b"set-cookie", header.encode("latin-1")) for header in set_cookies]
+            response.raw_headers.append((b"cache-control", b"no-store"))
         return response
 
     def _script(self, request: Request) -> Response:
@@ -228,15 +227,17 @@ class Collector:
         declared = headers.get("content-length")
         if declared and declared.isdigit() and int(declared) > limit:
             raise InvalidInput("body_too_large", f"body exceeds {limit} bytes", 413)
-        body = b""
-        async for chunk in request.stream():
-            body += chunk
-            if len(body) > limit:
-                raise InvalidInput("body_too_large", f"body exceeds {limit} bytes", 413)
-        try:
-            text = body.decode("utf-8")
-        except UnicodeDecodeError as exc:
-            raise InvalidInput("invalid_utf8", f"body is not valid UTF-8 (byte {exc.start})") from None
+        text = ""
+        if declared != "0" and (declared or "transfer-encoding" in headers):  # else HTTP/1.1 says no body
+            body = b""
+            async for chunk in request.stream():
+                body += chunk
+                if len(body) > limit:
+                    raise InvalidInput("body_too_large", f"body exceeds {limit} bytes", 413)
+            try:
+                text = body.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                raise InvalidInput("invalid_utf8", f"body is not valid UTF-8 (byte {exc.start})") from None
         if len(query) > limit:
             raise InvalidInput("query_too_large", f"query string exceeds {limit} bytes", 414)
         kept = {k: headers[k] for k in KEPT_HEADERS if k in headers}
