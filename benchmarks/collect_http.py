@@ -115,6 +115,8 @@ def run(quick: bool = False, modes: list[str] | None = None, log=print) -> dict:
                     half = _measure(c_proc, c_port, shape, seconds, target_rps=row["rps"] / 2)
                     row["half"] = half
                 rows["hello-world"]["half"] = _measure(h_proc, h_port, hello, seconds, target_rps=hello_rps / 2)
+                # at collect's half load, not its own: the server's tail at that rate, without collect's work
+                rows[NOOP]["half"] = _measure(n_proc, n_port, noop, seconds, target_rps=rows[gtag.name]["rps"] / 2)
                 result["modes"][mode] = rows
                 result.setdefault("budget", {})[mode] = own_work_budget(
                     hello_rps, rows[NOOP]["rps"], rows[gtag.name]["rps"])

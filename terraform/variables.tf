@@ -38,11 +38,15 @@ variable "functions" {
   type = object({
     python_runtime = optional(string, "python312")
     source_dir     = optional(string, "../.dist")
+    # collect: 1/6 vCPU, one hit per instance (Cloud Run's rule below 1 vCPU), scales to zero. Cloud Run
+    # bills instance time in 100 ms steps and an idle min instance all month: per hit this is the cheapest
+    # sizing that holds collect (~100 MiB) with ~25 ms per hit and a ~3-4 s cold start
+    # (docs/benchmarks.md section 5). Was 1 vCPU / 512Mi / 80 / min 1.
     collect = optional(object({
-      memory        = optional(string, "512Mi")
-      cpu           = optional(string, "1")
-      concurrency   = optional(number, 80)
-      min_instances = optional(number, 1)
+      memory        = optional(string, "256Mi")
+      cpu           = optional(string, "0.167")
+      concurrency   = optional(number, 1)
+      min_instances = optional(number, 0)
       max_instances = optional(number, 100)
       timeout       = optional(number, 30)
     }), {})

@@ -54,7 +54,9 @@ DEAD_LETTER_SOURCE = "CloudPubSubDeadLetterSourceSubscription"
 
 # Publisher batching, tuned for collect: each request publishes one hit and waits for the ack, so
 # a batch only ever holds the hits that arrive within the same couple of milliseconds on one
-# instance (concurrency > 1). A longer window would add its full length to every hit's latency.
+# instance (concurrency > 1). A longer window would add its full length to every hit's latency; with
+# one request per instance (concurrency 1) nothing can join a batch, so terraform sets
+# TAGPIPE_PUBSUB_BATCH_MS = 0 there.
 BATCH_MAX_MESSAGES = 100
 BATCH_MAX_BYTES = 1_000_000  # well under Pub/Sub's 10 MB request limit
 BATCH_MAX_LATENCY = 0.002  # seconds
@@ -82,6 +84,7 @@ class PubSubBus(Bus):
         topology: Mapping[str, Subscription] = TOPOLOGY,
         *,
         publish_timeout: float = PUBLISH_TIMEOUT,
+        batch_max_latency: float = BATCH_MAX_LATENCY,
         publisher: pubsub_v1.PublisherClient | None = None,
         subscriber: pubsub_v1.SubscriberClient | None = None,
     ) -> None:
@@ -93,14 +96,23 @@ class PubSubBus(Bus):
         self.prefix = prefix
         self.topology = dict(topology)
         self.publish_timeout = publish_timeout
+        self.batch_max_latency = batch_max_latency
         self._publisher = publisher
         self._subscriber = subscriber
         self._lock = threading.Lock()
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] = os.environ, **kwargs: Any) -> PubSubBus:
-        """TAGPIPE_GCP_PROJECT (or GOOGLE_CLOUD_PROJECT) and TAGPIPE_TOPIC_PREFIX (default tagpipe)."""
+        """TAGPIPE_GCP_PROJECT (or GOOGLE_CLOUD_PROJECT), TAGPIPE_TOPIC_PREFIX (default tagpipe) and
+        TAGPIPE_PUBSUB_BATCH_MS (the publisher's batch window, default 2)."""
         project = environ.get("TAGPIPE_GCP_PROJECT") or environ.get("GOOGLE_CLOUD_PROJECT", "")
+        window = environ.get("TAGPIPE_PUBSUB_BATCH_MS", "").strip()
+        if window:
+            try:
+                kwargs.setdefault("batch_max_latency", _clamp(float(window), 0.0, 1000.0) / 1000)
+            except ValueError:
+                raise ConfigError("TAGPIPE_PUBSUB_BATCH_MS", f"not a number of milliseconds: {window[:20]!r}",
+                                  fix="set it to e.g. 0 or 2") from None
         return cls(project, environ.get("TAGPIPE_TOPIC_PREFIX") or "tagpipe", **kwargs)
 
     # -- names
@@ -121,7 +133,7 @@ class PubSubBus(Bus):
                         batch_settings=pubsub_v1.types.BatchSettings(
                             max_messages=BATCH_MAX_MESSAGES,
                             max_bytes=BATCH_MAX_BYTES,
-                            max_latency=BATCH_MAX_LATENCY,
+                            max_latency=self.batch_max_latency,
                         ),
                         publisher_options=pubsub_v1.types.PublisherOptions(
                             flow_control=pubsub_v1.types.PublishFlowControl(

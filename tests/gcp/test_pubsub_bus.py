@@ -27,6 +27,15 @@ def test_no_project_is_a_config_error():
     assert (bus.project, bus.prefix) == ("p1", "x")
 
 
+def test_publish_batch_window_comes_from_the_environment(pubsub_emulator):
+    assert PubSubBus.from_env({"TAGPIPE_GCP_PROJECT": "p1"}).batch_max_latency == 0.002
+    bus = PubSubBus.from_env({"TAGPIPE_GCP_PROJECT": "batch-proj", "TAGPIPE_PUBSUB_BATCH_MS": "0"})
+    assert bus.publisher().batch_settings.max_latency == 0  # collect at concurrency 1: no window
+    bus.close()
+    with pytest.raises(ConfigError, match="TAGPIPE_PUBSUB_BATCH_MS"):
+        PubSubBus.from_env({"TAGPIPE_GCP_PROJECT": "p1", "TAGPIPE_PUBSUB_BATCH_MS": "2ms"})
+
+
 def test_clients_are_built_lazily_and_once(pubsub_emulator):
     bus = PubSubBus("lazy-proj")
     assert bus._publisher is None and bus._subscriber is None  # nothing built at construction

@@ -233,7 +233,12 @@ def test_one_service_account_per_function_with_scoped_roles():
 def test_sizing_defaults():
     functions_type = modules()["root"].variables["functions"]["type"]
     collect = re.search(r"collect = optional\(object\(\{(.*?)\}\)", functions_type).group(1)
-    assert "min_instances = optional(number, 1)" in collect
+    # collect: 1/6 vCPU / 256Mi, one hit per instance, scales to zero: the cheapest sizing that holds it
+    # (benchmarks/cost.py COLLECT_SIZINGS, docs/benchmarks.md section 5). Below 1 vCPU Cloud Run
+    # requires concurrency 1, which the functions module's validation enforces.
+    for setting in ('memory = optional(string, "256Mi")', 'cpu = optional(string, "0.167")',
+                    "concurrency = optional(number, 1)", "min_instances = optional(number, 0)"):
+        assert setting in collect, setting
     for name in ("transform", "deliver"):
         part = re.search(name + r" = optional\(object\(\{(.*?)\}\)", functions_type).group(1)
         assert "min_instances = optional(number, 0)" in part, name

@@ -209,6 +209,8 @@ def test_the_drain_budget_stays_under_the_function_timeout():
     env = fns.locals["function_env"]
     for name in ("transform", "deliver"):
         assert env[name] == {"TAGPIPE_DRAIN_SECONDS": f'${{tostring(floor(var.sizing["{name}"].timeout / 2))}}'}
+    # collect: no publish batch window when one request runs per instance
+    assert env["collect"] == {"TAGPIPE_PUBSUB_BATCH_MS": '${var.sizing["collect"].concurrency == 1 ? "0" : "2"}'}
     service = block(fns.resource("google_cloudfunctions2_function", "fn"), "service_config")
     assert service["environment_variables"] == "${merge(local.env, lookup(local.function_env, each.key, {}))}"
 

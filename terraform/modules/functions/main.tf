@@ -1,10 +1,10 @@
 # The three Cloud Functions (gen2, so Cloud Run services underneath), one service account each.
 #
 # Sizing (defaults in the root variables.tf, overridable per function):
-# - collect: public, min_instance_count = 1 so the first hit after a quiet spell does not pay a
-#   cold start (a tag's request has no retry budget to spare). concurrency 80 on 1 vCPU: the
-#   function is async (functions_framework.aio, FUNCTION_USE_ASGI) and spends its time waiting on
-#   Pub/Sub publishes, not on the CPU. 512Mi leaves room for the Pub/Sub client's buffers.
+# - collect: public; 0.167 vCPU / 256Mi, concurrency 1 (Cloud Run's rule below 1 vCPU), scales to
+#   zero: Cloud Run bills instance time in 100 ms steps and an idle min instance all month, so per hit
+#   this is the cheapest sizing that holds collect (~100 MiB with the Pub/Sub client); ~25 ms per hit,
+#   a ~3-4 s cold start. Bursty traffic: 1 vCPU / 512Mi / concurrency 80 (docs/benchmarks.md §5).
 # - transform: private, scales to zero; concurrency 40 = the size of the thread pool the ASGI
 #   adapter hands each push request to (anyio's default), so a request never queues inside an
 #   instance; CPU-light parsing. Timeout 60 s = the subscription's ack deadline.
@@ -57,6 +57,8 @@ locals {
   }
   # Per function, over env.
   function_env = {
+    # one request per instance: no other hit can join a publish batch, so the window would only add latency
+    collect   = { TAGPIPE_PUBSUB_BATCH_MS = var.sizing["collect"].concurrency == 1 ? "0" : "2" }
     transform = { TAGPIPE_DRAIN_SECONDS = tostring(floor(var.sizing["transform"].timeout / 2)) }
     deliver   = { TAGPIPE_DRAIN_SECONDS = tostring(floor(var.sizing["deliver"].timeout / 2)) }
   }
