@@ -80,7 +80,8 @@ CHECKPOINT_IDLE_EXIT = 10.0  # the checkpointer thread ends after this long with
 # and syncs (a few ms), then the next write starts the log over and journal_size_limit truncates the
 # file back to this size. Past 4x it restarts whatever is left (a writer faster than the copying).
 WAL_RESTART_BYTES = 16 * 2**20
-RESTART_LEFTOVER_FRAMES = 256  # pages a PASSIVE round may leave uncopied for a RESTART to follow it
+RESTART_LEFTOVER_FRAMES = 256
+RESTART_RETRY = 0.001  # seconds between a waiting group commit's looks at a running WAL restart  # pages a PASSIVE round may leave uncopied for a RESTART to follow it
 MAX_VARIABLES = 500  # ids per `IN (...)` list
 # how often a waiting pull looks for messages another process published (a publish in this process
 # wakes it at once); an empty look is one indexed read, no write transaction
@@ -109,7 +110,7 @@ def _checkpointer(ref: weakref.ref, path: Path, closing: threading.Event) -> Non
                 size = wal.stat().st_size if wal.exists() else 0
                 if size > WAL_RESTART_BYTES and (frames - copied <= RESTART_LEFTOVER_FRAMES
                                                  or size > 4 * WAL_RESTART_BYTES):
-                    conn.execute("PRAGMA wal_checkpoint(RESTART)")
+                    _restart(ref, conn)
             except (sqlite3.Error, OSError):
                 pass  # the next round tries again; a write never depends on it
     finally:
@@ -119,6 +120,23 @@ def _checkpointer(ref: weakref.ref, path: Path, closing: threading.Event) -> Non
             with bus._checkpoint_lock:
                 if bus._checkpoint_thread is threading.current_thread():
                     bus._checkpoint_thread = None
+
+
+def _restart(ref: weakref.ref, conn: sqlite3.Connection) -> None:
+    """A RESTART checkpoint (the next write starts the WAL over). It holds writers back for its few ms.
+    The event loop's group commit must not wait for it in SQLite's busy handler, whose sleeps (1, 2,
+    5 ms ...) made an ~8 ms stall of every collect request in flight (the half-load p99 tail,
+    docs/benchmarks.md): LocalBus._flush sees `_restarting`, lets the loop go on serving and commits the
+    group (and what joined it) a moment later."""
+    bus = ref()
+    if bus is None:
+        return
+    with bus._restart_lock:  # once held, no group commit is inside a transaction
+        bus._restarting = True
+    try:
+        conn.execute("PRAGMA wal_checkpoint(RESTART)")
+    finally:
+        bus._restarting = False
 
 
 class LocalBus(Bus):
@@ -140,6 +158,8 @@ class LocalBus(Bus):
         self._closing = threading.Event()
         self._checkpoint_lock = threading.Lock()
         self._checkpoint_thread: threading.Thread | None = None
+        self._restart_lock = threading.Lock()  # a group commit's transaction vs. the start of a WAL restart
+        self._restarting = False  # a RESTART checkpoint is running: group commits wait for it (_restart)
         self._pending: dict[asyncio.AbstractEventLoop, list[tuple]] = {}  # publish_async, per loop
         with self._guard():
             self._conn().executescript(SCHEMA)
@@ -217,19 +237,26 @@ class LocalBus(Bus):
         return message_id
 
     def _flush(self, loop: asyncio.AbstractEventLoop) -> None:
-        batch = self._pending.pop(loop, [])
-        if not batch:
-            return
-        now = time.time()
-        rows: list[tuple] = []
-        for subscriptions, message_id, data, attrs, _ in batch:
-            self._rows(rows, subscriptions, message_id, data, attrs, now)
-        try:
-            self._transaction(lambda conn: conn.executemany(INSERT, rows))
-        except BaseException as exc:  # StoreUnavailable (or worse): every caller of this batch gets it
+        with self._restart_lock:
+            if self._restarting:  # the loop goes on serving; this group (and what joins it) commits after
+                loop.call_later(RESTART_RETRY, self._flush, loop)
+                return
+            batch = self._pending.pop(loop, [])
+            if not batch:
+                return
+            now = time.time()
+            rows: list[tuple] = []
+            for subscriptions, message_id, data, attrs, _ in batch:
+                self._rows(rows, subscriptions, message_id, data, attrs, now)
+            failure: BaseException | None = None
+            try:
+                self._transaction(lambda conn: conn.executemany(INSERT, rows))
+            except BaseException as exc:
+                failure = exc
+        if failure is not None:  # StoreUnavailable (or worse): every caller of this group gets it
             for *_, future in batch:
                 if not future.done():
-                    future.set_exception(exc)
+                    future.set_exception(failure)
             return
         for *_, future in batch:
             if not future.done():  # a caller cancelled meanwhile: its message is published anyway

@@ -83,3 +83,49 @@ def test_checkpointer_keeps_the_wal_bounded(tmp_path, monkeypatch):
     assert len(bus.pull("transform", 5000)) == 3000
     bus.close()
     assert sqlite3.connect(tmp_path / "queue.db").execute("SELECT COUNT(*) FROM messages").fetchone()[0] == 3000
+
+
+def test_group_commit_waits_for_a_wal_restart_without_blocking_the_loop(tmp_path):
+    """While the checkpointer restarts the WAL, the loop keeps running and the group commits after."""
+    bus = LocalBus(tmp_path, topology())
+    bus._restarting = True  # what local._restart sets while its RESTART checkpoint runs
+
+    async def main():
+        first = asyncio.ensure_future(bus.publish_async(RAW_HITS, b"a"))
+        turns = 0
+        while turns < 20:  # the loop is free: other work (here, these turns) goes on
+            await asyncio.sleep(0)
+            turns += 1
+        second = asyncio.ensure_future(bus.publish_async(RAW_HITS, b"b"))  # joins the waiting group
+        await asyncio.sleep(0)
+        assert not first.done() and not second.done()
+        assert bus.pull("transform", 10) == []  # nothing was written during the restart
+        bus._restarting = False
+        return await asyncio.wait_for(asyncio.gather(first, second), 10)
+
+    ids = asyncio.run(main())
+    assert [m.message_id for m in bus.pull("transform", 10)] == ids
+    bus.close()
+
+
+def test_restart_sets_the_flag_only_while_it_runs(tmp_path):
+    import weakref
+
+    bus = LocalBus(tmp_path, topology())
+    bus.publish(RAW_HITS, b"x")
+    seen = []
+
+    class Spy:
+        def __init__(self, conn):
+            self.conn = conn
+
+        def execute(self, sql):
+            seen.append((sql, bus._restarting, bus._restart_lock.locked()))
+            return self.conn.execute(sql)
+
+    conn = local.connect(bus.path, autocheckpoint=False)
+    local._restart(weakref.ref(bus), Spy(conn))
+    conn.close()
+    # the checkpoint runs flagged and without holding the lock (a group commit waits on the flag, not the lock)
+    assert seen == [("PRAGMA wal_checkpoint(RESTART)", True, False)] and bus._restarting is False
+    bus.close()
