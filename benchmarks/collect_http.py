@@ -156,6 +156,10 @@ def table(result: dict) -> list[str]:
                 f"{r.get('ratio', 1.0):.0%} | {r['p50_ms']:.1f} | {r['p99_ms']:.1f} | "
                 f"{_half(half)} | {r.get('server_cpu') or 0:.2f} | "
                 f"{r['errors'] + half.get('errors', 0)} |")
+    if "gthread_hello" in result:
+        r = result["gthread_hello"]
+        lines.append(f"| gcf-gthread (threads={CONCURRENCY}) | hello-world (sync) | {r['rps']:,.0f} | | | "
+                     f"{r['p50_ms']:.1f} | {r['p99_ms']:.1f} | | {r.get('server_cpu') or 0:.2f} | {r['errors']} |")
     for mode, b in (result.get("budget") or {}).items():
         lines.append("")
         lines.append(
@@ -163,8 +167,4 @@ def table(result: dict) -> list[str]:
             f"(so collect can keep at most {b['ceiling_ratio']:.0%} of the hello-world), collect (gtag GET) "
             f"{b['collect_us']:.0f} µs: collect's own work is {b['own_work_us']:.0f} µs a request; "
             f"{TARGET_RATIO:.0%} of the hello-world leaves it {b['budget_us']:.0f} µs.")
-    if "gthread_hello" in result:
-        r = result["gthread_hello"]
-        lines.append(f"| gcf-gthread (threads={CONCURRENCY}) | hello-world (sync) | {r['rps']:,.0f} | | | "
-                     f"{r['p50_ms']:.1f} | {r['p99_ms']:.1f} | | {r.get('server_cpu') or 0:.2f} | {r['errors']} |")
     return lines

@@ -60,6 +60,11 @@ def connect(path: Path, autocheckpoint: bool = True) -> sqlite3.Connection:
     return conn
 
 
+def _busy(exc: sqlite3.OperationalError) -> bool:
+    """SQLITE_BUSY / SQLITE_LOCKED: another connection holds the lock."""
+    return getattr(exc, "sqlite_errorcode", None) in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED) or "locked" in str(exc)
+
+
 def write_transaction(conn: sqlite3.Connection, fn):
     """fn(conn) in one write transaction (taken at once: BEGIN IMMEDIATE), rolled back if it raises."""
     conn.execute("BEGIN IMMEDIATE")
@@ -80,8 +85,12 @@ CHECKPOINT_IDLE_EXIT = 10.0  # the checkpointer thread ends after this long with
 # and syncs (a few ms), then the next write starts the log over and journal_size_limit truncates the
 # file back to this size. Past 4x it restarts whatever is left (a writer faster than the copying).
 WAL_RESTART_BYTES = 16 * 2**20
-RESTART_LEFTOVER_FRAMES = 256
-RESTART_RETRY = 0.001  # seconds between a waiting group commit's looks at a running WAL restart  # pages a PASSIVE round may leave uncopied for a RESTART to follow it
+RESTART_LEFTOVER_FRAMES = 256  # pages a PASSIVE round may leave uncopied for a RESTART to follow it
+# The event loop's group commit never waits for the write lock: it tries, and while another writer (a
+# worker thread, the worker process, a WAL restart) holds it, tries again this much later, for at most
+# GROUP_COMMIT_GIVE_UP seconds (then StoreUnavailable, as publish()'s busy timeout).
+GROUP_COMMIT_RETRY = 0.0005
+GROUP_COMMIT_GIVE_UP = 30.0
 MAX_VARIABLES = 500  # ids per `IN (...)` list
 # how often a waiting pull looks for messages another process published (a publish in this process
 # wakes it at once); an empty look is one indexed read, no write transaction
@@ -110,7 +119,7 @@ def _checkpointer(ref: weakref.ref, path: Path, closing: threading.Event) -> Non
                 size = wal.stat().st_size if wal.exists() else 0
                 if size > WAL_RESTART_BYTES and (frames - copied <= RESTART_LEFTOVER_FRAMES
                                                  or size > 4 * WAL_RESTART_BYTES):
-                    _restart(ref, conn)
+                    conn.execute("PRAGMA wal_checkpoint(RESTART)")
             except (sqlite3.Error, OSError):
                 pass  # the next round tries again; a write never depends on it
     finally:
@@ -120,23 +129,6 @@ def _checkpointer(ref: weakref.ref, path: Path, closing: threading.Event) -> Non
             with bus._checkpoint_lock:
                 if bus._checkpoint_thread is threading.current_thread():
                     bus._checkpoint_thread = None
-
-
-def _restart(ref: weakref.ref, conn: sqlite3.Connection) -> None:
-    """A RESTART checkpoint (the next write starts the WAL over). It holds writers back for its few ms.
-    The event loop's group commit must not wait for it in SQLite's busy handler, whose sleeps (1, 2,
-    5 ms ...) made an ~8 ms stall of every collect request in flight (the half-load p99 tail,
-    docs/benchmarks.md): LocalBus._flush sees `_restarting`, lets the loop go on serving and commits the
-    group (and what joined it) a moment later."""
-    bus = ref()
-    if bus is None:
-        return
-    with bus._restart_lock:  # once held, no group commit is inside a transaction
-        bus._restarting = True
-    try:
-        conn.execute("PRAGMA wal_checkpoint(RESTART)")
-    finally:
-        bus._restarting = False
 
 
 class LocalBus(Bus):
@@ -158,8 +150,8 @@ class LocalBus(Bus):
         self._closing = threading.Event()
         self._checkpoint_lock = threading.Lock()
         self._checkpoint_thread: threading.Thread | None = None
-        self._restart_lock = threading.Lock()  # a group commit's transaction vs. the start of a WAL restart
-        self._restarting = False  # a RESTART checkpoint is running: group commits wait for it (_restart)
+        self._busy_since: dict[asyncio.AbstractEventLoop, float] = {}  # a group waiting for the write lock
+        self._group_conns: dict[int, sqlite3.Connection] = {}  # per event-loop thread (_group_conn)
         self._pending: dict[asyncio.AbstractEventLoop, list[tuple]] = {}  # publish_async, per loop
         with self._guard():
             self._conn().executescript(SCHEMA)
@@ -237,31 +229,70 @@ class LocalBus(Bus):
         return message_id
 
     def _flush(self, loop: asyncio.AbstractEventLoop) -> None:
-        with self._restart_lock:
-            if self._restarting:  # the loop goes on serving; this group (and what joins it) commits after
-                loop.call_later(RESTART_RETRY, self._flush, loop)
-                return
-            batch = self._pending.pop(loop, [])
-            if not batch:
-                return
-            now = time.time()
-            rows: list[tuple] = []
-            for subscriptions, message_id, data, attrs, _ in batch:
-                self._rows(rows, subscriptions, message_id, data, attrs, now)
-            failure: BaseException | None = None
-            try:
-                self._transaction(lambda conn: conn.executemany(INSERT, rows))
-            except BaseException as exc:
-                failure = exc
-        if failure is not None:  # StoreUnavailable (or worse): every caller of this group gets it
-            for *_, future in batch:
-                if not future.done():
-                    future.set_exception(failure)
+        """Commit the loop's pending group. It runs on the loop, so it must never sleep in SQLite's busy
+        handler (1, 2, 5, 10 ms ... steps) while another writer holds the lock: every request in flight
+        would stall with it (at 500 hits/s beside the local stack's worker threads, collect fell to ~150
+        answers a second; a WAL restart made the half-load p99 tail). It takes the lock only if free, on a
+        connection with no busy timeout; else the loop goes on serving and the group, with what joins it
+        meanwhile, tries again GROUP_COMMIT_RETRY later."""
+        batch = self._pending.get(loop)
+        if not batch:
+            self._pending.pop(loop, None)
             return
+        conn = self._group_conn()
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as exc:
+            since = self._busy_since.setdefault(loop, time.monotonic())
+            if _busy(exc) and time.monotonic() - since < GROUP_COMMIT_GIVE_UP:
+                loop.call_later(GROUP_COMMIT_RETRY, self._flush, loop)
+                return
+            self._end_group(loop, StoreUnavailable(f"local queue: {exc}"))
+            return
+        except sqlite3.Error as exc:
+            self._end_group(loop, StoreUnavailable(f"local queue: {exc}"))
+            return
+        del self._pending[loop]  # publishes from here on form the next group
+        self._busy_since.pop(loop, None)
+        now = time.time()
+        rows: list[tuple] = []
+        for subscriptions, message_id, data, attrs, _ in batch:
+            self._rows(rows, subscriptions, message_id, data, attrs, now)
+        try:
+            conn.executemany(INSERT, rows)
+            conn.execute("COMMIT")
+        except BaseException as exc:  # StoreUnavailable (or worse): every caller of this group gets it
+            try:
+                conn.execute("ROLLBACK")
+            except sqlite3.Error:
+                pass  # the failed statement may have ended the transaction already
+            failure = StoreUnavailable(f"local queue: {exc}") if isinstance(exc, sqlite3.Error) else exc
+            self._fail(batch, failure)
+            return
+        self._wrote()
         for *_, future in batch:
             if not future.done():  # a caller cancelled meanwhile: its message is published anyway
                 future.set_result(None)
         self._notify()
+
+    def _end_group(self, loop: asyncio.AbstractEventLoop, failure: BaseException) -> None:
+        self._busy_since.pop(loop, None)
+        self._fail(self._pending.pop(loop, []), failure)
+
+    @staticmethod
+    def _fail(batch: list[tuple], failure: BaseException) -> None:
+        for *_, future in batch:
+            if not future.done():
+                future.set_exception(failure)
+
+    def _group_conn(self) -> sqlite3.Connection:
+        """The group commit's own connection, one per event-loop thread: no busy timeout."""
+        conn = self._group_conns.get(threading.get_ident())
+        if conn is None:
+            conn = connect(self.path, autocheckpoint=False)
+            conn.execute("PRAGMA busy_timeout=0")
+            self._group_conns[threading.get_ident()] = conn
+        return conn
 
     def _subscriptions(self, topic: str) -> list[str]:
         subscriptions = self._by_topic.get(topic)
@@ -403,3 +434,6 @@ class LocalBus(Bus):
         if conn is not None:
             conn.close()
             self._local.conn = None
+        for conn in self._group_conns.values():
+            conn.close()
+        self._group_conns.clear()

@@ -17,17 +17,47 @@ def topology():
     return {"transform": Subscription("transform", RAW_HITS, 3, 0.0, 0.0, 60.0)}
 
 
+class SpyConn:
+    """The group commit's connection, with its statements noted (and optionally one failing)."""
+
+    def __init__(self, conn, fail_on: str | None = None):
+        self.conn, self.fail_on, self.statements = conn, fail_on, []
+
+    def execute(self, sql, *args):
+        self.statements.append(sql)
+        return self.conn.execute(sql, *args)
+
+    def executemany(self, sql, rows):
+        self.statements.append("executemany")
+        if self.fail_on == "executemany":
+            raise sqlite3.OperationalError("disk I/O error")
+        return self.conn.executemany(sql, rows)
+
+    def close(self):
+        self.conn.close()
+
+
+def spy_on_group_commits(bus, monkeypatch, fail_on=None) -> SpyConn:
+    real = bus._group_conn
+    spy = SpyConn(None, fail_on)
+
+    def group_conn():
+        spy.conn = real()
+        return spy
+
+    monkeypatch.setattr(bus, "_group_conn", group_conn)
+    return spy
+
+
 def test_publish_async_commits_one_loop_iteration_in_one_transaction(tmp_path, monkeypatch):
     bus = LocalBus(tmp_path, topology())
-    transactions = []
-    real = bus._transaction
-    monkeypatch.setattr(bus, "_transaction", lambda fn: transactions.append(1) or real(fn))
+    spy = spy_on_group_commits(bus, monkeypatch)
 
     async def main():
         return await asyncio.gather(*(bus.publish_async(RAW_HITS, f"m{i}".encode(), {"i": str(i)}) for i in range(50)))
 
     ids = asyncio.run(main())
-    assert len(transactions) == 1 and len(set(ids)) == 50
+    assert spy.statements == ["BEGIN IMMEDIATE", "executemany", "COMMIT"] and len(set(ids)) == 50
     got = bus.pull("transform", 100)
     assert [m.data for m in got] == [f"m{i}".encode() for i in range(50)]
     assert [m.message_id for m in got] == ids and got[7].attributes == {"i": "7"}
@@ -49,17 +79,14 @@ def test_publish_async_is_durable_before_it_returns(tmp_path):
 
 def test_publish_async_failure_reaches_every_caller_of_the_batch(tmp_path, monkeypatch):
     bus = LocalBus(tmp_path, topology())
-
-    def broken(fn):
-        raise StoreUnavailable("local queue: disk I/O error")
-
-    monkeypatch.setattr(bus, "_transaction", broken)
+    spy = spy_on_group_commits(bus, monkeypatch, fail_on="executemany")
 
     async def main():
         return await asyncio.gather(*(bus.publish_async(RAW_HITS, b"x") for _ in range(3)), return_exceptions=True)
 
     results = asyncio.run(main())
-    assert all(isinstance(r, StoreUnavailable) for r in results)
+    assert all(isinstance(r, StoreUnavailable) and "disk I/O error" in str(r) for r in results)
+    assert spy.statements[-1] == "ROLLBACK" and bus.pull("transform", 10) == []
     with pytest.raises(ValueError):
         asyncio.run(bus.publish_async("no-such-topic", b"x"))
     bus.close()
@@ -85,10 +112,12 @@ def test_checkpointer_keeps_the_wal_bounded(tmp_path, monkeypatch):
     assert sqlite3.connect(tmp_path / "queue.db").execute("SELECT COUNT(*) FROM messages").fetchone()[0] == 3000
 
 
-def test_group_commit_waits_for_a_wal_restart_without_blocking_the_loop(tmp_path):
-    """While the checkpointer restarts the WAL, the loop keeps running and the group commits after."""
+def test_group_commit_never_blocks_the_loop_while_another_writer_holds_the_lock(tmp_path):
+    """Another connection (a worker thread, the worker process, a WAL restart) in a write transaction:
+    the loop keeps running, and the group commits as soon as the lock is free."""
     bus = LocalBus(tmp_path, topology())
-    bus._restarting = True  # what local._restart sets while its RESTART checkpoint runs
+    other = local.connect(bus.path)
+    other.execute("BEGIN IMMEDIATE")  # holds the write lock
 
     async def main():
         first = asyncio.ensure_future(bus.publish_async(RAW_HITS, b"a"))
@@ -99,33 +128,23 @@ def test_group_commit_waits_for_a_wal_restart_without_blocking_the_loop(tmp_path
         second = asyncio.ensure_future(bus.publish_async(RAW_HITS, b"b"))  # joins the waiting group
         await asyncio.sleep(0)
         assert not first.done() and not second.done()
-        assert bus.pull("transform", 10) == []  # nothing was written during the restart
-        bus._restarting = False
+        other.execute("COMMIT")  # the lock is free
         return await asyncio.wait_for(asyncio.gather(first, second), 10)
 
     ids = asyncio.run(main())
     assert [m.message_id for m in bus.pull("transform", 10)] == ids
+    other.close()
     bus.close()
 
 
-def test_restart_sets_the_flag_only_while_it_runs(tmp_path):
-    import weakref
-
+def test_group_commit_gives_up_after_the_busy_limit(tmp_path, monkeypatch):
+    monkeypatch.setattr(local, "GROUP_COMMIT_GIVE_UP", 0.0)  # the first busy answer is the last
     bus = LocalBus(tmp_path, topology())
-    bus.publish(RAW_HITS, b"x")
-    seen = []
-
-    class Spy:
-        def __init__(self, conn):
-            self.conn = conn
-
-        def execute(self, sql):
-            seen.append((sql, bus._restarting, bus._restart_lock.locked()))
-            return self.conn.execute(sql)
-
-    conn = local.connect(bus.path, autocheckpoint=False)
-    local._restart(weakref.ref(bus), Spy(conn))
-    conn.close()
-    # the checkpoint runs flagged and without holding the lock (a group commit waits on the flag, not the lock)
-    assert seen == [("PRAGMA wal_checkpoint(RESTART)", True, False)] and bus._restarting is False
+    other = local.connect(bus.path)
+    other.execute("BEGIN IMMEDIATE")
+    with pytest.raises(StoreUnavailable, match="locked"):
+        asyncio.run(bus.publish_async(RAW_HITS, b"x"))
+    other.execute("ROLLBACK")
+    other.close()
+    assert asyncio.run(bus.publish_async(RAW_HITS, b"y"))  # the next group goes through
     bus.close()
