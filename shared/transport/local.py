@@ -89,7 +89,8 @@ RESTART_LEFTOVER_FRAMES = 256  # pages a PASSIVE round may leave uncopied for a 
 # The event loop's group commit never waits for the write lock: it tries, and while another writer (a
 # worker thread, the worker process, a WAL restart) holds it, tries again this much later, for at most
 # GROUP_COMMIT_GIVE_UP seconds (then StoreUnavailable, as publish()'s busy timeout).
-GROUP_COMMIT_RETRY = 0.0005
+GROUP_COMMIT_RETRY = 0.0005  # the first retry; each next one waits twice as long, up to GROUP_COMMIT_RETRY_MAX
+GROUP_COMMIT_RETRY_MAX = 0.004  # (a loop retrying every 0.5 ms took the GIL from the worker threads holding the lock)
 GROUP_COMMIT_GIVE_UP = 30.0
 MAX_VARIABLES = 500  # ids per `IN (...)` list
 # how often a waiting pull looks for messages another process published (a publish in this process
@@ -150,7 +151,7 @@ class LocalBus(Bus):
         self._closing = threading.Event()
         self._checkpoint_lock = threading.Lock()
         self._checkpoint_thread: threading.Thread | None = None
-        self._busy_since: dict[asyncio.AbstractEventLoop, float] = {}  # a group waiting for the write lock
+        self._busy_since: dict[asyncio.AbstractEventLoop, tuple[float, int]] = {}  # a waiting group: since, retries
         self._group_conns: dict[int, sqlite3.Connection] = {}  # per event-loop thread (_group_conn)
         self._pending: dict[asyncio.AbstractEventLoop, list[tuple]] = {}  # publish_async, per loop
         with self._guard():
@@ -234,7 +235,7 @@ class LocalBus(Bus):
         would stall with it (at 500 hits/s beside the local stack's worker threads, collect fell to ~150
         answers a second; a WAL restart made the half-load p99 tail). It takes the lock only if free, on a
         connection with no busy timeout; else the loop goes on serving and the group, with what joins it
-        meanwhile, tries again GROUP_COMMIT_RETRY later."""
+        meanwhile, tries again GROUP_COMMIT_RETRY later (backing off to GROUP_COMMIT_RETRY_MAX)."""
         batch = self._pending.get(loop)
         if not batch:
             self._pending.pop(loop, None)
@@ -243,9 +244,10 @@ class LocalBus(Bus):
         try:
             conn.execute("BEGIN IMMEDIATE")
         except sqlite3.OperationalError as exc:
-            since = self._busy_since.setdefault(loop, time.monotonic())
+            since, retries = self._busy_since.setdefault(loop, (time.monotonic(), 0))
             if _busy(exc) and time.monotonic() - since < GROUP_COMMIT_GIVE_UP:
-                loop.call_later(GROUP_COMMIT_RETRY, self._flush, loop)
+                self._busy_since[loop] = (since, retries + 1)
+                loop.call_later(min(GROUP_COMMIT_RETRY * 2**retries, GROUP_COMMIT_RETRY_MAX), self._flush, loop)
                 return
             self._end_group(loop, StoreUnavailable(f"local queue: {exc}"))
             return
