@@ -40,14 +40,15 @@ variable "functions" {
     source_dir     = optional(string, "../.dist")
     # collect: 1/6 vCPU, one hit per instance (Cloud Run's rule below 1 vCPU), scales to zero. Cloud Run
     # bills instance time in 100 ms steps and an idle min instance all month: per hit this is the cheapest
-    # sizing that holds collect (~100 MiB) with ~25 ms per hit and a ~3-4 s cold start
-    # (docs/benchmarks.md section 5). Was 1 vCPU / 512Mi / 80 / min 1.
+    # sizing that holds collect (~100 MiB) with ~23 ms per hit and a ~3-4 s cold start
+    # (docs/benchmarks.md section 5). Was 1 vCPU / 512Mi / 80 / min 1. One hit per instance means ~40 hits/s
+    # per instance: up to 1,000 instances (~40k hits/s) so a traffic peak is never refused; unused ones cost nothing.
     collect = optional(object({
       memory        = optional(string, "256Mi")
       cpu           = optional(string, "0.167")
       concurrency   = optional(number, 1)
       min_instances = optional(number, 0)
-      max_instances = optional(number, 100)
+      max_instances = optional(number, 1000)
       timeout       = optional(number, 30)
     }), {})
     transform = optional(object({

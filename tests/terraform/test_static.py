@@ -237,7 +237,8 @@ def test_sizing_defaults():
     # (benchmarks/cost.py COLLECT_SIZINGS, docs/benchmarks.md section 5). Below 1 vCPU Cloud Run
     # requires concurrency 1, which the functions module's validation enforces.
     for setting in ('memory = optional(string, "256Mi")', 'cpu = optional(string, "0.167")',
-                    "concurrency = optional(number, 1)", "min_instances = optional(number, 0)"):
+                    "concurrency = optional(number, 1)", "min_instances = optional(number, 0)",
+                    "max_instances = optional(number, 1000)"):  # ~40 hits/s each: peaks are never refused
         assert setting in collect, setting
     for name in ("transform", "deliver"):
         part = re.search(name + r" = optional\(object\(\{(.*?)\}\)", functions_type).group(1)
