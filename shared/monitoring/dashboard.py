@@ -33,7 +33,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 
-from shared.models import HIT_LEVEL
+from shared.models import HIT_LEVEL, Event
 from shared.monitoring import language as lang
 from shared.monitoring.alerts import read_alert_state
 from shared.monitoring.config import MonitoringConfig, load_monitoring_config
@@ -197,7 +197,7 @@ class DashboardData:
             hits[hit_id]["raw"] = raw_hit_for_display(json.loads(doc))
         events: dict[str, dict[str, Any]] = {}
         for hit_id, event_uid, doc in data["events"]:
-            ev = json.loads(doc)
+            ev = Event.model_validate_json(doc).model_dump(mode="json")  # every field, None ones too
             events[event_uid] = {"event_uid": event_uid, "name": ev.get("name"), "event_id": ev.get("event_id"),
                                  "event": for_display(ev), "destinations": {}}
             hits[hit_id]["events"].append(events[event_uid])

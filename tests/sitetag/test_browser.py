@@ -9,6 +9,7 @@ import re
 
 import pytest
 
+from shared.models import Event
 from tests.e2e.stack import wait_until
 from tests.privacy.hooks import requires_transform_hooks
 from tests.sitetag.conftest import DESKTOP_UA
@@ -33,12 +34,14 @@ BLOCKLIST_WORDS = ("tagpipe", "collect", "track", "gtm", "sst")
 
 
 def events_named(stack, name: str) -> list[dict]:
-    return [json.loads(d) for (d,) in stack.store.query("SELECT doc FROM events WHERE name = ?", (name,))]
+    return [Event.model_validate_json(d).model_dump(mode="json")
+            for (d,) in stack.store.query("SELECT doc FROM events WHERE name = ?", (name,))]
 
 
 def event_with_id(stack, event_id: str) -> dict | None:
     rows = stack.store.query("SELECT doc FROM events WHERE event_id = ?", (event_id,))
-    return json.loads(rows[0][0]) if rows else None
+    # read through the model, as the store's readers do: the document leaves out None fields
+    return Event.model_validate_json(rows[0][0]).model_dump(mode="json") if rows else None
 
 
 @pytest.fixture
