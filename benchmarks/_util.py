@@ -187,6 +187,18 @@ def _wrk(port, shape, seconds, connections, target_rps) -> Load:
                 r["p99"] / 1000, r["errors"] + r["status"], connections, target_rps)
 
 
+async def read_response(reader: asyncio.StreamReader) -> bytes:
+    """Read one HTTP/1.1 response (status line, headers, a Content-Length body); its status code."""
+    status = (await reader.readline()).split(b" ")[1]
+    length = 0
+    while (line := await reader.readline()) not in (b"\r\n", b""):
+        if line.lower().startswith(b"content-length:"):
+            length = int(line.split(b":")[1])
+    if length:
+        await reader.readexactly(length)
+    return status
+
+
 async def _asyncio_load(port, shape, seconds, connections, target_rps) -> Load:
     """Fallback generator: keep-alive HTTP/1.1 over asyncio streams, one task per connection."""
     head = [f"{shape.method} {shape.path} HTTP/1.1", f"host: 127.0.0.1:{port}"]
@@ -207,15 +219,9 @@ async def _asyncio_load(port, shape, seconds, connections, target_rps) -> Load:
             while time.perf_counter() < deadline:
                 t = time.perf_counter()
                 writer.write(request)
-                status_line = await reader.readline()
-                length = 0
-                while (line := await reader.readline()) not in (b"\r\n", b""):
-                    if line.lower().startswith(b"content-length:"):
-                        length = int(line.split(b":")[1])
-                if length:
-                    await reader.readexactly(length)
+                status = await read_response(reader)
                 latencies.append(time.perf_counter() - t)
-                if not status_line.split(b" ")[1].startswith(b"2"):
+                if not status.startswith(b"2"):
                     errors += 1
                 if pause:
                     await asyncio.sleep(random.uniform(0, 2 * pause))  # jittered, as in the wrk script

@@ -30,7 +30,7 @@ from urllib.parse import quote
 import httpx
 
 from benchmarks import payloads
-from benchmarks._util import cpu_seconds
+from benchmarks._util import cpu_seconds, read_response
 from tests.e2e.stack import LocalStack, wait_until
 from tests.fakes.vendors import FakeVendors
 
@@ -156,14 +156,7 @@ async def _paced(url: str, rate: float, seconds: float, prefix: str) -> tuple[di
                 eid = f"{prefix}-{i}"
                 t = time.time()
                 writer.write(f"GET {_gtag_url(eid)} HTTP/1.1\r\n{head}".encode())
-                status = (await reader.readline()).split(b" ")[1]
-                length = 0
-                while (line := await reader.readline()) not in (b"\r\n", b""):
-                    if line.lower().startswith(b"content-length:"):
-                        length = int(line.split(b":")[1])
-                if length:
-                    await reader.readexactly(length)
-                if status == b"204":
+                if await read_response(reader) == b"204":
                     sent[eid] = t  # only accepted hits are waited for at the vendor
                 else:
                     bad += 1
