@@ -73,6 +73,7 @@ ASSUMPTIONS = {
     "collect_memory_mib": ({"one_process_peak_rss": 92, "server_rss_sum": 144, "server_pss_sum": 99},
                            "collect on the Pub/Sub client after 2,000+ hits: peak RSS of one interpreter (the ASGI app in-process: 92 MiB, 76 on the local queue); the gunicorn master + UvicornWorker as gen2 runs it: RSS summed over both processes 142-144 MiB and PSS summed 95-99 MiB (shared pages counted once: the closer figure to what the container's memory limit counts). `python -m benchmarks.cost --measure-gcp`, 2026-11-25. 256Mi holds it with > 100 MiB to spare; 128Mi (the gen2 pairing for 0.083 vCPU) would be ~77 % full by PSS and over by summed RSS: not viable"),
     "fractional_cpu": (True, "below 1 vCPU a hit's CPU time stretches by 1/vCPU (the instance gets that share of a core; a short burst may run faster when the quota allows, so this is the slow end); the Pub/Sub wait does not stretch"),
+    "autoscaler_concurrency_target": (0.6, "Cloud Run's autoscaler keeps each instance's request concurrency at about 60 % of its maximum over a one-minute window (cloud.google.com/run/docs/about-instance-autoscaling, read 2026-11-25). The 'autoscaled' estimate for concurrency 1 takes that many instances (mean requests in flight / 0.6, at least 1) and spreads the hits evenly over them, each billed as one instance with its share of the arrivals; how Cloud Run routes among them is not documented"),
     "concurrency1_routing": ("no shared slots", "with concurrency 1 each hit goes to an instance with no request in flight; which one is not documented, so the model assumes no two hits share a billed slot: each bills s + 0.1 s, as if alone on its instance (the upper bound). The lower bound, consecutive hits on the same warm instance sharing slots as on one instance with concurrency 80, is printed beside it (collect sizing table). Cold starts at scale-out are billed too but rare at steady traffic (idle instances are kept warm unbilled): not counted"),
     "min_instance_idle": ("idle rate when not serving", "a min instance is billed at the idle rate (PRICES run_idle_min_*) whenever it has no request in flight, at the active rate when it has: with concurrency 80 (one instance serves every hit) idle for the e^(-r(s + 0.1)) share of slots the model bills no request in; with concurrency 1 idle all month (the upper bound: which instance serves a hit is not known), i.e. its whole idle price"),
     "collect_sizing": ("0.167cpu_256mi_c1_min0", "the collect sizing of every variant not named after another one: the terraform default since this change (COLLECT_SIZINGS)"),
@@ -198,7 +199,8 @@ def collect_cost(cpu_s: float, monthly_events: float, sizing: str | None = None)
     - concurrency > 1: one instance takes every hit (4-40 hits/s use a few % of a vCPU), so hits share
       slots: _billable_s(rate, busy);
     - concurrency 1: no two hits share a slot (ASSUMPTIONS concurrency1_routing): busy + 0.1 s each; the
-      shared-slot figure is returned as `lower_bound`.
+      shared-slot figure is returned as `lower_bound`, and `autoscaled` spreads the hits over the
+      instances the autoscaler keeps at its concurrency target (ASSUMPTIONS autoscaler_concurrency_target).
     Min instances: billed at the idle rate whenever they serve nothing (ASSUMPTIONS min_instance_idle)."""
     sz = COLLECT_SIZINGS[sizing or _a("collect_sizing")]
     per_hit = _a("events_per_hit")
@@ -212,6 +214,8 @@ def collect_cost(cpu_s: float, monthly_events: float, sizing: str | None = None)
         billed, idle_share = shared, math.exp(-rate * (busy + g))
     else:
         billed, idle_share = busy + g, 1.0
+    instances = max(1, math.ceil(rate * busy / _a("autoscaler_concurrency_target")))
+    autoscaled = _billable_s(rate / instances, busy, cpu_s / sz["cpu"]) if sz["concurrency"] == 1 else billed
     hits = 1e6 / per_hit
 
     def per_million(billed_s: float) -> float:
@@ -223,6 +227,8 @@ def collect_cost(cpu_s: float, monthly_events: float, sizing: str | None = None)
             "idle": idle_monthly / (monthly_events / 1e6), "idle_monthly": idle_monthly,
             "idle_monthly_full": sz["min_instances"] * MONTH_S * idle_price_s,
             "lower_bound": per_million(shared) + idle_monthly / (monthly_events / 1e6),
+            "autoscaled": per_million(autoscaled) + idle_monthly / (monthly_events / 1e6),
+            "autoscaled_instances": instances,
             "billed_s_per_hit": billed, "service_s_per_hit": busy, "cpu_s_per_hit": cpu_s / sz["cpu"],
             "cold_start_s": _a("collect_cold_start_cpu_s") / sz["cpu"]}
 
@@ -460,7 +466,7 @@ def table(result: dict) -> list[str]:
         for k, vol in cols) + " |")
     # collect sizings side by side
     lines += ["", "| collect sizing | CPU per hit | time per hit (wait + CPU) | billed per hit, " + " / ".join(vols)
-              + " | collect per million, " + " / ".join(vols) + " (lower bound) | min instances idle all month, $/month | "
+              + " | collect per million, " + " / ".join(vols) + " (≈ autoscaled; ≥ lower bound) | min instances idle all month, $/month | "
               + " | ".join(f"(b) schedule total, {vol}" for vol in vols) + " | cold start (est.) |",
               "|---|---:|---:|---:|---:|---:|" + "---:|" * len(vols) + "---:|"]
     totals = {key: kw.get("collect", ASSUMPTIONS["collect_sizing"][0]) for key, (shape, kw) in _VARIANT_MODELS.items()
@@ -472,7 +478,8 @@ def table(result: dict) -> list[str]:
         lines.append(
             f"| {spec['label']} | {cs[0]['cpu_s_per_hit'] * 1000:.1f} ms | {cs[0]['service_s_per_hit'] * 1000:.0f} ms | "
             + " / ".join(f"{c['billed_s_per_hit'] * 1000:.0f} ms" for c in cs) + " | "
-            + " / ".join(_money(c["active"] + c["idle"]) + (f" (≥ {_money(c['lower_bound'])})" if shared else "") for c in cs)
+            + " / ".join(_money(c["active"] + c["idle"])
+                         + (f" (≈ {_money(c['autoscaled'])}; ≥ {_money(c['lower_bound'])})" if shared else "") for c in cs)
             + f" | {_money(cs[0]['idle_monthly_full']) if spec['min_instances'] else 'none'}" + " | "
             + " | ".join(_money(result["volumes"][vol][by_sizing[sz]]["total"]) if sz in by_sizing else "" for vol in vols)
             + f" | {cs[0]['cold_start_s']:.1f} s |")
