@@ -263,3 +263,18 @@ def peak_rss_mb(pid: int | None = None) -> float:
         if line.startswith("VmHWM:"):
             return int(line.split()[1]) / 1024
     return 0.0
+
+
+def start_pubsub_emulator(folder: Path):
+    """The Google Cloud CLI's Pub/Sub emulator on a free loopback port, as tests/gcp/conftest.py starts it
+    (a Server: .host, .stop()); RuntimeError when java or the emulator is missing."""
+    import glob
+
+    from tests.gcp.conftest import PUBSUB_JARS, Server, free_port
+
+    java, jars = shutil.which("java"), sorted(glob.glob(PUBSUB_JARS))
+    if not java or not jars:
+        raise RuntimeError(f"needs java and the Pub/Sub emulator ({PUBSUB_JARS})")
+    port = free_port()
+    return Server("pubsub emulator", [java, "-jar", jars[-1], "--host=127.0.0.1", f"--port={port}"], port,
+                  log=folder / "emulator.log")

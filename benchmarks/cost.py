@@ -29,11 +29,9 @@ collect's CPU per hit on GCP is measured with the Pub/Sub client it publishes wi
 from __future__ import annotations
 
 import argparse
-import glob
 import json
 import math
 import os
-import shutil
 import sys
 import tempfile
 import time
@@ -560,18 +558,12 @@ def measure_gcp(seconds: float = 5.0, rounds: int = 3, log=print) -> dict:
     import subprocess
 
     from benchmarks import payloads
-    from benchmarks._util import PY, ROOT, Proc, cpu_seconds, free_port, run_load
-    from tests.gcp.conftest import PUBSUB_JARS, Server
+    from benchmarks._util import PY, ROOT, Proc, cpu_seconds, free_port, run_load, start_pubsub_emulator
 
-    java, jars = shutil.which("java"), sorted(glob.glob(PUBSUB_JARS))
-    if not java or not jars:
-        raise RuntimeError(f"needs java and the Pub/Sub emulator ({PUBSUB_JARS})")
     out: dict = {"seconds": seconds, "rounds": rounds}
     with tempfile.TemporaryDirectory(prefix="tagpipe-bench-cost-gcp-") as tmp:
         tmp = Path(tmp)
-        port = free_port()
-        emulator = Server("pubsub emulator", [java, "-jar", jars[-1], "--host=127.0.0.1", f"--port={port}"], port,
-                          log=tmp / "emulator.log")
+        emulator = start_pubsub_emulator(tmp)
         try:
             project = f"bench-cost-{int(time.time())}"
             saved = os.environ.get("PUBSUB_EMULATOR_HOST")

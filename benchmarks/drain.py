@@ -22,10 +22,8 @@ pull sizes differ from production, so read the ratios, not the absolute rates.
 from __future__ import annotations
 
 import argparse
-import glob
 import json
 import os
-import shutil
 import statistics
 import sys
 import tempfile
@@ -174,21 +172,19 @@ def _vendor(state) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from tests.gcp.conftest import PUBSUB_JARS, Server, free_port
+    from benchmarks._util import start_pubsub_emulator
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=2000)
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--no-push", action="store_true", help="drains only (the push shape takes minutes)")
     args = parser.parse_args(argv)
-    java, jars = shutil.which("java"), sorted(glob.glob(PUBSUB_JARS))
-    if not java or not jars:
-        print(f"needs java and the Pub/Sub emulator ({PUBSUB_JARS})", file=sys.stderr)
-        return 2
-    port = free_port()
     with tempfile.TemporaryDirectory() as tmp:
-        emulator = Server("pubsub emulator", [java, "-jar", jars[-1], "--host=127.0.0.1", f"--port={port}"], port,
-                          log=Path(tmp) / "emulator.log")
+        try:
+            emulator = start_pubsub_emulator(Path(tmp))
+        except RuntimeError as exc:
+            print(exc, file=sys.stderr)
+            return 2
         try:
             results = [one_round(args.events, Path(tmp), emulator.host, i, push=not args.no_push) for i in range(args.rounds)]
         finally:

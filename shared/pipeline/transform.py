@@ -91,7 +91,7 @@ class Transformer:
             if tasks:
                 self.rt.bus.publish_many(
                     DELIVERIES,
-                    [(t.model_dump_json(exclude_none=True).encode(), {"destination": t.destination}) for t in tasks],
+                    [(t.compact_json().encode(), {"destination": t.destination}) for t in tasks],
                 )
             if failures:
                 store.record_failures(failures)

@@ -187,10 +187,7 @@ def row(table: str, obj: Any = None, **columns: Any) -> dict[str, Any]:
         name = field["name"]
         if obj is not None and mapping is not None:
             path = mapping[name]
-            # None fields left out: every model field that may be None defaults to None, so the document reads
-            # back the same (tests/unit/test_compact_documents.py), and an event's row is a third smaller
-            # (Pub/Sub and BigQuery subscriptions bill by the byte: docs/benchmarks.md §5)
-            value = obj.model_dump_json(by_alias=True, exclude_none=True) if path == "@json" else _attr(obj, path)
+            value = obj.compact_json(by_alias=True) if path == "@json" else _attr(obj, path)
         else:
             value = columns.get(name)
         value = _convert(value, field)

@@ -89,14 +89,14 @@ class SqliteStore(Store):
 
     # -- writes
     def record_hits(self, hits: Sequence[RawHit]) -> None:
-        rows = [(h.hit_id, h.received_at, h.source, h.model_dump_json(exclude_none=True)) for h in hits]
+        rows = [(h.hit_id, h.received_at, h.source, h.compact_json()) for h in hits]
         self._write(lambda c: c.executemany("INSERT OR IGNORE INTO raw_hits VALUES (?, ?, ?, ?)", rows))
 
     def record_events(self, events: Sequence[Event]) -> None:
         rows = [
             (
                 e.event_uid, e.hit_id, e.event_id, e.name, e.timestamp, e.source,
-                e.client.client_id, e.client.user_id, e.user_data.email, e.model_dump_json(exclude_none=True),
+                e.client.client_id, e.client.user_id, e.user_data.email, e.compact_json(),
             )
             for e in events
         ]

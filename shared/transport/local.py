@@ -240,37 +240,27 @@ class LocalBus(Bus):
         if not batch:
             self._pending.pop(loop, None)
             return
-        conn = self._group_conn()
-        try:
-            conn.execute("BEGIN IMMEDIATE")
-        except sqlite3.OperationalError as exc:
-            since, retries = self._busy_since.setdefault(loop, (time.monotonic(), 0))
-            if _busy(exc) and time.monotonic() - since < GROUP_COMMIT_GIVE_UP:
-                self._busy_since[loop] = (since, retries + 1)
-                loop.call_later(min(GROUP_COMMIT_RETRY * 2**retries, GROUP_COMMIT_RETRY_MAX), self._flush, loop)
-                return
-            self._end_group(loop, StoreUnavailable(f"local queue: {exc}"))
-            return
-        except sqlite3.Error as exc:
-            self._end_group(loop, StoreUnavailable(f"local queue: {exc}"))
-            return
-        del self._pending[loop]  # publishes from here on form the next group
-        self._busy_since.pop(loop, None)
         now = time.time()
         rows: list[tuple] = []
         for subscriptions, message_id, data, attrs, _ in batch:
             self._rows(rows, subscriptions, message_id, data, attrs, now)
         try:
-            conn.executemany(INSERT, rows)
-            conn.execute("COMMIT")
-        except BaseException as exc:  # StoreUnavailable (or worse): every caller of this group gets it
-            try:
-                conn.execute("ROLLBACK")
-            except sqlite3.Error:
-                pass  # the failed statement may have ended the transaction already
-            failure = StoreUnavailable(f"local queue: {exc}") if isinstance(exc, sqlite3.Error) else exc
-            self._fail(batch, failure)
+            with self._guard():
+                write_transaction(self._group_conn(), lambda conn: conn.executemany(INSERT, rows))
+        except StoreUnavailable as exc:
+            since, retries = self._busy_since.setdefault(loop, (time.monotonic(), 0))
+            cause = exc.__cause__
+            if isinstance(cause, sqlite3.OperationalError) and _busy(cause) and time.monotonic() - since < GROUP_COMMIT_GIVE_UP:
+                self._busy_since[loop] = (since, retries + 1)  # the group stays pending; what joins it meanwhile too
+                loop.call_later(min(GROUP_COMMIT_RETRY * 2**retries, GROUP_COMMIT_RETRY_MAX), self._flush, loop)
+                return
+            self._end_group(loop, exc)
             return
+        except BaseException as exc:  # every caller of this group gets it
+            self._end_group(loop, exc)
+            return
+        del self._pending[loop]  # publishes from here on form the next group
+        self._busy_since.pop(loop, None)
         self._wrote()
         for *_, future in batch:
             if not future.done():  # a caller cancelled meanwhile: its message is published anyway
@@ -279,11 +269,7 @@ class LocalBus(Bus):
 
     def _end_group(self, loop: asyncio.AbstractEventLoop, failure: BaseException) -> None:
         self._busy_since.pop(loop, None)
-        self._fail(self._pending.pop(loop, []), failure)
-
-    @staticmethod
-    def _fail(batch: list[tuple], failure: BaseException) -> None:
-        for *_, future in batch:
+        for *_, future in self._pending.pop(loop, []):
             if not future.done():
                 future.set_exception(failure)
 
