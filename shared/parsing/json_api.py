@@ -58,6 +58,9 @@ ACTION_SOURCES = (
     "other",
 )  # Meta's ActionSource values (VENDORS.md §1.2)
 
+# the oldest age_ms taken: Meta refuses events older than 7 days, GA4 MP 72 hours (VENDORS.md)
+MAX_AGE_MS = 7 * 24 * 3600 * 1000
+
 # params keys that have their own top-level field: refused in params so there is one way to say it
 RESERVED_PARAMS = frozenset(
     {
@@ -263,6 +266,9 @@ class JsonEvent(_In):
     event_name: Text
     event_id: Id | None = None
     timestamp: Annotated[Any, Field(description="unix s, unix ms or ISO 8601")] = None
+    # How long ago the event happened, on the sender's own clock: a tag that retries or resends from its
+    # outbox says when the event was, without trusting the device's wall clock (often wrong).
+    age_ms: Num | None = None
     action_source: Literal[ACTION_SOURCES] = "website"  # type: ignore[valid-type]
     client_id: Id | None = None
     user_id: Id | None = None
@@ -439,11 +445,14 @@ def _checked(raw: RawHit, ev: JsonEvent, where: str, now: float) -> _Checked:
     name = ev.event_name.strip()
     if not name:
         raise fail("missing_event_name", f"{path('event_name')} is empty")
-    ts = (
-        raw.received_at
-        if ev.timestamp is None
-        else parse_json_timestamp(path("timestamp"), ev.timestamp, now)
-    )
+    if ev.age_ms is None:
+        ts = raw.received_at if ev.timestamp is None else parse_json_timestamp(path("timestamp"), ev.timestamp, now)
+    elif ev.timestamp is not None:
+        raise fail("invalid_timestamp", f"{path('age_ms')}: give timestamp or age_ms, not both")
+    elif not 0 <= ev.age_ms <= MAX_AGE_MS:
+        raise fail("invalid_timestamp", f"{path('age_ms')} must be between 0 and {MAX_AGE_MS} (7 days in ms)")
+    else:
+        ts = raw.received_at - ev.age_ms / 1000.0
     params = dict(ev.params or {})
     for key in params:
         if key in RESERVED_PARAMS:

@@ -54,6 +54,23 @@ def _json(status: int, body: dict, headers: dict[str, str] | None = None) -> Res
     return JSONResponse(body, status_code=status, headers=headers)
 
 
+def _cors_for(origin: str) -> dict[str, str]:
+    return {"access-control-allow-origin": origin, "access-control-allow-credentials": "true", "vary": "Origin"}
+
+
+def _origin_refused(origin: str) -> Response:
+    # readable by the refused page: its tag sees a 403 and stops, instead of a network error it would
+    # retry; the hit itself is refused, which is what the allow-list is for
+    return _json(403, {"ok": False, "error": "origin_not_allowed", "reason": "origin is not in server.cors_origins"},
+                 _cors_for(origin))
+
+
+def _retry_after(cors: dict[str, str], seconds: int) -> dict[str, str]:
+    """Retry-After, readable by a cross-origin tag (CORS exposes it only when told to)."""
+    extra = {"access-control-expose-headers": "retry-after"} if cors else {}
+    return {**cors, **extra, "retry-after": str(seconds)}
+
+
 def request_headers(scope: dict) -> dict[str, str]:
     """The request headers in one pass over the ASGI scope (the first of repeated names wins, as
     starlette's Headers.get does); cheaper than one Headers lookup per header name."""
@@ -109,11 +126,7 @@ class Collector:
         origin = headers.get("origin")
         if not origin or (self.allowed_origins and origin not in self.allowed_origins):
             return {}
-        return {
-            "access-control-allow-origin": origin,
-            "access-control-allow-credentials": "true",
-            "vary": "Origin",
-        }
+        return _cors_for(origin)
 
     async def __call__(self, request: Request) -> Response:
         path, query = path_and_query(request)
@@ -141,7 +154,7 @@ class Collector:
             return _json(405, {"ok": False, "error": "method_not_allowed",
                                "reason": f"{path} accepts {', '.join(sorted(methods))}"}, cors)
         if headers.get("origin") and self.allowed_origins and not cors:
-            return _json(403, {"ok": False, "error": "origin_not_allowed", "reason": "origin is not in server.cors_origins"})
+            return _origin_refused(headers["origin"])
         browser = self._is_browser(headers, source)
         try:
             client_ip = self._client_ip(request, headers)
@@ -149,7 +162,7 @@ class Collector:
             if self.throttled.due():
                 self._record_throttled()
             if wait:
-                cors = {**cors, "retry-after": str(max(1, round(wait)))}
+                cors = _retry_after(cors, max(1, round(wait)))
                 exc = InvalidInput("rate_limited", "too many requests from this address; retry later", 429)
                 if not self.throttled.count(source, path):  # recorded one by one only at the start of a flood
                     return _json(exc.status, exc.as_json(), cors)
@@ -175,7 +188,7 @@ class Collector:
         except StoreUnavailable as exc:
             log.error("collect could not queue a hit: %s", exc)
             return _json(503, {"ok": False, "error": "unavailable", "reason": "the queue is not writable; retry later"},
-                         {**cors, "retry-after": "5"})
+                         _retry_after(cors, 5))
         if source == "json":
             response = _json(200, {"ok": True, "hit_id": raw.hit_id, "events": len(events),
                                    "event_ids": [e.event_id for e in events]}, cors)

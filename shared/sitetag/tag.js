@@ -19,7 +19,9 @@
   var USER = ['email', 'phone', 'first_name', 'last_name', 'street', 'city', 'region', 'postal_code', 'country',
     'gender', 'date_of_birth', 'external_id'];
   var consentDefault = {}, consentRegional = {}, consentUpdate = {};
-  var queue = [], first = null, timer = 0, listeners = [], userData = null;
+  var OUTBOX = opt('outbox', '1') !== '0' && NS + ':outbox', KEEP = 200, MAX_AGE = 6048e5 - 6e4;
+  var queue = [], inflight = [], kaBytes = 0, first = null, timer = 0, retryTimer = 0, failing = 0, parked = false, leaving = false;
+  var listeners = [], userData = null;
 
   function uuid() {
     var c = w.crypto;
@@ -102,29 +104,102 @@
     return ev;
   }
 
-  function post(events, beacon) {
-    var body = JSON.stringify(events.length === 1 ? events[0] : events);
-    if (beacon && navigator.sendBeacon) {
-      try { if (navigator.sendBeacon(EP, new Blob([body], { type: 'text/plain' }))) return null; } catch (x) { /* fall through */ }
+  // At least once, without resending what may have arrived: a batch leaves memory when collect answers
+  // it (2xx, or a 4xx refusal collect records as a failed event); 408, 429, 5xx and network errors keep
+  // it and retry with backoff, Retry-After honoured. At page exit a healthy endpoint gets the queue by
+  // sendBeacon (the browser's to deliver); a failing one gets nothing: the queue is parked in
+  // localStorage and the next page of the site claims and sends it, with age_ms so it keeps its time.
+  function load() { try { return JSON.parse(w.localStorage.getItem(OUTBOX)) || []; } catch (x) { return []; } }
+  function save(list) {
+    try {
+      if (list.length) w.localStorage.setItem(OUTBOX, JSON.stringify(list.slice(-KEEP)));
+      else w.localStorage.removeItem(OUTBOX);
+    } catch (x) { /* storage off or full: memory only */ }
+  }
+  function ids(list) { var o = {}; for (var i = 0; i < list.length; i++) o[list[i].e.event_id] = 1; return o; }
+  function fresh(list) {
+    var now = Date.now();
+    return list.filter(function (x) { return x && x.e && x.e.event_id && now - x.t < MAX_AGE; });
+  }
+  function body(batch) {
+    var now = Date.now();
+    for (var i = 0; i < batch.length; i++) batch[i].e.age_ms = Math.max(0, Math.min(now - batch[i].t, MAX_AGE));
+    return JSON.stringify(batch.length === 1 ? batch[0].e : batch.map(function (x) { return x.e; }));
+  }
+  function send(batch) {
+    // keepalive lets a request outlive the page; browsers allow 64 KB of such bodies in flight
+    var data = body(batch), ka = kaBytes + data.length < 6e4;
+    inflight = inflight.concat(batch);
+    if (ka) kaBytes += data.length;
+    function done(ok, after) {
+      if (ka) kaBytes -= data.length;
+      inflight = inflight.filter(function (x) { return batch.indexOf(x) < 0; });
+      if (ok) {
+        failing = 0;
+        if (parked) { var sent = ids(batch); save(load().filter(function (x) { return !sent[x.e.event_id]; })); }
+        return;
+      }
+      // the page is going: the browser cancels our view of a keepalive request, not the request
+      // (if collect was failing, park() already kept a copy for the next page)
+      if (leaving && after === undefined && ka) return;
+      failing++;
+      queue = batch.filter(function (x) { return !x.gone; }).concat(queue);
+      retry(after);
     }
     try {
-      return fetch(EP, { method: 'POST', body: body, credentials: 'include', keepalive: body.length < 60000,
-        headers: { 'content-type': 'text/plain' } }).catch(function () {});
-    } catch (x) { return null; }
+      return fetch(EP, { method: 'POST', body: data, credentials: 'include', keepalive: ka,
+        headers: { 'content-type': 'text/plain' } }).then(function (r) {
+        var st = r.status;
+        if (st === 408 || st === 429 || st >= 500) done(false, parseFloat(r.headers.get('retry-after')) || 0);
+        else done(true);
+      }, function () { done(false); });
+    } catch (x) { done(false); return null; }
+  }
+  function retry(after) {
+    if (retryTimer) return;
+    var wait = Math.min(6e4, 1e3 * Math.pow(2, Math.min(failing, 7) - 1)) * (0.8 + Math.random() * 0.4);
+    if (after > 0) wait = Math.max(wait, Math.min(after, 3600) * 1e3);
+    retryTimer = setTimeout(function () { retryTimer = 0; flush(); }, wait);
+  }
+  function beacon(batch) {
+    try { return !!(navigator.sendBeacon && navigator.sendBeacon(EP, new Blob([body(batch)], { type: 'text/plain' }))); } catch (x) { return false; }
+  }
+  function park() {
+    var have = load(), there = ids(have), mine = queue.concat(failing ? inflight : []);
+    for (var i = 0; i < mine.length; i++) mine[i].p = 1;
+    save(have.concat(mine.filter(function (x) { return !there[x.e.event_id]; })));
+    parked = mine.length > 0;
+  }
+  // back from hidden: take back what no other page claimed meanwhile; what one did is that page's to send
+  function unpark() {
+    if (!parked) return;
+    parked = false;
+    var have = load(), there = ids(have), kept = {};
+    function claim(x) { if (x.p && !there[x.e.event_id]) { x.gone = 1; return false; } x.p = 0; kept[x.e.event_id] = 1; return true; }
+    queue = queue.filter(claim);
+    inflight.forEach(claim);
+    save(have.filter(function (x) { return !kept[x.e.event_id]; }));
+    flush();
+  }
+  function leave() {
+    if (!failing && !parked) {
+      while (queue.length) {
+        var b = queue.splice(0, 20);
+        if (!beacon(b)) { queue = b.concat(queue); break; }
+      }
+    }
+    if (OUTBOX && (queue.length || (failing && inflight.length))) park();
   }
   // The first request goes alone and is awaited (at most 1.5 s): its response sets the first-party
   // cookies, so later hits carry the same ids instead of each minting new ones.
   function flush(unloading) {
     clearTimeout(timer); timer = 0;
-    if (!queue.length || (first && !unloading)) return;
-    var batch = queue.splice(0, 20);
+    if (unloading) return leave();
+    if (!queue.length || first || parked || retryTimer) return;
+    var p = send(queue.splice(0, 20));
     if (first === null) {
-      var p = post(batch, false) || Promise.resolve();
-      first = Promise.race([p, new Promise(function (r) { setTimeout(r, 1500); })]).then(function () { first = false; flush(); });
-    } else {
-      post(batch, true);
-    }
-    if (queue.length) flush(unloading);
+      first = Promise.race([p || Promise.resolve(), new Promise(function (r) { setTimeout(r, 1500); })]).then(function () { first = false; flush(); });
+    } else if (queue.length) flush();
   }
   function schedule() { if (!timer) timer = setTimeout(flush, 25); }
 
@@ -132,7 +207,7 @@
     var p = params && typeof params === 'object' ? params : {};
     var id = p.event_id != null && p.event_id !== '' ? String(p.event_id) : uuid();
     api.lastEventId = id;
-    queue.push(build(name, p, id));
+    queue.push({ e: build(name, p, id), t: Date.now() });
     schedule();
     for (var i = 0; i < listeners.length; i++) { try { listeners[i](name, id, p); } catch (x) { /* a listener's bug is its own */ } }
     return id;
@@ -169,6 +244,7 @@
     for (var i = 0; i < arguments.length; i++) { try { handle(arguments[i]); } catch (x) { /* never break the page */ } }
     return push.apply(dl, arguments);
   };
+  if (OUTBOX) { queue = fresh(load()); save([]); }  // what earlier pages parked: this page sends it
   for (var i = 0; i < earlier.length; i++) if (earlier[i] && earlier[i][0] === 'consent') handle(earlier[i]);
   if (opt('pageview', '1') !== '0') track('page_view');
   for (var j = 0; j < earlier.length; j++) if (!(earlier[j] && earlier[j][0] === 'consent')) handle(earlier[j]);
@@ -182,6 +258,8 @@
     w.addEventListener('popstate', spa);
   }
   var bye = function () { flush(true); };
-  w.addEventListener('pagehide', bye);
-  d.addEventListener('visibilitychange', function () { if (d.visibilityState === 'hidden') bye(); });
+  w.addEventListener('pagehide', function () { leaving = true; bye(); });
+  w.addEventListener('pageshow', function () { leaving = false; unpark(); });
+  w.addEventListener('online', function () { if (retryTimer) { clearTimeout(retryTimer); retryTimer = 0; flush(); } });
+  d.addEventListener('visibilitychange', function () { if (d.visibilityState === 'hidden') bye(); else unpark(); });
 })(window, document);

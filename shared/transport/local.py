@@ -72,7 +72,8 @@ def write_transaction(conn: sqlite3.Connection, fn):
         result = fn(conn)
         conn.execute("COMMIT")
     except BaseException:
-        conn.execute("ROLLBACK")
+        if conn.in_transaction:  # an I/O error may have rolled it back already; keep that error, not ours
+            conn.execute("ROLLBACK")
         raise
     return result
 

@@ -36,11 +36,12 @@ def wait_until(predicate, timeout: float = 30.0, interval: float = 0.05, what: s
 
 
 class LocalStack:
-    def __init__(self, workdir: Path, config_text: str, env: dict[str, str] | None = None) -> None:
+    def __init__(self, workdir: Path, config_text: str, env: dict[str, str] | None = None,
+                 data_dir: Path | None = None) -> None:
         self.workdir = workdir
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.config_path = workdir / "tagpipe.toml"
-        data_dir = workdir / "data"
+        data_dir = data_dir or workdir / "data"
         self.config_path.write_text(f'[storage]\ndir = "{data_dir}"\n\n{config_text}')
         self.data_dir = data_dir
         self.env = {**os.environ, **(env or {}), "TAGPIPE_CONFIG": str(self.config_path)}

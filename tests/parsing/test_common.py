@@ -224,6 +224,23 @@ def test_json_timestamp_missing_is_received_at() -> None:
     assert one(json_hit({"event_name": "x"})).timestamp == RECEIVED
 
 
+def test_json_age_ms_dates_the_event_back_from_receipt() -> None:
+    """A tag resending from its outbox says how old the event is; the device's clock never counts."""
+    assert one(json_hit({"event_name": "x", "age_ms": 90_000})).timestamp == RECEIVED - 90.0
+    assert one(json_hit({"event_name": "x", "age_ms": "25"})).timestamp == RECEIVED - 0.025
+    assert one(json_hit({"event_name": "x", "age_ms": 0})).timestamp == RECEIVED
+
+
+@pytest.mark.parametrize(("extra", "code"), [
+    ({"age_ms": -1}, "invalid_timestamp"),
+    ({"age_ms": 7 * 86_400_000 + 1}, "invalid_timestamp"),  # older than Meta's 7-day window
+    ({"age_ms": 5, "timestamp": RECEIVED}, "invalid_timestamp"),
+    ({"age_ms": "soon"}, "invalid_field"),
+])
+def test_json_bad_age_ms(extra: dict, code: str) -> None:
+    assert "age_ms" in refused(json_hit({"event_name": "x", **extra}), code).message
+
+
 def test_now_is_the_reference_for_future_timestamps() -> None:
     raw = json_hit({"event_name": "x", "timestamp": RECEIVED + 3 * 86400})
     refused(raw, "invalid_timestamp")

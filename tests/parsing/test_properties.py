@@ -196,6 +196,7 @@ def mostly(valid: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
 JSON_FIELDS: dict[str, st.SearchStrategy[Any]] = {
     "event_id": ids,
     "timestamp": times,
+    "age_ms": st.sampled_from([0, 25, 1.5, 86_400_000, 604_800_001, -1, "30", None]),
     "client_id": ids,
     "user_id": ids,
     "session_id": ids,

@@ -14,7 +14,8 @@ from shared import sitetag
 
 def test_size_budget():
     body = sitetag.render("/events").body
-    assert len(body) < 8_500 and len(gzip.compress(body)) < 3_500, (len(body), len(gzip.compress(body)))
+    # ~2.7 KB of it is the outbox (retries, parking across pages); gtag.js is ~100 KB for comparison
+    assert len(body) < 11_000 and len(gzip.compress(body)) < 4_000, (len(body), len(gzip.compress(body)))
 
 
 def test_source_has_no_comment_markers_inside_strings():

@@ -33,6 +33,10 @@ class SpyConn:
             raise sqlite3.OperationalError("disk I/O error")
         return self.conn.executemany(sql, rows)
 
+    @property
+    def in_transaction(self):
+        return self.conn.in_transaction
+
     def close(self):
         self.conn.close()
 
