@@ -58,13 +58,6 @@ def _cors_for(origin: str) -> dict[str, str]:
     return {"access-control-allow-origin": origin, "access-control-allow-credentials": "true", "vary": "Origin"}
 
 
-def _origin_refused(origin: str) -> Response:
-    # readable by the refused page: its tag sees a 403 and stops, instead of a network error it would
-    # retry; the hit itself is refused, which is what the allow-list is for
-    return _json(403, {"ok": False, "error": "origin_not_allowed", "reason": "origin is not in server.cors_origins"},
-                 _cors_for(origin))
-
-
 def _retry_after(cors: dict[str, str], seconds: int) -> dict[str, str]:
     """Retry-After, readable by a cross-origin tag (CORS exposes it only when told to)."""
     extra = {"access-control-expose-headers": "retry-after"} if cors else {}
@@ -153,8 +146,6 @@ class Collector:
         if method not in methods:
             return _json(405, {"ok": False, "error": "method_not_allowed",
                                "reason": f"{path} accepts {', '.join(sorted(methods))}"}, cors)
-        if headers.get("origin") and self.allowed_origins and not cors:
-            return _origin_refused(headers["origin"])
         browser = self._is_browser(headers, source)
         try:
             client_ip = self._client_ip(request, headers)
@@ -167,6 +158,11 @@ class Collector:
                 if not self.throttled.count(source, path):  # recorded one by one only at the start of a flood
                     return _json(exc.status, exc.as_json(), cors)
                 raise exc
+            if headers.get("origin") and self.allowed_origins and not cors:
+                # readable by the refused page, so its tag sees a 403 and stops instead of retrying what
+                # would look like a network error; the hit itself is refused, which is the allow-list's job
+                cors = _cors_for(headers["origin"])
+                raise InvalidInput("origin_not_allowed", "origin is not in server.cors_origins", 403)
             raw = await self._read(request, source, method, path, query, headers, client_ip)
             if not browser:
                 self.auth.check(headers, raw.query, raw.body.encode())

@@ -101,6 +101,7 @@ def test_browsers_are_held_to_the_origin_allow_list(client):
     assert bad.status_code == 403 and bad.json()["error"] == "origin_not_allowed"
     # the refusal is readable by that page, so a tag there stops instead of retrying a "network error"
     assert bad.headers["access-control-allow-origin"] == "https://evil.example"
+    assert "origin_not_allowed" in rejections(client)  # recorded, like every refused hit
     pre = client.options("/events", headers={"origin": "https://evil.example", "access-control-request-method": "POST"})
     assert pre.status_code == 403
 
