@@ -182,7 +182,7 @@
     flush();
   }
   function leave() {
-    if (!failing && !parked) {
+    if ((!failing && !parked) || !OUTBOX) {
       while (queue.length) {
         var b = queue.splice(0, 20);
         if (!beacon(b)) { queue = b.concat(queue); break; }
