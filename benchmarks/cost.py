@@ -8,7 +8,7 @@ raw-hits; a push subscription calls transform once per hit; transform publishes 
 once per task (functions/deliver/main.py batches the pushes one instance holds at once into one vendor
 request, but each push is still one invocation, billed as such); deliver publishes its outcome rows.
 (b) schedule: transform and deliver drain pull subscriptions in batches of up to 1,000, one invocation a
-minute per stage and per destination (per-destination filtered subscriptions), triggered by Cloud
+minute per stage and per destination (a topic and subscription per destination), triggered by Cloud
 Scheduler; collect unchanged.
 Rows reach BigQuery through BigQuery subscriptions; outcome and dedup markers live in Firestore
 (`firestore_ops`: per delivery an outcome marker, plus a read and a delivered marker for the events in
@@ -327,10 +327,11 @@ def model_schedule(sizes: dict[str, int], cpu: dict[str, float], events_per_cpu_
     tib = 2**40
     mb = _a("pubsub_min_bytes")
     # collect still publishes one hit per request (billed the minimum); transform publishes and both stages
-    # pull in batches (billed by bytes); each per-destination filtered subscription is billed for every
-    # message on the deliveries topic, the filtered-out ones included
+    # pull in batches (billed by bytes); each task goes to its destination's own topic, so it is billed
+    # once published and once delivered (a filtered subscription on one shared topic would also be
+    # billed for every task its filter drops: d + 1 times a task)
     pipeline_bytes = (hits * (max(sizes["raw_hit"], mb) + sizes["raw_hit"])
-                      + deliveries * sizes["delivery_task"] * (1 + d))
+                      + deliveries * sizes["delivery_task"] * 2)
     records = hits * sizes["raw_hit"] + m * sizes["event_row"] + deliveries * sizes["outcome_row"]
     lines["Pub/Sub: raw-hits + deliveries (publish + delivery)"] = pipeline_bytes / tib * _p("pubsub_tib")
     lines["Pub/Sub: records-* publish"] = records / tib * _p("pubsub_tib")

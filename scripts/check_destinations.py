@@ -1,11 +1,11 @@
 """Compare terraform.tfvars `destinations` with the config's [destinations.<id>] (scripts/deploy.sh runs it).
 
-Each id in `destinations` gets its own filtered subscription on the deliveries topic, and Pub/Sub drops a
-delivery task that no subscription takes: an enabled destination missing from tfvars would never be
-delivered, silently. Stdlib only (deploy runs before any virtualenv exists).
+Each id in `destinations` gets its own deliveries topic and subscription; an enabled destination missing
+from tfvars has no topic, so transform could not publish its tasks and every hit would retry and
+dead-letter. Stdlib only (deploy runs before any virtualenv exists).
 
     python3 scripts/check_destinations.py <tagpipe.toml> <terraform.tfvars>
-exit 0: in step; 1: a config destination has no subscription (printed with the fix).
+exit 0: in step; 1: a config destination has no topic (printed with the fix).
 """
 
 from __future__ import annotations
@@ -37,13 +37,13 @@ def main(config_path: str, tfvars_path: str) -> int:
     if missing:
         suggestion = ", ".join(f'"{d}"' for d in dict.fromkeys([*(listed or []), *wanted]))
         print(f"{tfvars_path}: destinations lacks {', '.join(missing)}, enabled in {config_path}: their delivery "
-              f"tasks would have no subscription and Pub/Sub would drop them. Set: destinations = [{suggestion}]",
+              f"tasks would have no topic to go to, and their hits would retry and dead-letter. Set: destinations = [{suggestion}]",
               file=sys.stderr)
         return 1
     extra = [d for d in listed or [] if d not in wanted]
     if extra:
         print(f"note: destinations in {tfvars_path} not enabled in {config_path}: {', '.join(extra)} "
-              "(their subscriptions stay idle)", file=sys.stderr)
+              "(their topics and subscriptions stay idle)", file=sys.stderr)
     return 0
 
 

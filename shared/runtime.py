@@ -18,7 +18,7 @@ from functools import cached_property
 
 from shared.config import Config, DestinationEntry, load_config
 from shared.storage.base import Store
-from shared.transport.base import TOPOLOGY, Bus, Subscription
+from shared.transport.base import TOPOLOGY, Bus, Subscription, per_destination
 
 
 @dataclass
@@ -89,7 +89,9 @@ def build_runtime(config: Config | None = None) -> Runtime:
     if transport == "pubsub":
         from shared.transport.pubsub import PubSubBus
 
-        bus: Bus = PubSubBus.from_env(topology=topology)
+        # one deliveries topic and subscription per destination, as Terraform creates them
+        enabled = [d for d, table in config.destinations.items() if isinstance(table, dict) and table.get("enabled", True)]
+        bus: Bus = PubSubBus.from_env(topology=per_destination(topology, enabled))
     else:
         from shared.transport.local import LocalBus
 

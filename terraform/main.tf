@@ -2,9 +2,9 @@
 #
 #   site --HTTPS--> [collect] --publish--> {prefix}-raw-hits --{prefix}-transform--> [transform]
 #                                                                                       |
-#            {prefix}-deliveries <------------------publish-------------------------------+
+#            {prefix}-deliveries-<id> <-------------publish, one topic per destination------+
 #                 |
-#                 +--{prefix}-deliver-<id>, one per destination--> [deliver] --HTTPS--> Meta CAPI, GA4 MP, ...
+#                 +--{prefix}-deliver-<id>--> [deliver] --HTTPS--> Meta CAPI, GA4 MP, ...
 #
 #   stage_trigger = "push": those subscriptions push each message to the function (OIDC);
 #   stage_trigger = "schedule": they are pull subscriptions, and Cloud Scheduler jobs (OIDC) call

@@ -99,7 +99,7 @@ variable "stage_trigger" {
 
 variable "destinations" {
   type        = list(string)
-  description = "The destination ids of your tagpipe.toml ([destinations.<id>], e.g. [\"meta\", \"ga4\"]), every one the config can route to. The deliveries topic gets one subscription per id, filtered on the destination attribute, with its own retry and dead-letter policy (and, with the schedule trigger, its own drain job). Pub/Sub drops a delivery task that no subscription takes: an id missing here is never delivered."
+  description = "The destination ids of your tagpipe.toml ([destinations.<id>], e.g. [\"meta\", \"ga4\"]), every one the config can route to. Each id gets a deliveries-<id> topic and a deliver-<id> subscription with its own retry and dead-letter policy (and, with the schedule trigger, its own drain job). An id missing here has no topic: transform cannot publish its tasks, and the hits retry and dead-letter (make deploy refuses to run then)."
 
   validation {
     condition     = length(var.destinations) > 0 && length(distinct(var.destinations)) == length(var.destinations)

@@ -4,10 +4,13 @@
                                                                    \\
                any subscription, after max_delivery_attempts --> dead-letter --[dead-letter-archive]
 
-On Google Cloud the deliveries topic has one subscription per destination instead of `deliver`:
-`deliver-<id>`, filtered on the `destination` attribute (`per_destination`), so one slow or failing
-vendor backs up, retries and dead-letters on its own. The local bus keeps the single `deliver`
-subscription (it does not evaluate filters).
+On Google Cloud each destination has a deliveries topic of its own, `deliveries-<id>`, with one
+subscription, `deliver-<id>` (`per_destination`), so one slow or failing vendor backs up, retries
+and dead-letters on its own. Topics, not filtered subscriptions on one topic: Pub/Sub bills every
+subscription for each message on its topic, the ones its filter drops included, so with d
+destinations a filtered topic bills each task d times over (d² per event). The Bus still publishes
+to `deliveries` with a `destination` attribute; the Pub/Sub bus routes each task to its topic. The
+local bus keeps the single `deliver` subscription.
 """
 
 from __future__ import annotations
@@ -30,7 +33,6 @@ class Subscription:
     max_backoff: float = 600.0
     ack_deadline: float = 60.0  # a pulled message not acked by then is redelivered
     dead_letter_topic: str | None = DEAD_LETTER
-    filter: str | None = None  # Pub/Sub filter expression; only messages matching it are delivered
 
 
 TOPOLOGY: dict[str, Subscription] = {
@@ -43,18 +45,18 @@ TOPOLOGY: dict[str, Subscription] = {
 }
 
 
-ROUTING_ATTRIBUTE = "destination"  # set on every message of the deliveries topic
+ROUTING_ATTRIBUTE = "destination"  # set on every delivery task
 DELIVER_PREFIX = "deliver-"
 
 
 def deliver_subscription(destination: str) -> str:
-    """The per-destination subscription of the deliveries topic (Terraform names it the same)."""
+    """The destination's deliver subscription on Google Cloud (Terraform names it the same)."""
     return DELIVER_PREFIX + destination
 
 
-def destination_filter(destination: str) -> str:
-    """The Pub/Sub subscription filter of `deliver_subscription(destination)`."""
-    return f'attributes.{ROUTING_ATTRIBUTE} = "{destination}"'
+def destination_topic(destination: str) -> str:
+    """The destination's deliveries topic on Google Cloud (Terraform names it the same)."""
+    return f"{DELIVERIES}-{destination}"
 
 
 def destination_of(subscription: str) -> str | None:
@@ -70,12 +72,13 @@ def stage_subscription(subscription: str) -> str:
 
 
 def per_destination(topology: Mapping[str, Subscription], destinations: Sequence[str]) -> dict[str, Subscription]:
-    """`topology` with `deliver` replaced by one filtered subscription per destination, same policies."""
+    """`topology` with `deliver` replaced by one subscription per destination, each on the destination's
+    own topic, same policies."""
     out = {k: v for k, v in topology.items() if k != "deliver"}
     base = topology["deliver"]
     for dest in destinations:
         name = deliver_subscription(dest)
-        out[name] = replace(base, name=name, filter=destination_filter(dest))
+        out[name] = replace(base, name=name, topic=destination_topic(dest))
     return out
 
 

@@ -17,8 +17,9 @@ Semantics kept from LocalBus:
   the destination so stage code sees what LocalBus gives it: `deliver`).
 - `nack(delay)` sets the ack deadline to `delay` (so Pub/Sub redelivers after it, then applies the
   retry policy's backoff); `nack()` with no delay hands the message straight to the retry policy.
-- Messages on the `deliveries` topic always carry a `destination` attribute: the per-destination
-  subscriptions (`deliver-<id>`, see `shared.transport.base.per_destination`) filter on it.
+- Delivery tasks always carry a `destination` attribute. With a per-destination topology (what
+  Terraform creates, `shared.transport.base.per_destination`) a task published to `deliveries` goes
+  to its destination's topic, `{prefix}-deliveries-<id>`, which only `deliver-<id>` reads.
 
 Clients are built lazily and once (cold starts: collect pays for the publisher only; the
 subscriber, used by the scheduled drains, pull-mode workers and tests, is never imported by a
@@ -43,6 +44,7 @@ from shared.transport.base import (
     Bus,
     Message,
     Subscription,
+    destination_topic,
     per_destination,
     stage_subscription,
 )
@@ -166,6 +168,7 @@ class PubSubBus(Bus):
 
         publisher = self.publisher()
         path = self.topic_path(topic)
+        routed = topic == DELIVERIES and "deliver" not in self.topology  # one topic per destination
         # the client's default retry gives up after 600 s; collect's caller cannot wait that long
         retry = Retry(
             predicate=if_exception_type(*_transient_errors()),
@@ -178,6 +181,8 @@ class PubSubBus(Bus):
         try:
             for data, attrs in items:
                 attrs = _routed(topic, data, attrs)
+                if routed:
+                    path = self.topic_path(destination_topic(attrs[ROUTING_ATTRIBUTE]))
                 futures.append(
                     publisher.publish(path, data, retry=retry, timeout=self.publish_timeout, **attrs)
                 )
@@ -261,16 +266,18 @@ class PubSubBus(Bus):
         """Create every topic and subscription of the topology if missing (idempotent).
 
         `push_endpoints` maps subscription name -> URL to make it a push subscription; the
-        `deliver` entry also serves the per-destination subscriptions. With `destinations`, the
-        deliveries topic gets one filtered `deliver-<id>` subscription each instead of `deliver`
-        (what Terraform creates).
+        `deliver` entry also serves the per-destination subscriptions. With `destinations`, each
+        gets a `deliveries-<id>` topic and a `deliver-<id>` subscription instead of `deliver` (what
+        Terraform creates), and this bus routes delivery tasks to them from then on.
         Values outside Pub/Sub's bounds are clamped to them (at least 5 delivery attempts, ack
         deadline 10..600 s, backoff up to 600 s).
         """
         from google.api_core import exceptions as gexc
 
         push_endpoints = dict(push_endpoints or {})
-        topology = per_destination(self.topology, destinations) if destinations else self.topology
+        if destinations and "deliver" in self.topology:
+            self.topology = per_destination(self.topology, destinations)
+        topology = self.topology
         topics: list[str] = []
         for sub in topology.values():
             for topic in (sub.topic, sub.dead_letter_topic):
@@ -317,8 +324,6 @@ def subscription_request(
             "maximum_backoff": {"seconds": int(_clamp(sub.max_backoff, 0, MAX_BACKOFF))},
         },
     }
-    if sub.filter:
-        request["filter"] = sub.filter
     if sub.dead_letter_topic:
         request["dead_letter_policy"] = {
             "dead_letter_topic": bus.topic_path(sub.dead_letter_topic),

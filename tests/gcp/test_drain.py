@@ -17,7 +17,7 @@ from shared.models import RawHit
 from shared.pipeline.drain import drain
 from shared.pipeline.transform import Transformer
 from shared.runtime import build_runtime, set_runtime
-from shared.transport.base import DELIVERIES, RAW_HITS, deliver_subscription
+from shared.transport.base import DELIVERIES, RAW_HITS, deliver_subscription, destination_topic
 from tests.fakes.vendors import FakeVendors
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -165,10 +165,23 @@ def test_the_time_budget_stops_a_drain_and_the_next_one_continues(stack):
     assert first.acked + sum(r.acked for r in rest) == 6
 
 
-def test_foreign_destination_copies_are_acked_unhandled(stack):
-    """The emulator ignores filters: deliver-ga4 also sees Meta's task, and must not send it to GA4."""
+def test_tasks_reach_only_their_destinations_drain(stack):
+    """Each destination's tasks go to its own topic: the GA4 drain never sees Meta's."""
     rt, fakes, apps = stack
     rt.bus.publish(DELIVERIES, b'{"destination": "meta"}')
+    pulled, deadline = 0, time.monotonic() + 20
+    while pulled == 0 and time.monotonic() < deadline:  # emulator delivery is asynchronous
+        pulled += post_drain(apps["deliver"], {"destination": "meta"})["pulled"]
+    assert pulled == 1
+    assert post_drain(apps["deliver"], {"destination": "ga4"})["pulled"] == 0  # a filtered shared topic gave GA4 a copy
+    assert fakes.ga4.count == 0
+
+
+def test_a_foreign_task_on_a_destination_topic_is_acked_unhandled(stack):
+    """Defence in depth: a task for Meta published straight onto GA4's topic is not sent to GA4."""
+    rt, fakes, apps = stack
+    rt.bus.publisher().publish(rt.bus.topic_path(destination_topic("ga4")), b'{"destination": "meta"}',
+                               destination="meta").result(timeout=10)
     runs = drain_until(apps["deliver"], {"destination": "ga4"}, lambda: True)
     got = runs[0]
     if got["pulled"] == 0:  # emulator delivery is asynchronous
@@ -208,19 +221,21 @@ def test_push_envelopes_still_work_on_the_same_entry_point(stack):
     assert apps["transform"].get("/drain").status_code == 405
 
 
-def test_per_destination_subscriptions_carry_their_filter(stack):
-    """The emulator stores filters (and ignores them): what ensure_topology asked for is what Terraform creates."""
+def test_each_destination_has_a_topic_and_subscription_of_its_own(stack):
+    """What ensure_topology made is what Terraform creates: deliveries-<id> -> deliver-<id>, no filter,
+    no shared deliveries topic (a filtered subscription is billed for the messages it drops)."""
+    from google.api_core import exceptions as gexc
+
     rt, _, _ = stack
     subscriber = rt.bus.subscriber()
     for dest in DESTINATIONS:
         sub = subscriber.get_subscription(request={"subscription": rt.bus.subscription_path(f"deliver-{dest}")})
-        assert sub.filter == f'attributes.destination = "{dest}"'
+        assert sub.topic == rt.bus.topic_path(destination_topic(dest)) and sub.filter == ""
         assert sub.dead_letter_policy.dead_letter_topic == rt.bus.topic_path("dead-letter")
-        assert sub.topic == rt.bus.topic_path(DELIVERIES)
-    from google.api_core import exceptions as gexc
-
-    with pytest.raises(gexc.NotFound):  # no unfiltered `deliver` next to them: it would get every task
+    with pytest.raises(gexc.NotFound):  # no `deliver` next to them
         subscriber.get_subscription(request={"subscription": rt.bus.subscription_path("deliver")})
+    with pytest.raises(gexc.NotFound):
+        rt.bus.publisher().get_topic(request={"topic": rt.bus.topic_path(DELIVERIES)})
 
 
 def test_dead_letter_source_of_a_destination_subscription_is_the_deliver_stage():

@@ -137,19 +137,19 @@ def test_deliveries_carry_the_destination_attribute(bus):
     bus.ack("deliver", [m.ack_id for m in got.values()])
 
 
-def test_emulator_stores_but_ignores_subscription_filters(bus, project):
-    """A documented emulator gap (docs/gcp.md): a per-destination filter is accepted and kept,
-    but the emulator delivers every message. Filtering is covered by the Terraform checks."""
-    sub = bus.subscriber()
-    name = f"projects/{project}/subscriptions/tagpipe-deliver-meta"
-    sub.create_subscription(request={"name": name, "topic": bus.topic_path(DELIVERIES),
-                                     "filter": 'attributes.destination = "meta"'})
-    assert sub.get_subscription(subscription=name).filter == 'attributes.destination = "meta"'
-    bus.publish(DELIVERIES, b"{}", {"destination": "ga4"})
-    response = sub.pull(request={"subscription": name, "max_messages": 10}, timeout=5)
-    delivered = [dict(r.message.attributes) for r in response.received_messages]
-    # if this starts failing, the emulator now honours filters: add a real routing test
-    assert delivered == [{"destination": "ga4"}]
+def test_per_destination_topology_routes_each_task_to_its_destinations_topic(bus):
+    bus.ensure_topology(destinations=["meta", "ga4"])
+    bus.publish_many(DELIVERIES, [(b"m1", {"destination": "meta"}), (b"g1", {"destination": "ga4"}),
+                                  (json.dumps({"destination": "meta"}).encode(), None)])
+    meta = pull_until(bus, "deliver-meta", 2)
+    ga4 = pull_until(bus, "deliver-ga4", 1)
+    assert sorted(m.attributes["destination"] for m in meta) == ["meta", "meta"]
+    assert [m.data for m in ga4] == [b"g1"]
+    assert bus.pull("deliver-ga4", 10, wait=0.5) == []  # nothing of Meta's reached GA4's subscription
+    bus.ack("deliver-meta", [m.ack_id for m in meta])
+    bus.ack("deliver-ga4", [m.ack_id for m in ga4])
+    with pytest.raises(StoreUnavailable, match="deliveries-tiktok"):  # not in the topology: no topic
+        bus.publish(DELIVERIES, b"t", {"destination": "tiktok"})
 
 
 def test_publish_to_a_missing_topic_is_store_unavailable(bus):

@@ -18,6 +18,7 @@ from shared.pipeline.deliver import Deliverer
 from shared.pipeline.stage import ACK
 from shared.runtime import Runtime
 from shared.storage.bigquery import BigQueryStore, FirestoreIndex, iso_timestamp
+from shared.transport.base import deliver_subscription
 from shared.transport.pubsub import PubSubBus
 from tests.gcp.conftest import FAST, pull_until
 from tests.gcp.test_bigquery_store import RELAYS, _bq_client, relay, sample_event
@@ -25,6 +26,7 @@ from tests.gcp.test_bigquery_store import RELAYS, _bq_client, relay, sample_even
 BQ_PROJECT = "tagpipe-test"  # the project bqemulator serves
 UA = "Mozilla/5.0 Chrome/131.0"  # an event without one is filtered as a bot
 CONFIG = '[destinations.dry_run]\ntype = "log"\n\n[destinations.other]\ntype = "log"\n'
+DESTINATIONS = ["dry_run", "other"]
 
 
 class Env:
@@ -42,7 +44,7 @@ class Env:
         }.items():
             monkeypatch.setenv(key, value)
         self.bus = PubSubBus(BQ_PROJECT, self.prefix, {**FAST, **RELAYS}, publish_timeout=5.0)
-        self.bus.ensure_topology()
+        self.bus.ensure_topology(destinations=DESTINATIONS)  # as Terraform: a topic per destination
         self.client = _bq_client(bqemulator)
         self.store = BigQueryStore(BQ_PROJECT, self.dataset, self.prefix, bus=self.bus, bigquery_client=self.client,
                                    index=FirestoreIndex(BQ_PROJECT, f"{self.prefix}-keys"))
@@ -78,18 +80,21 @@ class Env:
         captured = capsys.readouterr()
         return captured.out, captured.err
 
-    def deliver_all(self, expected: int) -> list[DeliveryTask]:
-        """The deliver stage on what the command published (pull mode; push runs the same handler)."""
-        messages = pull_until(self.bus, "deliver", expected)
+    def deliver_all(self, expected: int, destination: str = "dry_run") -> list[DeliveryTask]:
+        """The deliver stage on what the command published to one destination's topic (pull mode; push
+        runs the same handler)."""
+        subscription = deliver_subscription(destination)
+        messages = pull_until(self.bus, subscription, expected)
         assert len(messages) == expected
-        assert all(m.attributes["destination"] == json.loads(m.data)["destination"] for m in messages)
+        assert all(m.attributes["destination"] == json.loads(m.data)["destination"] == destination for m in messages)
         decisions = Deliverer(self.rt).handle(messages)
         assert set(decisions.values()) == {ACK}
-        self.bus.ack("deliver", [m.ack_id for m in messages])
+        self.bus.ack(subscription, [m.ack_id for m in messages])
         return [DeliveryTask.model_validate_json(m.data) for m in messages]
 
     def nothing_queued(self) -> None:
-        assert self.bus.pull("deliver", 100, wait=1.0) == []
+        for destination in DESTINATIONS:
+            assert self.bus.pull(deliver_subscription(destination), 100, wait=0.5) == []
 
 
 @pytest.fixture
@@ -118,7 +123,7 @@ def test_replay_republishes_dead_letters_once(env, capsys):
     done = task("h7:0")
     for t in [*fresh[:2], other, done]:
         env.dead_letter(t, now - 600)
-    # dead-lettered by Pub/Sub itself, from its destination's filtered subscription
+    # dead-lettered by Pub/Sub itself, from its destination's subscription
     env.dead_letter(fresh[2], now - 600, source=f"{env.prefix}-deliver-dry_run")
     env.dead_letter(fresh[0], now - 300)  # the at-least-once subscription wrote it twice
     env.dead_letter(old, now - 3 * 86400)  # before --since
@@ -145,7 +150,7 @@ def test_replay_republishes_dead_letters_once(env, capsys):
 
     out, _ = env.cli(capsys, "replay", "--since", "1d")  # every destination: only `other` is left
     assert "dead letters selected 1, queued 1" in out
-    assert [t.event_uid for t in env.deliver_all(1)] == ["h9:0"]
+    assert [t.event_uid for t in env.deliver_all(1, "other")] == ["h9:0"]
 
 
 def test_replay_requeued_before_deliver_ran_is_sent_once(env, capsys):
@@ -158,11 +163,11 @@ def test_replay_requeued_before_deliver_ran_is_sent_once(env, capsys):
     for _ in range(2):
         out, _ = env.cli(capsys, "replay", "--since", "1h")
         assert "queued 1" in out
-    messages = pull_until(env.bus, "deliver", 2)
+    messages = pull_until(env.bus, "deliver-dry_run", 2)
     assert len(messages) == 2
     for m in messages:  # one at a time, as two push requests would: the second finds the Firestore key
         assert Deliverer(env.rt).handle([m]) == {m.ack_id: ACK}
-    env.bus.ack("deliver", [m.ack_id for m in messages])
+    env.bus.ack("deliver-dry_run", [m.ack_id for m in messages])
     env.settle(1)  # one outcome, not two
     assert env.rows("SELECT outcome FROM {ds}.outcomes WHERE event_uid = 'h1:0' AND outcome = 'delivered'") == [
         ("delivered",)]
@@ -219,4 +224,4 @@ def test_a_scan_above_the_limit_needs_yes(env, capsys, monkeypatch):
     assert "queued 1" in out
     out, _ = env.cli(capsys, "replay", "--since", "1h", "--max-scan-gb", "2", "--yes")
     assert "queued 1" in out
-    assert len(pull_until(env.bus, "deliver", 2)) == 2
+    assert len(pull_until(env.bus, "deliver-dry_run", 2)) == 2

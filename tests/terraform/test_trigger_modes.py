@@ -1,4 +1,4 @@
-"""stage_trigger = "push" | "schedule" and the per-destination deliveries subscriptions.
+"""stage_trigger = "push" | "schedule" and the per-destination deliveries topics and subscriptions.
 
 The pubsub and scheduler modules' locals are rendered by terraform itself (locals and variables need
 no provider) for both modes, so what is checked is what Terraform computes, and it is compared with
@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from shared.transport.base import DELIVERIES, RAW_HITS, TOPOLOGY, destination_filter, per_destination
+from shared.transport.base import DEAD_LETTER, RAW_HITS, TOPOLOGY, destination_topic, per_destination
 from tests.terraform.hcl import TF, block, modules
 
 DESTINATIONS = ["meta", "ga4", "tiktok"]
@@ -63,11 +63,12 @@ def pubsub_vars(trigger: str, destinations: list[str] = DESTINATIONS, archive: b
         "delivery = { max_delivery_attempts = 10, min_backoff_seconds = 10, max_backoff_seconds = 600 }",
         "record_tables = {" + ", ".join(f'"{k}" = "{v}"' for k, v in RECORDS.items()) + "}",
         'dead_letter_table = "p.ds.dead_letters"',
-        f'trigger = "{trigger}"', f"destinations = {json.dumps(destinations)}", "",
+        f'trigger = "{trigger}"', f"destinations = {json.dumps(destinations)}",
+        'publishers = { "deliveries" = ["serviceAccount:transform@p"], "raw-hits" = ["serviceAccount:collect@p"] }', "",
     ])
 
 
-NAMES = ["feeds", "push", "pull", "dead_lettering"]
+NAMES = ["feeds", "push", "pull", "dead_lettering", "topics", "publisher_grants"]
 
 
 @pytest.fixture(scope="module")
@@ -98,10 +99,21 @@ def test_subscriptions_mirror_the_python_topology(rendered, trigger):
     assert set(feeds) == set(python)
     for name, sub in python.items():
         assert feeds[name]["topic"] == sub.topic, name
-        assert feeds[name]["filter"] == sub.filter, name  # None (null) where Python has no filter
     for dest in DESTINATIONS:
-        assert feeds[f"deliver-{dest}"] == {"topic": DELIVERIES, "stage": "deliver", "filter": destination_filter(dest)}
-    assert feeds["transform"] == {"topic": RAW_HITS, "stage": "transform", "filter": None}
+        assert feeds[f"deliver-{dest}"] == {"topic": destination_topic(dest), "stage": "deliver"}
+    assert feeds["transform"] == {"topic": RAW_HITS, "stage": "transform"}
+
+
+def test_each_destination_has_a_topic_of_its_own_and_transform_may_publish_to_each(rendered):
+    """No shared deliveries topic with filtered subscriptions: Pub/Sub would bill every subscription
+    for the tasks its filter drops."""
+    r = rendered["schedule"]
+    assert set(r["topics"]) == {RAW_HITS, DEAD_LETTER, *RECORDS, *(destination_topic(d) for d in DESTINATIONS)}
+    # every topic has a subscription that takes its messages (records: BigQuery; dead-letter: the archive)
+    assert {f["topic"] for f in r["feeds"].values()} | set(RECORDS) | {DEAD_LETTER} == set(r["topics"])
+    grants = {(g["topic"], g["member"]) for g in r["publisher_grants"].values()}
+    assert grants == {(destination_topic(d), "serviceAccount:transform@p") for d in DESTINATIONS} | {
+        (RAW_HITS, "serviceAccount:collect@p")}
 
 
 @pytest.mark.parametrize("trigger", ["push", "schedule"])
@@ -118,7 +130,7 @@ def test_the_subscription_resource_per_mode():
     pubsub = modules()["pubsub"]
     sub = pubsub.resource("google_pubsub_subscription", "stage")
     assert sub["for_each"] == "${local.feeds}"
-    assert sub["filter"] == "${each.value.filter}"
+    assert "filter" not in sub
     assert sub["name"] == "${var.prefix}-${each.key}"
     dynamics = {next(iter(d)): d[next(iter(d))] for d in sub["dynamic"]}
     # push_config only on the push subscriptions: without one a subscription is a pull subscription

@@ -1,9 +1,12 @@
 # Topics and subscriptions, and the IAM Pub/Sub itself needs for them.
 #
-#   raw-hits    --transform------------> transform function   dead-letter policy -> dead-letter
-#   deliveries  --deliver-<id>---------> deliver function     one per destination, filtered on the
-#                (filter: attributes.destination = "<id>")    destination attribute; each with its
-#                                                             own retry and dead-letter policy
+#   raw-hits          --transform------> transform function   dead-letter policy -> dead-letter
+#   deliveries-<id>   --deliver-<id>---> deliver function     a topic and subscription per destination,
+#                                                             each with its own retry and dead-letter
+#                                                             policy (topics, not filtered subscriptions
+#                                                             on one topic: Pub/Sub bills every
+#                                                             subscription for the messages its filter
+#                                                             drops, d² task deliveries per event)
 #   records-*   --BigQuery subscr.-----> their table          dead-letter policy -> dead-letter
 #   dead-letter --BigQuery subscr.-----> dead_letters table   (write_metadata: replayable)
 #   dead-letter --push (OIDC)----------> archive function     optional: dead_lettered outcomes
@@ -14,24 +17,22 @@
 #
 # Pub/Sub drops what is published to a topic without a subscription that takes it: the dead-letter
 # topic always has its archive subscription, and every destination the config routes to must be in
-# var.destinations (a task for a destination without a subscription is dropped).
+# var.destinations (transform's publish to a missing deliveries-<id> topic fails, and its hits retry
+# and dead-letter; make deploy checks the list first).
 # The mirror of shared.transport.base.TOPOLOGY with per_destination(TOPOLOGY, destinations).
 
 locals {
-  pipeline_topics = ["raw-hits", "deliveries", "dead-letter"]
+  delivery_topics = [for d in var.destinations : "deliveries-${d}"] # shared.transport.base.destination_topic
+  pipeline_topics = concat(["raw-hits", "dead-letter"], local.delivery_topics)
   topics          = toset(concat(local.pipeline_topics, keys(var.record_tables)))
 
-  # Subscription -> its topic, the function (stage) it feeds and its filter: the names of the
-  # Python topology (deliver-<id> = shared.transport.base.deliver_subscription).
+  # Subscription -> its topic and the function (stage) it feeds: the names of the Python topology
+  # (deliver-<id> = shared.transport.base.deliver_subscription).
   stages = merge(
-    { transform = { topic = "raw-hits", stage = "transform", filter = null } },
-    { for d in var.destinations : "deliver-${d}" => {
-      topic  = "deliveries"
-      stage  = "deliver"
-      filter = "attributes.destination = \"${d}\"" # shared.transport.base.destination_filter
-    } },
+    { transform = { topic = "raw-hits", stage = "transform" } },
+    { for d in var.destinations : "deliver-${d}" => { topic = "deliveries-${d}", stage = "deliver" } },
   )
-  archive = { for s in keys(var.push_endpoints) : s => { topic = "dead-letter", stage = s, filter = null } if s == "dead-letter-archive" }
+  archive = { for s in keys(var.push_endpoints) : s => { topic = "dead-letter", stage = s } if s == "dead-letter-archive" }
 
   # Every subscription that feeds a function, and which of them push (the rest are drained).
   feeds = merge(local.stages, local.archive)
@@ -45,8 +46,11 @@ locals {
     [for t in keys(var.record_tables) : "${var.prefix}-${t}-to-bigquery"],
   )
 
+  # "deliveries" in var.publishers stands for every destination's deliveries topic
   publisher_grants = merge([
-    for topic, members in var.publishers : { for m in members : "${topic}/${m}" => { topic = topic, member = m } }
+    for topic, members in var.publishers : merge([
+      for t in(topic == "deliveries" ? local.delivery_topics : [topic]) : { for m in members : "${t}/${m}" => { topic = t, member = m } }
+    ]...)
   ]...)
 }
 
@@ -68,7 +72,6 @@ resource "google_pubsub_subscription" "stage" {
   project = var.project_id
   name    = "${var.prefix}-${each.key}"
   topic   = google_pubsub_topic.this[each.value.topic].id
-  filter  = each.value.filter
   # push: the function's timeout, so Pub/Sub never redelivers a message still being handled;
   # pull: a drained batch is handled well within it too (Pub/Sub's maximum is 600 s)
   ack_deadline_seconds       = min(600, var.ack_deadline_seconds[each.value.stage])

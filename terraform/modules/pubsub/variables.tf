@@ -36,7 +36,7 @@ variable "trigger" {
 
 variable "destinations" {
   type        = list(string)
-  description = "Destination ids of the config ([destinations.<id>] in tagpipe.toml): one deliver-<id> subscription each, filtered on the destination attribute."
+  description = "Destination ids of the config ([destinations.<id>] in tagpipe.toml): a deliveries-<id> topic and a deliver-<id> subscription each."
 
   validation {
     condition     = length(var.destinations) > 0 && alltrue([for d in var.destinations : can(regex("^[A-Za-z0-9_][A-Za-z0-9_-]{0,99}$", d))])
