@@ -63,6 +63,7 @@ ASSUMPTIONS = {
     "events_per_hit": (1, "one event per hit (gtag sends most hits with one event; batching only lowers the cost)"),
     "pubsub_min_bytes": (1000, "Pub/Sub bills at least 1,000 bytes per publish, push or pull request, whatever the message size (our reading of cloud.google.com/pubsub/pricing; not re-checked this session, no web access). A push carries one message, so each push and each single-message publish bills 1 KB; a batched publish or a 1,000-message pull bills its bytes"),
     "memory_gib": (0.5, "512Mi for transform and deliver (terraform default); collect's memory is its sizing's (COLLECT_SIZINGS)"),
+    "schedule_stage_vcpu": (0.333, "schedule shape: transform and deliver at 1/3 vCPU, concurrency 1 (terraform's default with stage_trigger = \"schedule\"; gen2's pairing for 512Mi): a drain mostly waits on Pub/Sub and the vendors, and a billed second costs 2.7x less than at 1 vCPU; the drain's CPU stretches by 1/vCPU, its waits do not. Push keeps 1 vCPU (40 pushes at once need it)"),
     "collect_wait_s": (0.015, "collect waits one Pub/Sub publish round trip per hit (assumed 15 ms in-region; not measured on a real project)"),
     "collect_batch_window_s": (0.002, "plus, at concurrency > 1, the publisher's 2 ms batch window (shared/transport/pubsub.py BATCH_MAX_LATENCY); terraform sets TAGPIPE_PUBSUB_BATCH_MS = 0 for collect at concurrency 1, where nothing can join a batch"),
     "billing_slots": (0.1, "our reading of the 100 ms rounding (Google does not say what is rounded): an instance's time is cut into 100 ms slots and every slot with a request in flight is billed. With Poisson arrivals at r per second on one instance, each request busy s seconds, a slot is billed unless no request arrived in the s + 0.1 s up to its end: billed seconds per second = 1 - e^(-r(s + 0.1)), per request that / r (never less than the request's CPU). A request alone bills s + 0.1 s on average (its first slot and the ones it reaches); rounding each busy period up instead would bill it ceil(s / 0.1) x 0.1 s, i.e. 100 ms instead of ~120 ms for a 20 ms hit, so this reading is the higher one by less than the request's own length. Applied to every invocation: collect per hit, transform / deliver per push, each drain"),
@@ -286,7 +287,7 @@ def model(sizes: dict[str, int], cpu: dict[str, float], monthly_events: float, e
 
 def model_schedule(sizes: dict[str, int], cpu: dict[str, float], events_per_cpu_s: float, monthly_events: float,
                    dedup: str = "conversions", vendor_concurrency: int | None = None, markers: str = "scope_only",
-                   collect: str | None = None) -> dict:
+                   collect: str | None = None, stage_vcpu: float | None = None) -> dict:
     """(b) The schedule shape: Cloud Scheduler triggers one drain invocation a minute for transform and one per
     destination for deliver; each pulls batches of up to `schedule_batch` until the subscription is empty.
     Billed instance time = CPU per event (the pipeline bench) + the waits of each pull and vendor request,
@@ -299,14 +300,15 @@ def model_schedule(sizes: dict[str, int], cpu: dict[str, float], events_per_cpu_
     scale = m / monthly_events  # monthly figures -> per million events
     hits, deliveries = m / per_hit, m * d
     gib = _a("memory_gib")
-    rate = _p("run_vcpu_s") + gib * _p("run_gib_s")
-    cpu_event = 1 / events_per_cpu_s  # transform + deliver (all destinations) per event
+    vcpu = stage_vcpu or _a("schedule_stage_vcpu")
+    rate = vcpu * _p("run_vcpu_s") + gib * _p("run_gib_s")
+    cpu_event = 1 / events_per_cpu_s  # transform + deliver (all destinations) per event, at 1 vCPU
     concurrency = vendor_concurrency or _a("vendor_concurrency")
     ops = firestore_ops(dedup, _a("conversion_share"), markers)
     guarded = ops["reads"]
 
     def invocation(cpu_s: float, pulls: float, extra_wait_s: float) -> float:
-        busy = _a("schedule_overhead_cpu_s") + cpu_s + pulls * _a("schedule_pull_wait_s") + extra_wait_s
+        busy = (_a("schedule_overhead_cpu_s") + cpu_s) / vcpu + pulls * _a("schedule_pull_wait_s") + extra_wait_s
         return _billable_s(0.0, busy) * rate + _p("run_request")
 
     pulls_t = max(1, math.ceil(per_tick / per_hit / batch))
@@ -370,6 +372,7 @@ VARIANTS = {  # key in --json -> label in the table (how each is computed: _VARI
     "schedule_collect_1cpu_c80_min0": "(b) schedule, dedup conversions, collect 1 vCPU / 512Mi / concurrency 80 / min 0",
     "schedule_collect_0167_c1_min1": "(b) schedule, dedup conversions, collect 0.167 vCPU / 256Mi / concurrency 1 / min 1",
     "schedule_collect_0083_c1_min0": "(b) schedule, dedup conversions, collect 0.083 vCPU / 256Mi / concurrency 1 / min 0",
+    "schedule_stages_1cpu": "(b) schedule, dedup conversions, transform and deliver at 1 vCPU (their default before session 4)",
 }
 _VARIANT_MODELS = {  # key -> (shape, keyword arguments)
     "tagpipe": ("push", {"exclude_request_logs": False, "markers": "separate", "collect": OLD_COLLECT}),
@@ -383,6 +386,7 @@ _VARIANT_MODELS = {  # key -> (shape, keyword arguments)
     "schedule_collect_1cpu_c80_min0": ("schedule", {"collect": "1cpu_512mi_c80_min0"}),
     "schedule_collect_0167_c1_min1": ("schedule", {"collect": "0.167cpu_256mi_c1_min1"}),
     "schedule_collect_0083_c1_min0": ("schedule", {"collect": "0.083cpu_256mi_c1_min0"}),
+    "schedule_stages_1cpu": ("schedule", {"stage_vcpu": 1.0}),
 }
 
 
@@ -484,7 +488,8 @@ def table(result: dict) -> list[str]:
             + f" | {cs[0]['cold_start_s']:.1f} s |")
     lines += ["", "| other totals per million events | " + " | ".join(f"{vol}/month" for vol in vols) + " |",
               "|---|" + "---:|" * len(vols)]
-    for k in ("tagpipe", "schedule_sequential_sends", "schedule_dedup_all", "schedule_outcome_marker_each"):
+    for k in ("tagpipe", "schedule_sequential_sends", "schedule_dedup_all", "schedule_outcome_marker_each",
+              "schedule_stages_1cpu"):
         lines.append(f"| {VARIANTS[k]} | " + " | ".join(f"${result['volumes'][vol][k]['total']:.2f}" for vol in vols) + " |")
     lines.append("| sGTM on Cloud Run (2 always-on instances + CPU beyond them) | "
                  + " | ".join(f"${result['volumes'][vol]['sgtm_cloud_run']['per_million']:.2f}" for vol in vols) + " |")

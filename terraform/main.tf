@@ -46,6 +46,16 @@ locals {
   scheduler_service_agent = "service-${data.google_project.this.number}@gcp-sa-cloudscheduler.iam.gserviceaccount.com"
 
   firestore_database = "${var.prefix}-keys"
+
+  # transform and deliver, sized for the trigger unless var.functions says otherwise. Push: up to 40
+  # pushes at once in one instance need a whole vCPU. Schedule: one drain a minute per job, mostly
+  # waiting on Pub/Sub and the vendors: 1/3 vCPU (gen2's pairing for 512Mi; below 1 vCPU Cloud Run
+  # takes one request at a time) bills 2.7x less per second (docs/benchmarks.md section 5).
+  stage_defaults = var.stage_trigger == "schedule" ? { cpu = "0.333", concurrency = 1 } : { cpu = "1", concurrency = 40 }
+  stage_sizing = { for f in ["transform", "deliver"] : f => merge(var.functions[f], {
+    cpu         = coalesce(var.functions[f].cpu, local.stage_defaults.cpu)
+    concurrency = coalesce(var.functions[f].concurrency, local.stage_defaults.concurrency)
+  }) }
 }
 
 data "google_project" "this" {
@@ -106,7 +116,7 @@ module "functions" {
   prefix             = var.prefix
   python_runtime     = var.functions.python_runtime
   source_dir         = abspath("${path.root}/${var.functions.source_dir}")
-  sizing             = { collect = var.functions.collect, transform = var.functions.transform, deliver = var.functions.deliver, archive = var.functions.archive }
+  sizing             = { collect = var.functions.collect, transform = local.stage_sizing.transform, deliver = local.stage_sizing.deliver, archive = var.functions.archive }
   archive            = var.enable_archive_function
   dataset_id         = module.bigquery.dataset_id
   firestore_database = module.firestore.database_id

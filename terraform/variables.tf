@@ -51,18 +51,20 @@ variable "functions" {
       max_instances = optional(number, 1000)
       timeout       = optional(number, 30)
     }), {})
+    # transform, deliver: cpu and concurrency left unset follow stage_trigger (main.tf, local.stage_sizing):
+    # push 1 vCPU / 40 at once, schedule 1/3 vCPU / 1 drain at a time
     transform = optional(object({
       memory        = optional(string, "512Mi")
-      cpu           = optional(string, "1")
-      concurrency   = optional(number, 40)
+      cpu           = optional(string)
+      concurrency   = optional(number)
       min_instances = optional(number, 0)
       max_instances = optional(number, 50)
       timeout       = optional(number, 60)
     }), {})
     deliver = optional(object({
       memory        = optional(string, "512Mi")
-      cpu           = optional(string, "1")
-      concurrency   = optional(number, 40)
+      cpu           = optional(string)
+      concurrency   = optional(number)
       min_instances = optional(number, 0)
       max_instances = optional(number, 50)
       timeout       = optional(number, 120)

@@ -30,13 +30,19 @@ def _locals_block(path: Path) -> str:
 
 def render(tmp: Path, module: str, tfvars: str, names: list[str]) -> dict:
     """Apply the module's locals + variables (no provider) and return the named locals."""
-    terraform = shutil.which("terraform")
-    if terraform is None:
-        pytest.skip("terraform not installed: the modules' locals are not rendered")
     src = TF / "modules" / module
     outputs = "".join(f'output "{n}" {{\n  value = local.{n}\n}}\n' for n in names)
-    (tmp / "main.tf").write_text(_locals_block(src / "main.tf") + "\n" + outputs)
-    shutil.copy(src / "variables.tf", tmp / "variables.tf")
+    return apply_locals(tmp, _locals_block(src / "main.tf") + "\n" + outputs, src / "variables.tf", tfvars)
+
+
+def apply_locals(tmp: Path, main_tf: str, variables_tf: Path, tfvars: str) -> dict:
+    """`terraform apply` of locals and outputs only (no provider is needed), then the outputs' values."""
+    terraform = shutil.which("terraform")
+    if terraform is None:
+        pytest.skip("terraform not installed: the locals are not rendered")
+    tmp.mkdir(parents=True, exist_ok=True)
+    (tmp / "main.tf").write_text(main_tf)
+    shutil.copy(variables_tf, tmp / "variables.tf")
     (tmp / "terraform.tfvars").write_text(tfvars)
     env = {"TF_IN_AUTOMATION": "1", "CHECKPOINT_DISABLE": "1", "PATH": str(Path(terraform).parent)}
     for args in (["init", "-input=false", "-no-color"], ["apply", "-auto-approve", "-input=false", "-no-color"]):
@@ -252,3 +258,28 @@ def test_without_the_archive_function(tmp_path, trigger):
     assert set(r["push"] if trigger == "push" else r["pull"]) == set(per_destination(TOPOLOGY, DESTINATIONS)) - {
         "dead-letter-archive"}
     assert r["pull" if trigger == "push" else "push"] == {}
+
+
+def render_stage_sizing(tmp: Path, extra_tfvars: str = "") -> dict:
+    """The root's stage_sizing, rendered by terraform with the root's own variables (no provider)."""
+    src = (TF / "main.tf").read_text()
+    start = src.index("  stage_defaults = ")
+    main_tf = ("locals {\n" + src[start:src.index("\n}\n", start)] + "\n}\n"
+               'output "stage_sizing" {\n  value = local.stage_sizing\n}\n')
+    tfvars = 'project_id = "my-project"\ndestinations = ["meta"]\n' + extra_tfvars
+    return apply_locals(tmp, main_tf, TF / "variables.tf", tfvars)["stage_sizing"]
+
+
+def test_stage_sizing_follows_the_trigger_unless_set(tmp_path):
+    """Push: 1 vCPU, 40 pushes at once. Schedule: a drain a minute, mostly waiting: 1/3 vCPU, one at a
+    time (Cloud Run's rule below 1 vCPU). An explicit value wins either way."""
+    push = render_stage_sizing(tmp_path / "push")
+    assert {f: (s["cpu"], s["concurrency"]) for f, s in push.items()} == {"transform": ("1", 40), "deliver": ("1", 40)}
+    schedule = render_stage_sizing(tmp_path / "schedule", 'stage_trigger = "schedule"\n')
+    assert {f: (s["cpu"], s["concurrency"]) for f, s in schedule.items()} == {
+        "transform": ("0.333", 1), "deliver": ("0.333", 1)}
+    assert schedule["deliver"]["timeout"] == 120 and schedule["deliver"]["memory"] == "512Mi"
+    pinned = render_stage_sizing(tmp_path / "pinned", 'stage_trigger = "schedule"\n'
+                                 'functions = { deliver = { cpu = "1", concurrency = 8 } }\n')
+    assert (pinned["deliver"]["cpu"], pinned["deliver"]["concurrency"]) == ("1", 8)
+    assert (pinned["transform"]["cpu"], pinned["transform"]["concurrency"]) == ("0.333", 1)

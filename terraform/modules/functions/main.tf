@@ -5,17 +5,19 @@
 #   zero: Cloud Run bills instance time in 100 ms steps and an idle min instance all month, so per hit
 #   this is the cheapest sizing that holds collect (~100 MiB with the Pub/Sub client); ~23 ms per hit,
 #   a ~3-4 s cold start. Bursty traffic: 1 vCPU / 512Mi / concurrency 80 (docs/benchmarks.md §5).
-# - transform: private, scales to zero; concurrency 40 = the size of the thread pool the ASGI
+# - transform (push trigger): private, scales to zero; 1 vCPU, concurrency 40 = the size of the thread pool the ASGI
 #   adapter hands each push request to (anyio's default), so a request never queues inside an
 #   instance; CPU-light parsing. Timeout 60 s = the subscription's ack deadline.
-# - deliver: private, scales to zero; concurrency 40 (threads waiting on vendor APIs); timeout
+# - deliver (push trigger): private, scales to zero; 1 vCPU, concurrency 40 (threads waiting on vendor APIs); timeout
 #   120 s covers a vendor's slow answer plus retries inside one request; the push ack deadline
 #   is set to the same value so Pub/Sub never redelivers a message still in flight.
 # - archive (optional): private, scales to zero, at most 5 instances: dead letters are rare and
 #   nothing waits on them.
 # - With the schedule trigger, transform and deliver serve one drain request per scheduler job a
-#   minute; TAGPIPE_DRAIN_SECONDS = half the timeout bounds a drain, so the batch in hand when the
-#   budget runs out still finishes (and is settled) before the timeout.
+#   minute, so the root sizes them at 1/3 vCPU, one request at a time (local.stage_sizing: a drain
+#   mostly waits on Pub/Sub and the vendors); TAGPIPE_DRAIN_SECONDS = half the timeout bounds a
+#   drain, so the batch in hand when the budget runs out still finishes (and is settled) before the
+#   timeout. At 1/3 vCPU a transform drain handles ~1,000 events a second, ~30,000 a minute.
 #
 # FUNCTION_USE_ASGI=true: the gen2 Python buildpack starts the bare `functions-framework`
 # command (GoogleCloudPlatform/buildpacks cmd/python/functions_framework), whose --asgi flag is
