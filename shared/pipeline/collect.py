@@ -143,9 +143,6 @@ class Collector:
                 "access-control-allow-headers": f"content-type, {self.server.debug_header}",
                 "access-control-max-age": "86400",
             })
-        if method not in methods:
-            return _json(405, {"ok": False, "error": "method_not_allowed",
-                               "reason": f"{path} accepts {', '.join(sorted(methods))}"}, cors)
         browser = self._is_browser(headers, source)
         try:
             client_ip = self._client_ip(request, headers)
@@ -158,6 +155,8 @@ class Collector:
                 if not self.throttled.count(source, path):  # recorded one by one only at the start of a flood
                     return _json(exc.status, exc.as_json(), cors)
                 raise exc
+            if method not in methods:
+                raise InvalidInput("method_not_allowed", f"{path} accepts {', '.join(sorted(methods))}", 405)
             if headers.get("origin") and self.allowed_origins and not cors:
                 # readable by the refused page, so its tag sees a 403 and stops instead of retrying what
                 # would look like a network error; the hit itself is refused, which is the allow-list's job

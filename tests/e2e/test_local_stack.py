@@ -51,6 +51,7 @@ def test_bad_input_gets_json_reason_and_a_recorded_rejection(stack):
 
 
 def test_unknown_path_and_wrong_method(stack):
-    assert httpx.get(f"{stack.url}/nope").status_code == 404
+    assert httpx.get(f"{stack.url}/nope").status_code == 404  # not an endpoint: answered, not recorded
     r = httpx.get(f"{stack.url}/events")
     assert r.status_code == 405 and r.json()["error"] == "method_not_allowed"
+    assert ("collect", "method_not_allowed") in stack.store.query("SELECT stage, error_code FROM failed_events")
