@@ -58,7 +58,9 @@ DEAD_LETTER_SOURCE = "CloudPubSubDeadLetterSourceSubscription"
 # a batch only ever holds the hits that arrive within the same couple of milliseconds on one
 # instance (concurrency > 1). A longer window would add its full length to every hit's latency; with
 # one request per instance (concurrency 1) nothing can join a batch, so terraform sets
-# TAGPIPE_PUBSUB_BATCH_MS = 0 there.
+# TAGPIPE_PUBSUB_BATCH_MS = 0 there, and a zero window publishes straight through the API client: one
+# Publish request per call and topic, no batch objects or commit threads (collect's publish on the
+# emulator: 0.33 ms of CPU a hit against 0.91 through the batching client).
 BATCH_MAX_MESSAGES = 100
 BATCH_MAX_BYTES = 1_000_000  # well under Pub/Sub's 10 MB request limit
 BATCH_MAX_LATENCY = 0.002  # seconds
@@ -67,6 +69,8 @@ FLOW_MAX_MESSAGES = 1_000
 FLOW_MAX_BYTES = 20_000_000
 PUBLISH_TIMEOUT = 8.0  # seconds to wait for Pub/Sub to acknowledge a publish
 ACK_CHUNK = 1_000  # ack ids per acknowledge / modify_ack_deadline request (API request limit 512 KB)
+# Pub/Sub's limits per Publish request: 1,000 messages, 10 MB
+PUBLISH_CHUNK_MESSAGES, PUBLISH_CHUNK_BYTES = 1_000, 9_000_000
 
 # Pub/Sub's own bounds (the API rejects values outside them).
 MIN_ACK_DEADLINE, MAX_ACK_DEADLINE = 10, 600
@@ -166,9 +170,12 @@ class PubSubBus(Bus):
         from google.api_core import exceptions as gexc
         from google.api_core.retry import Retry, if_exception_type
 
-        publisher = self.publisher()
-        path = self.topic_path(topic)
         routed = topic == DELIVERIES and "deliver" not in self.topology  # one topic per destination
+        messages = []  # (topic path, data, attributes), in the caller's order
+        for data, attrs in items:
+            attrs = _routed(topic, data, attrs)
+            dest = destination_topic(attrs[ROUTING_ATTRIBUTE]) if routed else topic
+            messages.append((self.topic_path(dest), data, attrs))
         # the client's default retry gives up after 600 s; collect's caller cannot wait that long
         retry = Retry(
             predicate=if_exception_type(*_transient_errors()),
@@ -179,13 +186,11 @@ class PubSubBus(Bus):
         )
         futures = []
         try:
-            for data, attrs in items:
-                attrs = _routed(topic, data, attrs)
-                if routed:
-                    path = self.topic_path(destination_topic(attrs[ROUTING_ATTRIBUTE]))
-                futures.append(
-                    publisher.publish(path, data, retry=retry, timeout=self.publish_timeout, **attrs)
-                )
+            if self.batch_max_latency == 0:
+                return self._publish_direct(messages, retry)
+            publisher = self.publisher()
+            for path, data, attrs in messages:
+                futures.append(publisher.publish(path, data, retry=retry, timeout=self.publish_timeout, **attrs))
             # every future resolved before we return: the caller may now tell its client "stored"
             return [f.result(timeout=self.publish_timeout) for f in futures]
         except (gexc.GoogleAPIError, TimeoutError, RuntimeError) as exc:
@@ -193,7 +198,27 @@ class PubSubBus(Bus):
             # RuntimeError: the publisher was stopped.
             for f in futures:
                 f.cancel()
-            raise StoreUnavailable(f"pubsub: publish to {path} failed: {exc}") from exc
+            raise StoreUnavailable(f"pubsub: publish to {messages[0][0]} failed: {exc}") from exc
+
+    def _publish_direct(self, messages: list[tuple[str, bytes, dict[str, str]]], retry) -> list[str]:
+        """Publish requests straight through the API client, per topic in chunks within Pub/Sub's
+        limits; returns the message ids in the order given. Returns once Pub/Sub has them all."""
+        from google.pubsub_v1.types import PubsubMessage
+
+        api = self.publisher().api
+        ids: list[str] = [""] * len(messages)
+        by_topic: dict[str, list[int]] = {}
+        for i, (path, _, _) in enumerate(messages):
+            by_topic.setdefault(path, []).append(i)
+        for path, indexes in by_topic.items():
+            for chunk in _publish_chunks(indexes, [len(messages[i][1]) for i in indexes]):
+                response = api.publish(
+                    topic=path, messages=[PubsubMessage(data=messages[i][1], attributes=messages[i][2]) for i in chunk],
+                    retry=retry, timeout=self.publish_timeout,
+                )
+                for i, message_id in zip(chunk, response.message_ids, strict=True):
+                    ids[i] = message_id
+        return ids
 
     # -- consume (pull mode: the scheduled drains, local workers, tests, the replay tool)
     def pull(self, subscription: str, max_messages: int = 100, wait: float = 0.0) -> list[Message]:
@@ -352,6 +377,19 @@ def _transient_errors() -> tuple[type[Exception], ...]:
         gexc.ServiceUnavailable,
         gexc.Unknown,
     )
+
+
+def _publish_chunks(indexes: list[int], sizes: list[int]) -> list[list[int]]:
+    """`indexes` cut into runs that fit one Publish request (message count and bytes)."""
+    chunks: list[list[int]] = [[]]
+    total = 0
+    for i, size in zip(indexes, sizes, strict=True):
+        if chunks[-1] and (len(chunks[-1]) == PUBLISH_CHUNK_MESSAGES or total + size > PUBLISH_CHUNK_BYTES):
+            chunks.append([])
+            total = 0
+        chunks[-1].append(i)
+        total += size
+    return chunks
 
 
 def _routed(topic: str, data: bytes, attrs: Mapping[str, str] | None) -> dict[str, str]:

@@ -9,8 +9,8 @@ import pytest
 
 from shared.errors import ConfigError, StoreUnavailable
 from shared.transport.base import DEAD_LETTER, DELIVERIES, RAW_HITS, TOPOLOGY
-from shared.transport.pubsub import PubSubBus, subscription_request
-from tests.gcp.conftest import pull_until, wait_dead_lettered
+from shared.transport.pubsub import PUBLISH_CHUNK_BYTES, PubSubBus, _publish_chunks, subscription_request
+from tests.gcp.conftest import FAST, pull_until, wait_dead_lettered
 
 
 def test_names_follow_the_prefix():
@@ -179,3 +179,30 @@ def test_ensure_topology_is_idempotent(bus, project):
     assert deliver.dead_letter_policy.dead_letter_topic == bus.topic_path(DEAD_LETTER)
     assert deliver.dead_letter_policy.max_delivery_attempts == 5
     assert deliver.retry_policy.maximum_backoff.seconds == 1
+
+
+def test_without_a_batch_window_publishes_go_straight_to_the_api_in_order(pubsub_emulator, project):
+    """collect at concurrency 1 (TAGPIPE_PUBSUB_BATCH_MS = 0): Publish requests without the batching
+    client; a large publish_many is cut to Pub/Sub's 1,000 messages a request, ids come back in order."""
+    bus = PubSubBus(project, "tagpipe", FAST, publish_timeout=5.0, batch_max_latency=0.0)
+    bus.ensure_topology(destinations=["meta", "ga4"])
+    (hit_id,) = bus.publish_many(RAW_HITS, [(b"hit", {"h": "1"})])
+    items = [(f"t{i}".encode(), {"destination": "meta" if i % 3 else "ga4"}) for i in range(2_500)]
+    ids = bus.publish_many(DELIVERIES, items)
+    assert len(set(ids)) == 2_500 and hit_id not in ids and all(ids)
+    meta = pull_until(bus, "deliver-meta", 1_666, timeout=30)
+    ga4 = pull_until(bus, "deliver-ga4", 834, timeout=30)
+    by_id = {m.message_id: m.data for m in meta + ga4}
+    assert [by_id[i] for i in ids] == [data for data, _ in items]  # each id is its own message's
+    assert [m.data for m in pull_until(bus, "transform", 1)] == [b"hit"]
+    with pytest.raises(StoreUnavailable, match="no-such-topic"):
+        bus.publish("no-such-topic", b"x")
+    bus.close()
+
+
+def test_publish_chunks_keep_within_the_request_limits():
+    assert _publish_chunks([0, 1, 2], [10, 10, 10]) == [[0, 1, 2]]
+    assert [len(c) for c in _publish_chunks(list(range(2_001)), [1] * 2_001)] == [1_000, 1_000, 1]
+    big = PUBLISH_CHUNK_BYTES // 2 + 1
+    assert _publish_chunks([5, 6, 7], [big, big, 1]) == [[5], [6, 7]]
+    assert _publish_chunks([9], [PUBLISH_CHUNK_BYTES * 2]) == [[9]]  # one oversized message: Pub/Sub says no
