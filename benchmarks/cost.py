@@ -130,8 +130,10 @@ def _p(key):
 def message_sizes() -> dict[str, int]:
     """Bytes of the messages the pipeline publishes, measured on the real models."""
     from benchmarks import memory, payloads
-    from shared.models import RawHit
+    from shared.models import DeliveryTask, OutcomeKind, RawHit
+    from shared.pipeline.deliver import Deliverer
     from shared.pipeline.transform import Transformer
+    from shared.storage.bigquery import row
     from shared.transport.base import DELIVERIES, RAW_HITS
 
     shape = payloads.gtag_get()
@@ -151,8 +153,13 @@ def message_sizes() -> dict[str, int]:
         event_doc = rt.store.query("SELECT LENGTH(doc) FROM events")
         rt.close()
     _ = DELIVERIES
+    outcome_bytes = 400  # a delivered outcome's BigQuery row, measured below when transform made a task
+    if tasks:
+        task = DeliveryTask.model_validate_json(max(tasks, key=lambda m: len(m.data)).data)
+        delivered = Deliverer._outcome(task, OutcomeKind.DELIVERED, "ok", "", task.identifiers)
+        outcome_bytes = len(json.dumps(row("outcomes", delivered), separators=(",", ":")))  # as BigQueryStore publishes it
     return {"raw_hit": raw_bytes, "delivery_task": task_bytes,
-            "event_row": event_doc[0][0] if event_doc else 1500, "outcome_row": 400}
+            "event_row": event_doc[0][0] if event_doc else 1500, "outcome_row": outcome_bytes}
 
 
 def _billable_s(rate: float, busy: float, cpu: float = 0.0) -> float:
