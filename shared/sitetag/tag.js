@@ -165,7 +165,8 @@
     try { return !!(navigator.sendBeacon && navigator.sendBeacon(EP, new Blob([body(batch)], { type: 'text/plain' }))); } catch (x) { return false; }
   }
   function park() {
-    var have = load(), there = ids(have), mine = queue.concat(failing ? inflight : []);
+    var have = load(), there = ids(have);
+    var mine = queue.concat(failing ? inflight : []).filter(function (x) { return !x.gone; });
     for (var i = 0; i < mine.length; i++) mine[i].p = 1;
     save(have.concat(mine.filter(function (x) { return !there[x.e.event_id]; })));
     parked = mine.length > 0;

@@ -133,3 +133,57 @@ def test_a_healthy_page_exit_hands_the_queue_over_once(browser, shop, stack_on):
         assert stored_once(stack, view_a, click, view_b) == {view_a: 1, click: 1, view_b: 1}
     finally:
         context.close()
+
+
+def set_visibility(page, state: str) -> None:
+    """What the browser does when the tab goes to the background or comes back (headless tabs never do)."""
+    page.evaluate("""(state) => {
+        Object.defineProperty(document, 'visibilityState', {configurable: true, get: () => state});
+        document.dispatchEvent(new Event('visibilitychange'));
+    }""", state)
+
+
+@pytest.fixture
+def plain_stack(tmp_path):
+    stack = LocalStack(tmp_path / "s", '[destinations.dry_run]\ntype = "log"\n')
+    stack.start()
+    yield stack
+    stack.stop(signal.SIGKILL)
+    if stack._store:
+        stack._store.close()
+
+
+def test_two_tabs_share_the_outbox_and_each_event_is_sent_once(browser, shop, plain_stack):
+    """collect is down (the stack killed): a tab going to the background parks its failed event; a new
+    tab of the site claims and sends it once collect is back; the first tab, back in the foreground,
+    finds it claimed and does not send it again."""
+    stack = plain_stack
+    context = browser.new_context(user_agent=DESKTOP_UA)
+    try:
+        first = load(context, shop, stack, "/a")
+        wait_until(lambda: page_views_of(stack, "/a"), 15, what="the first tab's page view (healthy)")
+        stack.stop(signal.SIGKILL)
+        stack.store.close()
+        stack._store = None
+        with first.expect_event("requestfailed", timeout=15_000):  # collect is gone: a network error
+            cart = first.evaluate("""() => { dataLayer.push({event: 'add_to_cart', ecommerce: {value: 5, currency: 'EUR'}});
+                return window.tagpipe.lastEventId; }""")
+        set_visibility(first, "hidden")
+        assert cart in (first.evaluate(OUTBOX) or "")  # parked for whichever page of the site comes next
+
+        second = context.new_page()
+        shop.pages["/b"] = PAGE % {"consent": json.dumps(GRANTED), "stack": stack.url}
+        with second.expect_event("requestfailed", timeout=15_000):  # it claimed the event and tries
+            second.goto(f"{shop.url}/b")
+        assert second.evaluate(OUTBOX) is None
+        stack.start()  # collect is back, same address
+        wait_until(lambda: event_with_id(stack, cart) and page_views_of(stack, "/b"), 60,
+                   what="the second tab's retry to land")  # fmt: skip
+
+        set_visibility(first, "visible")  # the first tab takes back only what nobody claimed: nothing
+        scroll = first.evaluate("() => { dataLayer.push({event: 'scroll'}); return window.tagpipe.lastEventId; }")
+        wait_until(lambda: event_with_id(stack, scroll), 60, what="the first tab's next event")
+        assert stored_once(stack, cart, scroll) == {cart: 1, scroll: 1}
+        assert first.evaluate(OUTBOX) is None and second.evaluate(OUTBOX) is None
+    finally:
+        context.close()
