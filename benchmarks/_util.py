@@ -17,8 +17,6 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import httpx
-
 ROOT = Path(__file__).resolve().parents[1]
 PY = sys.executable
 
@@ -58,6 +56,8 @@ class Proc:
         return self
 
     def start(self, port: int, health: str = "/", timeout: float = 30.0) -> Proc:
+        import httpx  # here, not at the top: the cold-start child imports this module and must not pay for it
+
         self.spawn()
         deadline = time.monotonic() + timeout
         while True:

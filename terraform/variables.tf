@@ -40,7 +40,7 @@ variable "functions" {
     source_dir     = optional(string, "../.dist")
     # collect: 1/6 vCPU, one hit per instance (Cloud Run's rule below 1 vCPU), scales to zero. Cloud Run
     # bills instance time in 100 ms steps and an idle min instance all month: per hit this is the cheapest
-    # sizing that holds collect (~100 MiB) with ~19 ms per hit and a ~3-4 s cold start
+    # sizing that holds collect (~100 MiB) with ~20 ms per hit and a ~3-4 s cold start
     # (docs/benchmarks.md section 5). Was 1 vCPU / 512Mi / 80 / min 1. One hit per instance means ~40 hits/s
     # per instance: up to 1,000 instances (~40k hits/s) so a traffic peak is never refused; unused ones cost nothing.
     collect = optional(object({

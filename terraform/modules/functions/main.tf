@@ -3,7 +3,7 @@
 # Sizing (defaults in the root variables.tf, overridable per function):
 # - collect: public; 0.167 vCPU / 256Mi, concurrency 1 (Cloud Run's rule below 1 vCPU), scales to
 #   zero: Cloud Run bills instance time in 100 ms steps and an idle min instance all month, so per hit
-#   this is the cheapest sizing that holds collect (~100 MiB with the Pub/Sub client); ~19 ms per hit,
+#   this is the cheapest sizing that holds collect (~100 MiB with the Pub/Sub client); ~20 ms per hit,
 #   a ~3-4 s cold start. Bursty traffic: 1 vCPU / 512Mi / concurrency 80 (docs/benchmarks.md §5).
 # - transform (push trigger): private, scales to zero; 1 vCPU, concurrency 40 = the size of the thread pool the ASGI
 #   adapter hands each push request to (anyio's default), so a request never queues inside an
