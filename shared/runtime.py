@@ -90,7 +90,7 @@ def build_runtime(config: Config | None = None) -> Runtime:
         from shared.transport.pubsub import PubSubBus
 
         # one deliveries topic and subscription per destination, as Terraform creates them
-        enabled = [d for d, table in config.destinations.items() if isinstance(table, dict) and table.get("enabled", True)]
+        enabled = [e.id for e in config.destination_entries().values() if e.enabled]
         bus: Bus = PubSubBus.from_env(topology=per_destination(topology, enabled))
     else:
         from shared.transport.local import LocalBus

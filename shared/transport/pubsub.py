@@ -59,8 +59,9 @@ DEAD_LETTER_SOURCE = "CloudPubSubDeadLetterSourceSubscription"
 # instance (concurrency > 1). A longer window would add its full length to every hit's latency; with
 # one request per instance (concurrency 1) nothing can join a batch, so terraform sets
 # TAGPIPE_PUBSUB_BATCH_MS = 0 there, and a zero window publishes straight through the API client: one
-# Publish request per call and topic, no batch objects or commit threads (collect's publish on the
-# emulator: 0.33 ms of CPU a hit against 0.91 through the batching client).
+# Publish request per call and topic, no batch objects or commit threads (collect on gen2's server
+# against the emulator: 0.72-1.06 ms of CPU a hit against 1.18-1.91 through the batching client,
+# `python -m benchmarks.cost --measure-gcp`).
 BATCH_MAX_MESSAGES = 100
 BATCH_MAX_BYTES = 1_000_000  # well under Pub/Sub's 10 MB request limit
 BATCH_MAX_LATENCY = 0.002  # seconds

@@ -84,6 +84,14 @@ class LocalStack:
         self.proc = None
         return code
 
+    def kill(self) -> None:
+        """SIGKILL the stack and close this test's own store connection (a restart or an unmount of
+        the data directory needs it gone; `store` reopens it)."""
+        self.stop(signal.SIGKILL)
+        if self._store is not None:
+            self._store.close()
+            self._store = None
+
     @property
     def store(self) -> SqliteStore:
         if self._store is None:

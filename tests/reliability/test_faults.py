@@ -224,10 +224,7 @@ def test_read_only_disk_gets_503_and_after_the_repair_the_retried_hit_lands(tmp_
         assert r.json()["error"] == "unavailable" and "retry" in r.json()["reason"]
         assert int(r.headers["retry-after"]) >= 1
         assert "disk I/O error" in stack.logs() and "cannot rollback" not in stack.logs()  # the cause, not a follow-on
-        stack.stop(signal.SIGKILL)  # the operator takes it down (it cannot write a clean shutdown anyway)
-        if stack._store:
-            stack._store.close()
-            stack._store = None
+        stack.kill()  # the operator takes it down (it cannot write a clean shutdown anyway)
         disk.repair()
         stack.start()
         r = httpx.post(f"{stack.url}/events", json=body, headers=UA)  # the client's retry
@@ -238,7 +235,5 @@ def test_read_only_disk_gets_503_and_after_the_repair_the_retried_hit_lands(tmp_
         assert {"before-1", "before-2", "ro-1"} <= stored
         stack.stop()
     finally:
-        stack.stop(signal.SIGKILL)
-        if stack._store:
-            stack._store.close()
+        stack.kill()
         disk.unmount()

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import time
 
 import pytest
@@ -37,8 +36,13 @@ def page_views_of(stack: LocalStack, path: str) -> list[dict]:
     return [e for e in events_named(stack, "page_view") if e["page"]["url"].endswith(path)]
 
 
-def load(context, shop, stack, path: str):
+def serve_page(shop, stack, path: str) -> None:
+    """A shop page at `path` that loads the site tag from the stack, consent granted."""
     shop.pages[path] = PAGE % {"consent": json.dumps(GRANTED), "stack": stack.url}
+
+
+def load(context, shop, stack, path: str):
+    serve_page(shop, stack, path)
     page = context.new_page()
     page.goto(f"{shop.url}{path}")
     page.wait_for_function("window.tagpipe && window.tagpipe.lastEventId")
@@ -60,9 +64,7 @@ def stack_on(failing_disk, tmp_path):
     stack = LocalStack(tmp_path / "s", '[destinations.dry_run]\ntype = "log"\n', data_dir=failing_disk.path / "data")
     stack.start()
     yield stack
-    stack.stop(signal.SIGKILL)
-    if stack._store:
-        stack._store.close()
+    stack.kill()
 
 
 def test_the_tag_keeps_events_through_a_failed_disk_and_a_page_change(browser, shop, failing_disk, stack_on):
@@ -86,15 +88,13 @@ def test_the_tag_keeps_events_through_a_failed_disk_and_a_page_change(browser, s
         tracked_before = time.time()
 
         # the visitor moves on while collect still fails: this page parks the event, the next claims it
-        shop.pages["/cart"] = PAGE % {"consent": json.dumps(GRANTED), "stack": stack.url}
+        serve_page(shop, stack, "/cart")
         with page.expect_response(refused, timeout=15_000):  # the next page's tag tries, and is refused
             page.goto(f"{shop.url}/cart")
         assert page.evaluate(OUTBOX) is None  # claimed by this page, held in memory while it retries
 
         # the operator: take the stack down, repair the file system, start it again
-        stack.stop(signal.SIGKILL)
-        stack.store.close()
-        stack._store = None
+        stack.kill()
         failing_disk.repair()
         stack.start()
         recovered = time.time()
@@ -123,7 +123,7 @@ def test_a_healthy_page_exit_hands_the_queue_over_once(browser, shop, stack_on):
         page = load(context, shop, stack, "/list")
         view_a = page.evaluate("window.tagpipe.lastEventId")
         wait_until(lambda: event_with_id(stack, view_a), 15, what="the page view")
-        shop.pages["/item"] = PAGE % {"consent": json.dumps(GRANTED), "stack": stack.url}
+        serve_page(shop, stack, "/item")
         click = page.evaluate("""() => { dataLayer.push({event: 'select_item', item_list_name: 'shoes'});
             const id = window.tagpipe.lastEventId; location.href = '/item'; return id; }""")
         page.wait_for_url(f"{shop.url}/item")
@@ -148,9 +148,7 @@ def plain_stack(tmp_path):
     stack = LocalStack(tmp_path / "s", '[destinations.dry_run]\ntype = "log"\n')
     stack.start()
     yield stack
-    stack.stop(signal.SIGKILL)
-    if stack._store:
-        stack._store.close()
+    stack.kill()
 
 
 def test_two_tabs_share_the_outbox_and_each_event_is_sent_once(browser, shop, plain_stack):
@@ -162,9 +160,7 @@ def test_two_tabs_share_the_outbox_and_each_event_is_sent_once(browser, shop, pl
     try:
         first = load(context, shop, stack, "/a")
         wait_until(lambda: page_views_of(stack, "/a"), 15, what="the first tab's page view (healthy)")
-        stack.stop(signal.SIGKILL)
-        stack.store.close()
-        stack._store = None
+        stack.kill()
         with first.expect_event("requestfailed", timeout=15_000):  # collect is gone: a network error
             cart = first.evaluate("""() => { dataLayer.push({event: 'add_to_cart', ecommerce: {value: 5, currency: 'EUR'}});
                 return window.tagpipe.lastEventId; }""")
@@ -172,7 +168,7 @@ def test_two_tabs_share_the_outbox_and_each_event_is_sent_once(browser, shop, pl
         assert cart in (first.evaluate(OUTBOX) or "")  # parked for whichever page of the site comes next
 
         second = context.new_page()
-        shop.pages["/b"] = PAGE % {"consent": json.dumps(GRANTED), "stack": stack.url}
+        serve_page(shop, stack, "/b")
         with second.expect_event("requestfailed", timeout=15_000):  # it claimed the event and tries
             second.goto(f"{shop.url}/b")
         assert second.evaluate(OUTBOX) is None
