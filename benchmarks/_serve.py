@@ -10,7 +10,7 @@ MODE
                  uvloop/httptools were in the requirements, for reference
   gcf-gthread    functions-framework without --asgi: gunicorn gthread, 1 worker, THREADS threads
                  (gen2 sets threads = concurrency); sync functions only
-  uvicorn        uvicorn.Server as the local stack (shared/local.py) runs it, loop/http "auto"
+  uvicorn        uvicorn.Server as the local stack (shared/tagpipe/ops/local.py) runs it, loop/http "auto"
   uvicorn-h11    the same, forced to asyncio + h11
 """
 

@@ -78,7 +78,7 @@ def run(n: int = 5000, profile: str | None = None, concurrency: int = 1) -> dict
             if profile == shape.name:
                 prof.stop()
                 print(prof.output_text(unicode=False, color=False))
-        from shared.runtime import get_runtime
+        from tagpipe.runtime import get_runtime
 
         get_runtime().close()
     return out

@@ -1,4 +1,4 @@
-"""The local queue alone (shared/transport/local.py): what one publish costs and how long its tail
+"""The local queue alone (shared/tagpipe/transport/local.py): what one publish costs and how long its tail
 is, and what group commit (publish_async) does when many requests publish at once.
 
     python -m benchmarks.bus [--n 20000]
@@ -12,8 +12,8 @@ import statistics
 import tempfile
 import time
 
-from shared.transport.base import RAW_HITS
-from shared.transport.local import LocalBus
+from tagpipe.transport.base import RAW_HITS
+from tagpipe.transport.local import LocalBus
 
 PAYLOAD = b"x" * 800  # a gtag page_view RawHit is ~800 bytes (benchmarks/cost.py measures it)
 

@@ -65,9 +65,9 @@ ASSUMPTIONS = {
     "memory_gib": (0.5, "512Mi for transform and deliver (terraform default); collect's memory is its sizing's (COLLECT_SIZINGS)"),
     "schedule_stage_vcpu": (0.333, "schedule shape: transform and deliver at 1/3 vCPU, concurrency 1 (terraform's default with stage_trigger = \"schedule\"; gen2's pairing for 512Mi): a drain mostly waits on Pub/Sub and the vendors, and a billed second costs 2.7x less than at 1 vCPU; the drain's CPU stretches by 1/vCPU, its waits do not. Push keeps 1 vCPU (40 pushes at once need it)"),
     "collect_wait_s": (0.015, "collect waits one Pub/Sub publish round trip per hit (assumed 15 ms in-region; not measured on a real project)"),
-    "collect_batch_window_s": (0.002, "plus, at concurrency > 1, the publisher's 2 ms batch window (shared/transport/pubsub.py BATCH_MAX_LATENCY); terraform sets TAGPIPE_PUBSUB_BATCH_MS = 0 for collect at concurrency 1, where nothing can join a batch"),
+    "collect_batch_window_s": (0.002, "plus, at concurrency > 1, the publisher's 2 ms batch window (shared/tagpipe/transport/pubsub.py BATCH_MAX_LATENCY); terraform sets TAGPIPE_PUBSUB_BATCH_MS = 0 for collect at concurrency 1, where nothing can join a batch"),
     "billing_slots": (0.1, "our reading of the 100 ms rounding (Google does not say what is rounded): an instance's time is cut into 100 ms slots and every slot with a request in flight is billed. With Poisson arrivals at r per second on one instance, each request busy s seconds, a slot is billed unless no request arrived in the s + 0.1 s up to its end: billed seconds per second = 1 - e^(-r(s + 0.1)), per request that / r (never less than the request's CPU). A request alone bills s + 0.1 s on average (its first slot and the ones it reaches); rounding each busy period up instead would bill it ceil(s / 0.1) x 0.1 s, i.e. 100 ms instead of ~120 ms for a 20 ms hit, so this reading is the higher one by less than the request's own length. Applied to every invocation: collect per hit, transform / deliver per push, each drain"),
-    "collect_cpu_pubsub_s": (0.00078, "collect's server CPU per gtag GET hit at 1 vCPU on GCP's bus as deployed at concurrency 1 (TAGPIPE_PUBSUB_BATCH_MS = 0: shared/transport/pubsub.py sends each publish as its own Publish request through the API client, no batching machinery), served by gunicorn + UvicornWorker as gen2 runs it, one request in flight, against the Pub/Sub emulator (plaintext, no auth token: the real client does a little more): 0.72-0.73 and 0.83-1.06 ms in two runs of 3 x 5 s (2026-12-05), median 0.78; the batching client, which the 2 ms window still uses, took 1.18-1.35 and 1.42-1.91 ms in the same runs (0.45-0.61 ms with 50 in flight, where publishes share batches; 1.18-1.51 ms before session 4); the same server on the local SQLite queue: 0.29-0.30 ms (0.13-0.15 ms with 50 in flight). `python -m benchmarks.cost --measure-gcp`. The model takes the larger of this and section 1's local-queue figure, for every sizing"),
+    "collect_cpu_pubsub_s": (0.00078, "collect's server CPU per gtag GET hit at 1 vCPU on GCP's bus as deployed at concurrency 1 (TAGPIPE_PUBSUB_BATCH_MS = 0: shared/tagpipe/transport/pubsub.py sends each publish as its own Publish request through the API client, no batching machinery), served by gunicorn + UvicornWorker as gen2 runs it, one request in flight, against the Pub/Sub emulator (plaintext, no auth token: the real client does a little more): 0.72-0.73 and 0.83-1.06 ms in two runs of 3 x 5 s (2026-12-05), median 0.78; the batching client, which the 2 ms window still uses, took 1.18-1.35 and 1.42-1.91 ms in the same runs (0.45-0.61 ms with 50 in flight, where publishes share batches; 1.18-1.51 ms before session 4); the same server on the local SQLite queue: 0.29-0.30 ms (0.13-0.15 ms with 50 in flight). `python -m benchmarks.cost --measure-gcp`. The model takes the larger of this and section 1's local-queue figure, for every sizing"),
     "collect_cold_start_cpu_s": (0.56, "CPU of a collect cold start at 1 vCPU: a fresh interpreter, import + runtime + the first gtag hit published through the Pub/Sub client to the emulator: 0.54-0.61 s (2026-11-25), 0.55-0.73 s with the direct publish (2026-12-05, median 0.56; the measuring child no longer imports httpx for the benchmark's own use) (0.35-0.38 s on the local queue; section 4: import alone ~0.23 s). `python -m benchmarks.cost --measure-gcp`, 2026-11-25. Below 1 vCPU it stretches by 1/vCPU (no startup CPU boost assumed); the emulator has no TLS or token fetch, so a real cold start takes longer"),
     "collect_memory_mib": ({"one_process_peak_rss": 92, "server_rss_sum": 144, "server_pss_sum": 99},
                            "collect on the Pub/Sub client after 2,000+ hits: peak RSS of one interpreter (the ASGI app in-process: 92 MiB, 76 on the local queue); the gunicorn master + UvicornWorker as gen2 runs it: RSS summed over both processes 142-144 MiB and PSS summed 95-99 MiB (shared pages counted once: the closer figure to what the container's memory limit counts). `python -m benchmarks.cost --measure-gcp`, 2026-11-25. 256Mi holds it with > 100 MiB to spare; 128Mi (the gen2 pairing for 0.083 vCPU) would be ~77 % full by PSS and over by summed RSS: not viable"),
@@ -130,11 +130,11 @@ def _p(key):
 def message_sizes() -> dict[str, int]:
     """Bytes of the messages the pipeline publishes, measured on the real models."""
     from benchmarks import memory, payloads
-    from shared.models import DeliveryTask, OutcomeKind, RawHit
-    from shared.pipeline.deliver import Deliverer
-    from shared.pipeline.transform import Transformer
-    from shared.storage.bigquery import row
-    from shared.transport.base import DELIVERIES, RAW_HITS
+    from tagpipe.models import DeliveryTask, OutcomeKind, RawHit
+    from tagpipe.pipeline.deliver import Deliverer
+    from tagpipe.pipeline.transform import Transformer
+    from tagpipe.storage.bigquery import row
+    from tagpipe.transport.base import DELIVERIES, RAW_HITS
 
     shape = payloads.gtag_get()
     query = shape.path.split("?", 1)[1]
@@ -173,7 +173,7 @@ def _billable_s(rate: float, busy: float, cpu: float = 0.0) -> float:
     return max(per, cpu)
 
 
-# Firestore document operations per delivery (shared/storage/bigquery.py; counted against the emulator by
+# Firestore document operations per delivery (shared/tagpipe/storage/bigquery.py; counted against the emulator by
 # tests/gcp/test_firestore_ops.py): one exists=false create per delivery (the outcome marker, or for an event
 # in the destination's [delivery] dedup scope its delivered marker, which stands for the outcome too), and
 # for an event in the scope a batchGet of its delivered marker first. Every created document is deleted
@@ -582,7 +582,7 @@ def measure_gcp(seconds: float = 5.0, rounds: int = 3, log=print) -> dict:
             saved = os.environ.get("PUBSUB_EMULATOR_HOST")
             os.environ["PUBSUB_EMULATOR_HOST"] = emulator.host
             try:
-                from shared.transport.pubsub import PubSubBus
+                from tagpipe.transport.pubsub import PubSubBus
 
                 bus = PubSubBus(project, "tagpipe")
                 bus.ensure_topology(destinations=("meta", "ga4"))

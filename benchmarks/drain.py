@@ -51,8 +51,8 @@ access_token_env = "META_ACCESS_TOKEN"
 
 
 def _hits(rt, n: int, tag: str) -> None:
-    from shared.models import RawHit
-    from shared.transport.base import RAW_HITS
+    from tagpipe.models import RawHit
+    from tagpipe.transport.base import RAW_HITS
 
     items = []
     for i in range(n):
@@ -78,8 +78,8 @@ def one_round(n: int, tmp: Path, emulator_host: str, round_no: int, push: bool =
     import functions_framework.aio
     from starlette.testclient import TestClient
 
-    from shared.config import load_config
-    from shared.runtime import build_runtime, set_runtime
+    from tagpipe.config import load_config
+    from tagpipe.runtime import build_runtime, set_runtime
     from tests.fakes.vendors import FakeVendors
     from tests.gcp.conftest import Server, free_port
 

@@ -19,7 +19,7 @@ from benchmarks._util import PY, ROOT, median
 
 FUNCTIONS = ["collect", "transform", "deliver", "archive"]
 HEAVY = ["httpx", "google.cloud.pubsub_v1", "google.cloud.bigquery", "grpc", "phonenumbers",
-         "shared.destinations", "shared.hashing", "shared.tagging", "shared.monitoring.dashboard",
+         "tagpipe.destinations", "tagpipe.hashing", "tagpipe.tagging", "tagpipe.monitoring.dashboard",
          "flask", "pydantic", "starlette", "functions_framework"]
 
 PROBE = r"""

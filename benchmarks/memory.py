@@ -26,8 +26,8 @@ from benchmarks._util import PY, ROOT, peak_rss_mb, rss_mb
 
 
 def _runtime(tmp: Path):
-    from shared.config import load_config
-    from shared.runtime import build_runtime
+    from tagpipe.config import load_config
+    from tagpipe.runtime import build_runtime
 
     config = tmp / "tagpipe.toml"
     config.write_text(f"""
@@ -51,7 +51,7 @@ access_token_env = "BENCH_META_TOKEN"
 
 
 def _hits(start: int, n: int) -> list[tuple[bytes, None]]:
-    from shared.models import RawHit
+    from tagpipe.models import RawHit
 
     out = []
     for i in range(start, start + n):
@@ -79,10 +79,10 @@ def run(quick: bool = False, log=print, events: int | None = None) -> dict:
 
 
 def measure(total: int, log=print) -> dict:
-    from shared.pipeline.deliver import Deliverer
-    from shared.pipeline.stage import settle
-    from shared.pipeline.transform import Transformer
-    from shared.transport.base import RAW_HITS
+    from tagpipe.pipeline.deliver import Deliverer
+    from tagpipe.pipeline.stage import settle
+    from tagpipe.pipeline.transform import Transformer
+    from tagpipe.transport.base import RAW_HITS
 
     checkpoint = total // 10
     chunk = 1000

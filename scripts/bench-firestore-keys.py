@@ -16,7 +16,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from shared.storage.bigquery import FirestoreIndex, doc_id  # noqa: E402
+from tagpipe.storage.bigquery import FirestoreIndex, doc_id  # noqa: E402
 from tests.gcp.conftest import FIRESTORE_JAR, Server, free_port  # noqa: E402
 
 

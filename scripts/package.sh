@@ -4,7 +4,7 @@
 #
 # Each zip holds, at its root:
 #   main.py            functions/<name>/main.py
-#   shared/            the tagpipe package (no caches, no tests)
+#   shared/tagpipe/            the tagpipe package (no caches, no tests)
 #   terraform/modules/bigquery/{schemas/*.json,tables.json}   the table schemas the BigQuery writer reads
 #   tagpipe.toml       the config ($TAGPIPE_CONFIG_FILE, default ./tagpipe.toml); TAGPIPE_CONFIG points here
 #   requirements.txt   the runtime dependencies from pyproject.toml
@@ -46,13 +46,11 @@ requirements = "".join(f"{d}\n" for d in deps)
 
 
 def files():
-    for path in sorted((root / "shared").rglob("*")):
-        rel = path.relative_to(root)
+    home = root / "shared"
+    for path in sorted((home / "tagpipe").rglob("*")):
+        rel = path.relative_to(home)
         if path.is_file() and not SKIP_PARTS & set(rel.parts) and path.suffix not in (".pyc", ".pyo"):
             yield str(rel), path.read_bytes()
-    bq = root / "terraform" / "modules" / "bigquery"
-    for path in sorted((bq / "schemas").glob("*.json")) + [bq / "tables.json"]:
-        yield str(path.relative_to(root)), path.read_bytes()
     yield "tagpipe.toml", config.read_bytes()
     yield "requirements.txt", requirements.encode()
 

@@ -8,7 +8,7 @@
 #
 #   stage_trigger = "push": those subscriptions push each message to the function (OIDC);
 #   stage_trigger = "schedule": they are pull subscriptions, and Cloud Scheduler jobs (OIDC) call
-#   the functions every minute to drain them (modules/scheduler, shared/pipeline/drain.py).
+#   the functions every minute to drain them (modules/scheduler, shared/tagpipe/pipeline/drain.py).
 #
 #   every stage --publish--> {prefix}-records-<table> --BigQuery subscription--> dataset tables
 #   any push subscription, after max attempts --> {prefix}-dead-letter --BigQuery subscription--> dead_letters

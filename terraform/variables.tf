@@ -84,7 +84,7 @@ variable "functions" {
 
 variable "enable_archive_function" {
   type        = bool
-  description = "Deploy the dead-letter archive function (functions/archive/main.py, shared.pipeline.archive) behind a push subscription on the dead-letter topic, so a message Pub/Sub dead-letters on its own also gets its dead_lettered outcome and failed-event record. The raw dead letters reach BigQuery either way."
+  description = "Deploy the dead-letter archive function (functions/archive/main.py, tagpipe.pipeline.archive) behind a push subscription on the dead-letter topic, so a message Pub/Sub dead-letters on its own also gets its dead_lettered outcome and failed-event record. The raw dead letters reach BigQuery either way."
   default     = true
 }
 

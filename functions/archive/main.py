@@ -6,9 +6,9 @@ dead-lettered on its own, the `dead_lettered` outcome.
 
 import functions_framework.aio
 
-from shared.pipeline.archive import DeadLetterArchive
-from shared.pipeline.push import handle_push
-from shared.runtime import get_runtime
+from tagpipe.pipeline.archive import DeadLetterArchive
+from tagpipe.pipeline.push import handle_push
+from tagpipe.runtime import get_runtime
 
 _stage = None
 

@@ -2,7 +2,7 @@
 
 import functions_framework.aio
 
-from shared.pipeline.collect import handle
+from tagpipe.pipeline.collect import handle
 
 
 @functions_framework.aio.http

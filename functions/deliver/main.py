@@ -5,17 +5,17 @@
   (default 100) is how long a push waits for others to join its batch.
 - schedule: Cloud Scheduler POSTs /drain {"destination": "<id>"} every minute, one job per
   destination, and the function drains that destination's pull subscription
-  (shared.pipeline.drain; TAGPIPE_DRAIN_SECONDS bounds a drain).
+  (tagpipe.pipeline.drain; TAGPIPE_DRAIN_SECONDS bounds a drain).
 """
 
 import os
 
 import functions_framework.aio
 
-from shared.pipeline.deliver import Deliverer
-from shared.pipeline.drain import handle_drain, is_drain_request
-from shared.pipeline.push import PushBatcher, handle_push
-from shared.runtime import get_runtime
+from tagpipe.pipeline.deliver import Deliverer
+from tagpipe.pipeline.drain import handle_drain, is_drain_request
+from tagpipe.pipeline.push import PushBatcher, handle_push
+from tagpipe.runtime import get_runtime
 
 _batcher = None
 

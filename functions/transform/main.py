@@ -1,16 +1,16 @@
 """transform: private HTTP function on raw-hits, fed either way Terraform's `stage_trigger` says:
 
-- push: the Pub/Sub push subscription POSTs each message to / (shared.pipeline.push);
+- push: the Pub/Sub push subscription POSTs each message to / (tagpipe.pipeline.push);
 - schedule: Cloud Scheduler POSTs /drain every minute and the function drains the pull
-  subscription (shared.pipeline.drain; TAGPIPE_DRAIN_SECONDS bounds a drain).
+  subscription (tagpipe.pipeline.drain; TAGPIPE_DRAIN_SECONDS bounds a drain).
 """
 
 import functions_framework.aio
 
-from shared.pipeline.drain import handle_drain, is_drain_request
-from shared.pipeline.push import handle_push
-from shared.pipeline.transform import Transformer
-from shared.runtime import get_runtime
+from tagpipe.pipeline.drain import handle_drain, is_drain_request
+from tagpipe.pipeline.push import handle_push
+from tagpipe.pipeline.transform import Transformer
+from tagpipe.runtime import get_runtime
 
 _stage = None
 

@@ -9,8 +9,8 @@ from typing import Any
 import httpx
 import pytest
 
-from shared.destinations.base import Destination, Result, VendorRequest
-from shared.models import (
+from tagpipe.destinations.base import Destination, Result, VendorRequest
+from tagpipe.models import (
     Address,
     ClickIds,
     ClientContext,
@@ -28,7 +28,7 @@ NOW = 1_767_225_600.0  # 2026-01-01T00:00:00Z: the fixed clock of the golden tes
 
 
 def sha(text: str) -> str:
-    """Independent SHA-256 of an already-normalised string (goldens do not call shared.hashing)."""
+    """Independent SHA-256 of an already-normalised string (goldens do not call tagpipe.hashing)."""
     return hashlib.sha256(text.encode()).hexdigest()
 
 
@@ -73,7 +73,7 @@ def task_for(destination: Destination, event: Event) -> DeliveryTask:
 
 
 def deliver(destination: Destination, tasks: list[DeliveryTask], client: httpx.Client):
-    """What shared.pipeline.deliver does for one destination: credentials, batch, send, classify."""
+    """What tagpipe.pipeline.deliver does for one destination: credentials, batch, send, classify."""
     destination.before_send(client)
     batch = destination.build_requests(tasks)
     results: list[tuple[VendorRequest, Result]] = []

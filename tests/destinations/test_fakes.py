@@ -8,9 +8,9 @@ import time
 import httpx
 import pytest
 
-from shared.destinations.base import Verdict
-from shared.destinations.meta import MetaCapi, MetaSettings
-from shared.destinations.webhook import Webhook, WebhookSettings
+from tagpipe.destinations.base import Verdict
+from tagpipe.destinations.meta import MetaCapi, MetaSettings
+from tagpipe.destinations.webhook import Webhook, WebhookSettings
 from tests.destinations.conftest import deliver, make_event, task_for
 from tests.fakes import FakeVendors
 

@@ -4,10 +4,10 @@ import json
 
 import pytest
 
-from shared.destinations.base import REQUEST_KEY, Verdict
-from shared.destinations.ga4 import Ga4MeasurementProtocol, Ga4Settings
-from shared.errors import InvalidInput
-from shared.models import ClientContext, Consent, Item
+from tagpipe.destinations.base import REQUEST_KEY, Verdict
+from tagpipe.destinations.ga4 import Ga4MeasurementProtocol, Ga4Settings
+from tagpipe.errors import InvalidInput
+from tagpipe.models import ClientContext, Consent, Item
 from tests.destinations.conftest import NOW, deliver, make_event, response, sha, task_for
 from tests.fakes import FakeVendors
 

@@ -6,10 +6,10 @@ import httpx
 import pytest
 from pydantic import ValidationError
 
-from shared.destinations.base import VendorRequest, Verdict
-from shared.destinations.google_ads import GoogleAds, GoogleAdsSettings, conversion_date_time
-from shared.errors import InvalidInput, PermanentDelivery, RetryableDelivery
-from shared.models import ClickIds, Consent, UserData
+from tagpipe.destinations.base import VendorRequest, Verdict
+from tagpipe.destinations.google_ads import GoogleAds, GoogleAdsSettings, conversion_date_time
+from tagpipe.errors import InvalidInput, PermanentDelivery, RetryableDelivery
+from tagpipe.models import ClickIds, Consent, UserData
 from tests.destinations.conftest import NOW, deliver, make_event, response, sha, task_for
 from tests.fakes import FakeVendors
 

@@ -6,10 +6,10 @@ import hmac
 import httpx
 import pytest
 
-from shared.destinations.base import REQUEST_KEY, Verdict
-from shared.destinations.meta import MetaCapi, MetaSettings
-from shared.errors import InvalidInput
-from shared.models import Consent
+from tagpipe.destinations.base import REQUEST_KEY, Verdict
+from tagpipe.destinations.meta import MetaCapi, MetaSettings
+from tagpipe.errors import InvalidInput
+from tagpipe.models import Consent
 from tests.destinations.conftest import NOW, deliver, make_event, response, sha, task_for
 from tests.fakes import FakeVendors
 

@@ -11,9 +11,9 @@ import json
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from shared.destinations.ga4 import Ga4MeasurementProtocol, Ga4Settings
-from shared.destinations.meta import MetaCapi, MetaSettings
-from shared.models import Address, UserData
+from tagpipe.destinations.ga4 import Ga4MeasurementProtocol, Ga4Settings
+from tagpipe.destinations.meta import MetaCapi, MetaSettings
+from tagpipe.models import Address, UserData
 from tests.destinations.conftest import NOW, make_event, task_for
 from tests.fakes.vendors import _ga4_validation, _meta_event_problem
 

@@ -3,8 +3,8 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from shared.destinations.base import REQUEST_KEY, Verdict
-from shared.destinations.tiktok import TikTokEvents, TikTokSettings
+from tagpipe.destinations.base import REQUEST_KEY, Verdict
+from tagpipe.destinations.tiktok import TikTokEvents, TikTokSettings
 from tests.destinations.conftest import NOW, deliver, make_event, response, sha, task_for
 from tests.fakes import FakeVendors
 

@@ -7,8 +7,8 @@ import json
 import pytest
 from pydantic import ValidationError
 
-from shared.destinations.base import Verdict
-from shared.destinations.webhook import Webhook, WebhookSettings, delivery_id, sign
+from tagpipe.destinations.base import Verdict
+from tagpipe.destinations.webhook import Webhook, WebhookSettings, delivery_id, sign
 from tests.destinations.conftest import NOW, deliver, make_event, response, sha, task_for
 from tests.fakes import FakeVendors
 

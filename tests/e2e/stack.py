@@ -12,7 +12,7 @@ from pathlib import Path
 
 import httpx
 
-from shared.storage.sqlite import SqliteStore
+from tagpipe.storage.sqlite import SqliteStore
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -55,7 +55,7 @@ class LocalStack:
         self.port = self.port or free_port()
         log = self.log_path.open("ab")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "shared.cli", "run", "--port", str(self.port)],
+            [sys.executable, "-m", "tagpipe.ops.cli", "run", "--port", str(self.port)],
             cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
         )
 

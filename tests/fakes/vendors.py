@@ -19,7 +19,7 @@ Paths: Meta  POST /{v}/{pixel}/events          GA4  POST /mp/collect, /debug/mp/
        Google Ads POST /token (OAuth), POST /v{N}/customers/{id}:uploadClickConversions
        TikTok POST /open_api/v1.3/event/track/  webhook POST /webhook (any path under it)
 
-The protocol rules are written here independently of shared/destinations (a second reading of VENDORS.md), so
+The protocol rules are written here independently of shared/tagpipe/destinations (a second reading of VENDORS.md), so
 a destination bug is not mirrored by the fake. Thread-safe: every vendor's state sits behind its own lock.
 """
 

@@ -26,7 +26,7 @@ from pathlib import Path
 
 import pytest
 
-from shared.transport.base import DEAD_LETTER, DELIVERIES, RAW_HITS, Subscription
+from tagpipe.transport.base import DEAD_LETTER, DELIVERIES, RAW_HITS, Subscription
 
 ROOT = Path(__file__).resolve().parents[2]
 PUBSUB_JARS = "/usr/lib/google-cloud-sdk/platform/pubsub-emulator/lib/cloud-pubsub-emulator-*-all.jar"
@@ -186,7 +186,7 @@ def project() -> str:
 
 @pytest.fixture
 def bus(pubsub_emulator, project):
-    from shared.transport.pubsub import PubSubBus
+    from tagpipe.transport.pubsub import PubSubBus
 
     bus = PubSubBus(project, "tagpipe", FAST, publish_timeout=5.0)
     bus.ensure_topology()

@@ -13,10 +13,19 @@ from pathlib import Path
 import pytest
 from pydantic import BaseModel
 
-from shared.errors import StoreUnavailable
-from shared.models import ClientContext, Ecommerce, Event, FailedEvent, Outcome, OutcomeKind, RawHit, UserData
-from shared.storage.base import DeliveredKey
-from shared.storage.bigquery import (
+from tagpipe.errors import StoreUnavailable
+from tagpipe.models import (
+    ClientContext,
+    Ecommerce,
+    Event,
+    FailedEvent,
+    Outcome,
+    OutcomeKind,
+    RawHit,
+    UserData,
+)
+from tagpipe.storage.base import DeliveredKey
+from tagpipe.storage.bigquery import (
     COLUMNS,
     MODELS,
     BigQueryStore,
@@ -28,7 +37,7 @@ from shared.storage.bigquery import (
     schema_dir,
     tables,
 )
-from shared.transport.base import Subscription
+from tagpipe.transport.base import Subscription
 from tests.gcp.conftest import FAST
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -262,7 +271,7 @@ def relay(bus, client, dataset: str) -> int:
 def test_records_reach_bigquery_tables_built_from_the_schemas(
     pubsub_emulator, firestore_emulator, bqemulator, project
 ):
-    from shared.transport.pubsub import PubSubBus
+    from tagpipe.transport.pubsub import PubSubBus
 
     bus = PubSubBus(project, "tagpipe", {**FAST, **RELAYS})
     bus.ensure_topology()

@@ -12,12 +12,12 @@ from pathlib import Path
 
 import pytest
 
-from shared.config import load_config
-from shared.models import RawHit
-from shared.pipeline.drain import drain
-from shared.pipeline.transform import Transformer
-from shared.runtime import build_runtime, set_runtime
-from shared.transport.base import DELIVERIES, RAW_HITS, deliver_subscription, destination_topic
+from tagpipe.config import load_config
+from tagpipe.models import RawHit
+from tagpipe.pipeline.drain import drain
+from tagpipe.pipeline.transform import Transformer
+from tagpipe.runtime import build_runtime, set_runtime
+from tagpipe.transport.base import DELIVERIES, RAW_HITS, deliver_subscription, destination_topic
 from tests.fakes.vendors import FakeVendors
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -208,7 +208,7 @@ def test_bad_drain_requests_get_a_400_reason(stack, body, status, reason):
 
 
 def test_push_envelopes_still_work_on_the_same_entry_point(stack):
-    from shared.transport.push import push_envelope
+    from tagpipe.transport.push import push_envelope
 
     rt, _, apps = stack
     hit = RawHit(source="json", body=json.dumps({"event_name": "page_view", "client_id": "1.2"}),
@@ -239,8 +239,8 @@ def test_each_destination_has_a_topic_and_subscription_of_its_own(stack):
 
 
 def test_dead_letter_source_of_a_destination_subscription_is_the_deliver_stage():
-    from shared.transport.base import TOPOLOGY, per_destination, stage_subscription
-    from shared.transport.push import parse_push_envelope, push_envelope
+    from tagpipe.transport.base import TOPOLOGY, per_destination, stage_subscription
+    from tagpipe.transport.push import parse_push_envelope, push_envelope
 
     assert stage_subscription("deliver-ga4") == "deliver" and stage_subscription("transform") == "transform"
     topo = per_destination(TOPOLOGY, ["ga4", "meta"])
@@ -270,7 +270,7 @@ class Recorder:
         self.seen: set[str] = set()
 
     def handle(self, messages):
-        from shared.pipeline.stage import ACK, nack
+        from tagpipe.pipeline.stage import ACK, nack
 
         self.batches.append([m.data for m in messages])
         out = {}
@@ -284,8 +284,8 @@ class Recorder:
 def test_drain_fills_batches_and_leaves_delayed_nacks_for_a_later_drain(tmp_path):
     """The same loop on the local bus (no emulator): batches are filled to `batch`, a nack with a
     delay is not pulled again by the same drain, and the drain stops when the subscription is empty."""
-    from shared.transport.base import TOPOLOGY
-    from shared.transport.local import LocalBus
+    from tagpipe.transport.base import TOPOLOGY
+    from tagpipe.transport.local import LocalBus
 
     bus = LocalBus(tmp_path, TOPOLOGY)
     try:

@@ -9,16 +9,16 @@ from collections import Counter
 
 import pytest
 
-from shared.config import load_config
-from shared.errors import StoreUnavailable
-from shared.models import Outcome, OutcomeKind, RawHit
-from shared.pipeline.deliver import Deliverer
-from shared.pipeline.stage import settle
-from shared.pipeline.transform import Transformer
-from shared.runtime import build_runtime, exact_outcomes
-from shared.storage.base import DeliveredKey
-from shared.storage.bigquery import BigQueryStore, FirestoreIndex
-from shared.transport.base import RAW_HITS
+from tagpipe.config import load_config
+from tagpipe.errors import StoreUnavailable
+from tagpipe.models import Outcome, OutcomeKind, RawHit
+from tagpipe.pipeline.deliver import Deliverer
+from tagpipe.pipeline.stage import settle
+from tagpipe.pipeline.transform import Transformer
+from tagpipe.runtime import build_runtime, exact_outcomes
+from tagpipe.storage.base import DeliveredKey
+from tagpipe.storage.bigquery import BigQueryStore, FirestoreIndex
+from tagpipe.transport.base import RAW_HITS
 from tests.fakes.vendors import FakeVendors
 from tests.gcp.test_bigquery_store import RecordingBus
 

@@ -7,9 +7,9 @@ import time
 
 import pytest
 
-from shared.errors import ConfigError, StoreUnavailable
-from shared.transport.base import DEAD_LETTER, DELIVERIES, RAW_HITS, TOPOLOGY
-from shared.transport.pubsub import PUBLISH_CHUNK_BYTES, PubSubBus, _publish_chunks, subscription_request
+from tagpipe.errors import ConfigError, StoreUnavailable
+from tagpipe.transport.base import DEAD_LETTER, DELIVERIES, RAW_HITS, TOPOLOGY
+from tagpipe.transport.pubsub import PUBLISH_CHUNK_BYTES, PubSubBus, _publish_chunks, subscription_request
 from tests.gcp.conftest import FAST, pull_until, wait_dead_lettered
 
 
@@ -54,7 +54,7 @@ def test_subscription_request_clamps_to_pubsub_bounds():
     assert req["push_config"]["oidc_token"]["service_account_email"].startswith("invoker@")
     archive = subscription_request(bus, TOPOLOGY["dead-letter-archive"])
     assert "dead_letter_policy" not in archive and "push_config" not in archive
-    from shared.transport.base import Subscription
+    from tagpipe.transport.base import Subscription
 
     odd = subscription_request(bus, Subscription("x-sub", RAW_HITS, max_delivery_attempts=2, ack_deadline=1,
                                                  max_backoff=5000))

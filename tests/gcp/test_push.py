@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from shared.errors import InvalidInput
-from shared.transport.base import DEAD_LETTER, DELIVERIES, RAW_HITS, Subscription
-from shared.transport.push import parse_push_envelope, push_envelope, subscription_of
+from tagpipe.errors import InvalidInput
+from tagpipe.transport.base import DEAD_LETTER, DELIVERIES, RAW_HITS, Subscription
+from tagpipe.transport.push import parse_push_envelope, push_envelope, subscription_of
 from tests.gcp.conftest import FAST, Server, free_port, pull_until
 
 DATA = Path(__file__).with_name("data")
@@ -159,7 +159,7 @@ def endpoint(request, endpoints):
 
 @pytest.fixture
 def push_bus(pubsub_emulator, project, endpoint):
-    from shared.transport.pubsub import PubSubBus
+    from tagpipe.transport.pubsub import PubSubBus
 
     bus = PubSubBus(project, "tagpipe", FAST, publish_timeout=5.0)
     bus.ensure_topology(push_endpoints={"transform": endpoint.url, "deliver": endpoint.url},
@@ -205,7 +205,7 @@ def test_push_routes_deliveries_by_attribute(push_bus, endpoint):
 
 def test_push_dead_letters_after_max_attempts(pubsub_emulator, project, endpoints):
     """Dead-lettering is the emulator's behaviour, not the server's: one server kind is enough."""
-    from shared.transport.pubsub import PubSubBus
+    from tagpipe.transport.pubsub import PubSubBus
 
     endpoint = endpoints("asgi")
     topology = {**FAST, "transform": Subscription("transform", RAW_HITS, 5, 0, 1, 10, DEAD_LETTER)}

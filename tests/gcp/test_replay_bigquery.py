@@ -11,15 +11,15 @@ import time
 
 import pytest
 
-from shared.cli import main
-from shared.config import load_config
-from shared.models import DeliveryTask, Outcome, OutcomeKind
-from shared.pipeline.deliver import Deliverer
-from shared.pipeline.stage import ACK
-from shared.runtime import Runtime
-from shared.storage.bigquery import BigQueryStore, FirestoreIndex, iso_timestamp
-from shared.transport.base import deliver_subscription
-from shared.transport.pubsub import PubSubBus
+from tagpipe.config import load_config
+from tagpipe.models import DeliveryTask, Outcome, OutcomeKind
+from tagpipe.ops.cli import main
+from tagpipe.pipeline.deliver import Deliverer
+from tagpipe.pipeline.stage import ACK
+from tagpipe.runtime import Runtime
+from tagpipe.storage.bigquery import BigQueryStore, FirestoreIndex, iso_timestamp
+from tagpipe.transport.base import deliver_subscription
+from tagpipe.transport.pubsub import PubSubBus
 from tests.gcp.conftest import FAST, pull_until
 from tests.gcp.test_bigquery_store import RELAYS, _bq_client, relay, sample_event
 
@@ -210,7 +210,7 @@ def test_backfill_refuses_an_unknown_destination(env, capsys):
 
 def test_a_scan_above_the_limit_needs_yes(env, capsys, monkeypatch):
     """bqemulator's dry run reports 0 bytes; BigQuery's reports what the partitions hold."""
-    from shared.storage.bigquery_read import BigQueryReplaySource
+    from tagpipe.storage.bigquery_read import BigQueryReplaySource
 
     t = task("h1:0")
     env.dead_letter(t, time.time() - 60)

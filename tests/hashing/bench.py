@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import timeit
 
-import shared.hashing as H
+import tagpipe.hashing as H
 
 N = 20000
 

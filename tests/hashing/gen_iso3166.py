@@ -1,6 +1,6 @@
-"""Regenerate shared/hashing/_iso3166.py from pycountry (installed with facebook-business).
+"""Regenerate shared/tagpipe/hashing/_iso3166.py from pycountry (installed with facebook-business).
 
-    PYTHONPATH=. .venv/bin/python tests/hashing/gen_iso3166.py > /tmp/iso.py && mv /tmp/iso.py shared/hashing/_iso3166.py
+    PYTHONPATH=. .venv/bin/python tests/hashing/gen_iso3166.py > /tmp/iso.py && mv /tmp/iso.py shared/tagpipe/hashing/_iso3166.py
 
 The tables are committed as plain Python so production needs no pycountry (a 20 MB package with every
 locale) on the hot path. tests/hashing/test_iso3166.py fails when the installed pycountry disagrees, which
@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import pycountry
 
-from shared.hashing._iso3166 import ALIASES, US_STATES_AND_CA_PROVINCES, letters_key
+from tagpipe.hashing._iso3166 import ALIASES, US_STATES_AND_CA_PROVINCES, letters_key
 
 HEADER = '''"""ISO 3166-1 tables and US-state / Canadian-province names. Mostly GENERATED.
 

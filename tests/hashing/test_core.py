@@ -7,9 +7,9 @@ import inspect
 
 import pytest
 
-import shared.hashing as H
-from shared.hashing import _core
-from shared.hashing._iso3166 import ALPHA2, ALPHA3_TO_ALPHA2
+import tagpipe.hashing as H
+from tagpipe.hashing import _core
+from tagpipe.hashing._iso3166 import ALPHA2, ALPHA3_TO_ALPHA2
 
 
 def test_api_surface_others_code_against():

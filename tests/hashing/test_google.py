@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from shared.hashing import (
+from tagpipe.hashing import (
     google_hash,
     google_normalize_email,
     google_normalize_name,

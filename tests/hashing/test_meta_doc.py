@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from shared.hashing import meta_hash, meta_hash_doc, meta_normalize_doc, sha256_hex
+from tagpipe.hashing import meta_hash, meta_hash_doc, meta_normalize_doc, sha256_hex
 from tests.hashing._fixtures import params
 
 

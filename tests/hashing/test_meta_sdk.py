@@ -13,7 +13,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from shared.hashing import meta_hash, meta_normalize, sha256_hex
+from tagpipe.hashing import meta_hash, meta_normalize, sha256_hex
 from tests.hashing._fixtures import params
 
 serverside = pytest.importorskip("facebook_business.adobjects.serverside.normalize")

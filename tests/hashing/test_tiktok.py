@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from shared.hashing import sha256_hex, tiktok_hash, tiktok_normalize
+from tagpipe.hashing import sha256_hex, tiktok_hash, tiktok_normalize
 from tests.hashing._fixtures import params
 
 
@@ -18,7 +18,7 @@ def test_fixture(row):
 
 
 def test_phone_same_as_google_e164():
-    from shared.hashing import google_hash
+    from tagpipe.hashing import google_hash
 
     for v, dc in [("+44 (0)20 7946 0958", None), ("07911 123456", "GB"), ("(650) 555-1234", "US")]:
         assert tiktok_hash("phone", v, default_country=dc) == google_hash("phone", v, default_country=dc)

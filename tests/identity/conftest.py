@@ -6,12 +6,12 @@ import warnings
 
 import pytest
 
-from shared.config import Config, StorageConfig
-from shared.models import RawHit
-from shared.pipeline.collect import Collector
-from shared.runtime import Runtime
-from shared.storage.sqlite import SqliteStore
-from shared.transport.local import LocalBus
+from tagpipe.config import Config, StorageConfig
+from tagpipe.models import RawHit
+from tagpipe.pipeline.collect import Collector
+from tagpipe.runtime import Runtime
+from tagpipe.storage.sqlite import SqliteStore
+from tagpipe.transport.local import LocalBus
 
 CHROME = ("Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
           "Chrome/140.0.0.0 Safari/537.36")  # fmt: skip

@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from shared.identity import IdentityConfig
-from shared.parsing import parse_hit
+from tagpipe.identity import IdentityConfig
+from tagpipe.parsing import parse_hit
 from tests.identity.conftest import BROWSER, set_cookies
 
 # the issue-6 runtime dependencies (pyproject.toml); skipped with this message where they are missing

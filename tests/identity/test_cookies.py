@@ -7,7 +7,7 @@ import re
 import pytest
 from pydantic import ValidationError
 
-from shared.identity import (
+from tagpipe.identity import (
     IdentityConfig,
     cookie_domain_for,
     enrich_event,
@@ -20,7 +20,7 @@ from shared.identity import (
     registrable_domain,
     subdomain_index,
 )
-from shared.models import ClickIds, ClientContext, Consent, Event
+from tagpipe.models import ClickIds, ClientContext, Consent, Event
 
 # the issue-6 runtime dependencies (pyproject.toml); skipped with this message where they are missing
 pytest.importorskip("crawlerdetect", reason="crawlerdetect is not installed (add it to pyproject.toml's dependencies)")
@@ -314,7 +314,7 @@ def test_forward_cookies_keeps_vendor_cookies_only():
 
 
 def test_cookies_the_tags_read_are_kept():
-    from shared.identity import referenced_cookies
+    from tagpipe.identity import referenced_cookies
 
     class Cfg:
         variables = {"tier": {"type": "cookie", "name": "customer_tier"}, "x": {"type": "param", "name": "cookie.no"}}

@@ -4,7 +4,7 @@ import socket
 
 import pytest
 
-from shared.storage.sqlite import SqliteStore
+from tagpipe.storage.sqlite import SqliteStore
 
 NOW = 1_800_000_000.0  # a fixed "now" for the injectable clock (2027-01-15)
 

@@ -12,8 +12,8 @@ import random
 from collections.abc import Iterable
 from typing import Any
 
-from shared.models import HIT_LEVEL, Outcome, OutcomeKind, RawHit
-from shared.storage.sqlite import SqliteStore
+from tagpipe.models import HIT_LEVEL, Outcome, OutcomeKind, RawHit
+from tagpipe.storage.sqlite import SqliteStore
 
 # the customer data the browser tests make sure never reaches the page
 PII_EMAIL = "jane.doe.private@example.com"
@@ -80,14 +80,14 @@ def traced_pipeline(tmp_path, fakes, monkeypatch, hits: list[dict[str, Any]], *,
         warnings.simplefilter("ignore")  # starlette's note about httpx vs httpx2
         from starlette.testclient import TestClient
 
-    from shared.config import Config
-    from shared.pipeline.archive import DeadLetterArchive
-    from shared.pipeline.collect import Collector
-    from shared.pipeline.deliver import Deliverer
-    from shared.pipeline.stage import settle
-    from shared.pipeline.transform import Transformer
-    from shared.runtime import Runtime, topology_for
-    from shared.transport.local import LocalBus
+    from tagpipe.config import Config
+    from tagpipe.pipeline.archive import DeadLetterArchive
+    from tagpipe.pipeline.collect import Collector
+    from tagpipe.pipeline.deliver import Deliverer
+    from tagpipe.pipeline.stage import settle
+    from tagpipe.pipeline.transform import Transformer
+    from tagpipe.runtime import Runtime, topology_for
+    from tagpipe.transport.local import LocalBus
 
     monkeypatch.setenv("META_ACCESS_TOKEN", "wrong-token" if break_meta else fakes.meta_token)
     config = Config(storage={"dir": str(tmp_path / "data")},

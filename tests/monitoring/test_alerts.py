@@ -7,9 +7,9 @@ import json
 
 import pytest
 
-from shared.errors import ConfigError
-from shared.monitoring.alerts import STATE_FILE, AlertEvaluator
-from shared.monitoring.config import (
+from tagpipe.errors import ConfigError
+from tagpipe.monitoring.alerts import STATE_FILE, AlertEvaluator
+from tagpipe.monitoring.config import (
     BacklogAgeRule,
     CollectErrorRateRule,
     DeadLetterRule,
@@ -271,7 +271,7 @@ keys = ["em", "ph"]
 def test_config_from_a_monitoring_file(tmp_path, monkeypatch):
     path = tmp_path / "tagpipe.toml"
     path.write_text(MONITORING_TOML)
-    from shared.config import load_config
+    from tagpipe.config import load_config
 
     cfg = load_monitoring_config(load_config(path))
     assert cfg.dashboard.port == 9191 and cfg.alerts.interval_seconds == 30

@@ -15,9 +15,9 @@ from pathlib import Path
 
 import pytest
 
-from shared.monitoring.alerts import AlertEvaluator
-from shared.monitoring.config import MonitoringConfig
-from shared.monitoring.dashboard import DashboardServer, create_dashboard_app
+from tagpipe.monitoring.alerts import AlertEvaluator
+from tagpipe.monitoring.config import MonitoringConfig
+from tagpipe.monitoring.dashboard import DashboardServer, create_dashboard_app
 from tests.fakes.vendors import FakeVendors
 from tests.monitoring.conftest import Clock, free_port
 from tests.monitoring.scenario import (

@@ -10,10 +10,10 @@ import warnings
 import httpx
 import pytest
 
-from shared.monitoring.alerts import AlertEvaluator
-from shared.monitoring.config import DeadLetterRule, MonitoringConfig
-from shared.monitoring.dashboard import create_dashboard_app
-from shared.monitoring.redact import body_for_display, for_display, raw_hit_for_display
+from tagpipe.monitoring.alerts import AlertEvaluator
+from tagpipe.monitoring.config import DeadLetterRule, MonitoringConfig
+from tagpipe.monitoring.dashboard import create_dashboard_app
+from tagpipe.monitoring.redact import body_for_display, for_display, raw_hit_for_display
 from tests.fakes.vendors import FakeVendors
 from tests.monitoring.conftest import NOW, Clock
 from tests.monitoring.scenario import PII_EMAIL, PII_PHONE, PII_PHONE_DIGITS, add, add_hits, traced_pipeline

@@ -19,9 +19,9 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from shared.monitoring.alerts import AlertEvaluator
-from shared.monitoring.config import DeliveryFailureRateRule, EmailConfig, MonitoringConfig
-from shared.monitoring.notifiers import EmailNotifier, NotifyError, SlackNotifier, build_notifiers
+from tagpipe.monitoring.alerts import AlertEvaluator
+from tagpipe.monitoring.config import DeliveryFailureRateRule, EmailConfig, MonitoringConfig
+from tagpipe.monitoring.notifiers import EmailNotifier, NotifyError, SlackNotifier, build_notifiers
 from tests.monitoring.conftest import free_port
 from tests.monitoring.scenario import add
 
@@ -288,7 +288,7 @@ def test_slack_block_kit_message_fires_once_and_recovers(store, tmp_path, clock,
 
 
 def test_slack_escapes_mrkdwn_and_reports_http_errors(slack):
-    from shared.monitoring.alerts import Alert
+    from tagpipe.monitoring.alerts import Alert
 
     alert = Alert(key="k|*", rule_id="k", rule_type="dead_letters", subject="*", status="firing", severity="critical",
                   title="x <y> & z", summary="a <b> & c", facts=[("<k>", "v & w")], dashboard_url="")

@@ -7,9 +7,9 @@ from typing import Any
 
 import pytest
 
-from shared.errors import InvalidInput
-from shared.models import Event, RawHit
-from shared.parsing import parse_hit
+from tagpipe.errors import InvalidInput
+from tagpipe.models import Event, RawHit
+from tagpipe.parsing import parse_hit
 
 RECEIVED = 1_735_732_000.0  # 2025-01-01T11:46:40Z
 UA = "Mozilla/5.0 (X11; Linux x86_64) Chrome/124.0 Safari/537.36"

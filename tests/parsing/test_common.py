@@ -6,8 +6,8 @@ import uuid
 
 import pytest
 
-from shared.parsing import MAX_BATCH_EVENTS, event_id_for, parse_hit
-from shared.parsing._common import EVENT_ID_NAMESPACE, geo_from_headers, hostname_of, parse_number
+from tagpipe.parsing import MAX_BATCH_EVENTS, event_id_for, parse_hit
+from tagpipe.parsing._common import EVENT_ID_NAMESPACE, geo_from_headers, hostname_of, parse_number
 
 from .helpers import BASE, RECEIVED, UA, gtag_hit, json_hit, mp_hit, one, refused
 

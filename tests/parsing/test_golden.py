@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from shared.errors import InvalidInput
-from shared.models import RawHit
-from shared.parsing import parse_hit
+from tagpipe.errors import InvalidInput
+from tagpipe.models import RawHit
+from tagpipe.parsing import parse_hit
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 SOURCES = ("gtag", "mp", "json")

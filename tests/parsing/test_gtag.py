@@ -6,14 +6,14 @@ from urllib.parse import quote
 
 import pytest
 
-from shared.parsing import (
+from tagpipe.parsing import (
     MAX_GTAG_EVENTS,
     MAX_ITEMS_PER_EVENT,
     MAX_PARAMS_PER_EVENT,
     MAX_VALUE_BYTES,
     parse_hit,
 )
-from shared.parsing.gtag import parse_item
+from tagpipe.parsing.gtag import parse_item
 
 from .helpers import BASE, gtag_hit, one, refused
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from shared.parsing import MAX_PARAMS_PER_EVENT, MAX_VALUE_BYTES, parse_hit
+from tagpipe.parsing import MAX_PARAMS_PER_EVENT, MAX_VALUE_BYTES, parse_hit
 
 from .helpers import json_hit, one, refused
 

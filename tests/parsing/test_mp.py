@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from shared.parsing import MAX_ITEMS_PER_EVENT, MAX_PARAMS_PER_EVENT, MAX_VALUE_BYTES, parse_hit
+from tagpipe.parsing import MAX_ITEMS_PER_EVENT, MAX_PARAMS_PER_EVENT, MAX_VALUE_BYTES, parse_hit
 
 from .helpers import mp_hit, one, refused
 

@@ -10,11 +10,11 @@ from urllib.parse import quote, unquote_plus
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from shared.errors import InvalidInput
-from shared.models import RawHit
-from shared.parsing import parse_hit
-from shared.parsing.gtag import parse_item, percent_decode
-from shared.parsing.json_api import RESERVED_PARAMS
+from tagpipe.errors import InvalidInput
+from tagpipe.models import RawHit
+from tagpipe.parsing import parse_hit
+from tagpipe.parsing.gtag import parse_item, percent_decode
+from tagpipe.parsing.json_api import RESERVED_PARAMS
 
 from .helpers import RECEIVED
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-import shared.pipeline.transform as _transform
+import tagpipe.pipeline.transform as _transform
 
 TRANSFORM_HOOKS = all(hasattr(_transform, name) for name in ("ConsentPolicy", "BotFilter", "enrich_event"))
 requires_transform_hooks = pytest.mark.skipif(

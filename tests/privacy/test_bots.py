@@ -8,8 +8,8 @@ import re
 import pytest
 from pydantic import ValidationError
 
-from shared.bots import BotConfig, BotFilter, bench, library_patterns
-from shared.models import ClientContext, Event
+from tagpipe.bots import BotConfig, BotFilter, bench, library_patterns
+from tagpipe.models import ClientContext, Event
 
 # the issue-6 runtime dependencies (pyproject.toml); skipped with this message where they are missing
 pytest.importorskip("crawlerdetect", reason="crawlerdetect is not installed (add it to pyproject.toml's dependencies)")

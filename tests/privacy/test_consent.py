@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from shared.config import DEFAULT_CONSENT
-from shared.consent import ConsentConfig, ConsentPolicy, region_matches
-from shared.models import Address, ClickIds, ClientContext, Consent, Event, PageContext, UserData
+from tagpipe.config import DEFAULT_CONSENT
+from tagpipe.consent import ConsentConfig, ConsentPolicy, region_matches
+from tagpipe.models import Address, ClickIds, ClientContext, Consent, Event, PageContext, UserData
 
 G, D, N = True, False, None  # granted, denied, no signal
 
@@ -153,7 +153,7 @@ def test_ldu_by_region_sets_the_flag_meta_reads():
 
 
 def test_ldu_reaches_metas_payload():
-    from shared.destinations import destination_class
+    from tagpipe.destinations import destination_class
 
     cls = destination_class("meta")
     dest = cls("meta", cls.Settings(pixel_id="1"), {"access_token": "t"})

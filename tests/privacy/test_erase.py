@@ -15,12 +15,12 @@ import time
 import httpx
 import pytest
 
-from shared.erase import RetentionJob, erase, purge_older_than
-from shared.models import DeliveryTask, Event, FailedEvent, Outcome, OutcomeKind, RawHit
-from shared.storage.base import DeliveredKey
-from shared.storage.sqlite import SqliteStore
-from shared.transport.base import DELIVERIES, RAW_HITS
-from shared.transport.local import LocalBus
+from tagpipe.models import DeliveryTask, Event, FailedEvent, Outcome, OutcomeKind, RawHit
+from tagpipe.ops.erase import RetentionJob, erase, purge_older_than
+from tagpipe.storage.base import DeliveredKey
+from tagpipe.storage.sqlite import SqliteStore
+from tagpipe.transport.base import DELIVERIES, RAW_HITS
+from tagpipe.transport.local import LocalBus
 from tests.e2e.stack import LocalStack, wait_until
 
 CHROME = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/140.0 Safari/537.36"

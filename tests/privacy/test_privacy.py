@@ -7,8 +7,8 @@ import hashlib
 import pytest
 from pydantic import ValidationError
 
-from shared.models import ClientContext, Event, PageContext, UserData
-from shared.privacy import (
+from tagpipe.models import ClientContext, Event, PageContext, UserData
+from tagpipe.privacy import (
     PrivacyConfig,
     privacy_config,
     redact_event,
@@ -95,8 +95,8 @@ def test_config_and_fallback():
 def test_missing_optional_packages_degrade_instead_of_crashing(monkeypatch):
     """Without crawlerdetect / publicsuffixlist installed, collect keeps working: no bot list
     (allow/deny only), host-only cookies."""
-    import shared.bots as bots
-    import shared.identity as identity
+    import tagpipe.bots as bots
+    import tagpipe.identity as identity
 
     def missing():
         raise ImportError("not installed")

@@ -11,9 +11,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from starlette.testclient import TestClient
 
-from shared.config import load_config
-from shared.local import collect_app
-from shared.runtime import build_runtime, set_runtime
+from tagpipe.config import load_config
+from tagpipe.ops.local import collect_app
+from tagpipe.runtime import build_runtime, set_runtime
 
 COUNTS = {"inputs": 0, "crashes": 0}
 

@@ -6,9 +6,9 @@ import time
 
 import httpx
 
-from shared.config import load_config
-from shared.replay import backfill, replay_dead_letters
-from shared.runtime import build_runtime
+from tagpipe.config import load_config
+from tagpipe.ops.replay import backfill, replay_dead_letters
+from tagpipe.runtime import build_runtime
 from tests.e2e.stack import LocalStack, wait_until
 from tests.e2e.test_meta_end_to_end import PIXEL
 from tests.fakes.vendors import FakeVendors
@@ -87,7 +87,7 @@ def test_backfill_a_new_destination_twice_sends_once(tmp_path, monkeypatch):
 
 
 def test_replay_command_line(tmp_path, monkeypatch, capsys):
-    from shared.cli import main
+    from tagpipe.ops.cli import main
 
     cfg = tmp_path / "tagpipe.toml"
     cfg.write_text(f'[storage]\ndir = "{tmp_path / "data"}"\n\n[destinations.dry_run]\ntype = "log"\n')

@@ -9,11 +9,12 @@ import json
 
 import pytest
 
-from shared import replay
-from shared.cli import _confirm_scan
-from shared.models import DeliveryTask
-from shared.storage.bigquery_read import human_bytes, scan_cost
-from shared.transport.base import DELIVERIES
+from tagpipe.models import DeliveryTask
+from tagpipe.ops import replay
+from tagpipe.ops.cli import _confirm_scan
+from tagpipe.storage.base import Selection
+from tagpipe.storage.bigquery_read import human_bytes, scan_cost
+from tagpipe.transport.base import DELIVERIES
 
 
 class Journal:
@@ -32,7 +33,7 @@ class Journal:
     # Source
     def dead_letters(self, destination, since, until):
         self.log.append(("select", destination, since, until))
-        return replay.Selection(len(self.rows), iter(self.rows))
+        return Selection(len(self.rows), iter(self.rows))
 
     def requeue(self, rows, tasks):
         self.log.append(("requeue", len(rows), [t.event_uid for t in tasks]))
@@ -119,7 +120,7 @@ def test_scan_cost_bills_at_least_10_mb_per_table():
 def test_the_operator_needs_no_vendor_token(tmp_path, monkeypatch, capsys):
     """Routing and republishing never use a secret (deliver does, with its own): a backfill to Meta
     runs without META_ACCESS_TOKEN, and no placeholder is left in the environment."""
-    from shared.cli import main
+    from tagpipe.ops.cli import main
 
     monkeypatch.delenv("META_ACCESS_TOKEN", raising=False)
     cfg = tmp_path / "tagpipe.toml"

@@ -12,10 +12,10 @@ import httpx
 import pytest
 from starlette.testclient import TestClient
 
-from shared.auth import RateLimiter
-from shared.config import load_config
-from shared.local import collect_app
-from shared.runtime import build_runtime, set_runtime
+from tagpipe.auth import RateLimiter
+from tagpipe.config import load_config
+from tagpipe.ops.local import collect_app
+from tagpipe.runtime import build_runtime, set_runtime
 from tests.e2e.stack import LocalStack, wait_until
 from tests.e2e.test_meta_end_to_end import PIXEL
 from tests.fakes.vendors import FakeVendors
@@ -116,7 +116,7 @@ def test_rate_limit_per_ip(client):
 
 
 def test_a_flood_is_recorded_in_summaries_not_one_record_per_request(client, caplog):
-    from shared.pipeline import collect
+    from tagpipe.pipeline import collect
 
     now = [0.0]
     for _ in range(40):  # the burst

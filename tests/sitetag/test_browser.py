@@ -9,7 +9,7 @@ import re
 
 import pytest
 
-from shared.models import Event
+from tagpipe.models import Event
 from tests.e2e.stack import wait_until
 from tests.privacy.hooks import requires_transform_hooks
 from tests.sitetag.conftest import DESKTOP_UA

@@ -9,7 +9,7 @@ import subprocess
 
 import pytest
 
-from shared import sitetag
+from tagpipe import sitetag
 
 
 def test_size_budget():

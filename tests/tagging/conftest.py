@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from shared.models import ClickIds, ClientContext, Consent, Ecommerce, Event, Item, PageContext
-from shared.tagging import Source, Tagging, compile_tagging
+from tagpipe.models import ClickIds, ClientContext, Consent, Ecommerce, Event, Item, PageContext
+from tagpipe.tagging import Source, Tagging, compile_tagging
 
 NOW = 1_767_225_600.0  # 2026-01-01T00:00:00Z
 

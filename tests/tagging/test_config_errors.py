@@ -6,9 +6,9 @@ import textwrap
 
 import pytest
 
-from shared.config import load_config
-from shared.errors import ConfigError
-from shared.tagging import line_of
+from tagpipe.config import load_config
+from tagpipe.errors import ConfigError
+from tagpipe.tagging import line_of
 
 BASE = """\
 [destinations.meta]

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from shared.cli import main
-from shared.config import load_config
-from shared.tagging.preview import load_samples, secret_env_names
+from tagpipe.config import load_config
+from tagpipe.ops.cli import main
+from tagpipe.ops.preview import load_samples, secret_env_names
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "tagpipe.example.toml"

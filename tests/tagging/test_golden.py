@@ -1,6 +1,6 @@
 """Golden tests: sample hits x example configs -> tag firings and the exact vendor requests.
 
-Each case runs parse -> route -> prepare -> build_requests through shared.tagging.preview (nothing is sent)
+Each case runs parse -> route -> prepare -> build_requests through tagpipe.ops.preview (nothing is sent)
 with the real destinations, and compares with expected.json. UPDATE_GOLDEN=1 rewrites the files; read the
 diff before committing it. Format: tests/fixtures/tagging/README.md.
 """
@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from shared.config import load_config
-from shared.tagging.preview import entry_hit, preview, secret_env_names
+from tagpipe.config import load_config
+from tagpipe.ops.preview import entry_hit, preview, secret_env_names
 
 ROOT = Path(__file__).resolve().parents[2]
 FIXTURES = ROOT / "tests" / "fixtures" / "tagging"

@@ -7,10 +7,10 @@ import tomllib
 
 import pytest
 
-from shared.config import Config
-from shared.models import Consent, Event, OutcomeKind
-from shared.pipeline.transform import Transformer
-from shared.tagging.preview import PreviewRuntime
+from tagpipe.config import Config
+from tagpipe.models import Consent, Event, OutcomeKind
+from tagpipe.ops.preview import PreviewRuntime
+from tagpipe.pipeline.transform import Transformer
 
 from .conftest import make_event
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from shared.models import Ecommerce
+from tagpipe.models import Ecommerce
 
 from .conftest import compile_toml, fires, make_event
 

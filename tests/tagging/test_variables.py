@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from shared.models import Ecommerce, Item
+from tagpipe.models import Ecommerce, Item
 
 from .conftest import compile_toml, make_event, value
 

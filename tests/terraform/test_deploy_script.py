@@ -129,8 +129,8 @@ def test_plan_packages_then_plans(box):
     for function in ("collect", "transform", "deliver"):
         names = zipfile.ZipFile(box.dist / f"{function}.zip").namelist()
         assert "main.py" in names and "requirements.txt" in names and "tagpipe.toml" in names
-        assert "shared/storage/bigquery.py" in names
-        assert "terraform/modules/bigquery/schemas/outcomes.json" in names
+        assert "tagpipe/storage/bigquery.py" in names
+        assert "tagpipe/storage/bigquery_schemas/tables/outcomes.json" in names
         assert not any("__pycache__" in n for n in names)
 
 

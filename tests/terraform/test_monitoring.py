@@ -1,8 +1,8 @@
-"""The local alert rules (docs/monitoring.md, shared/monitoring/config.py) as Cloud Monitoring policies.
+"""The local alert rules (docs/monitoring.md, shared/tagpipe/monitoring/config.py) as Cloud Monitoring policies.
 
 No Google provider here: these tests read terraform/modules/monitoring with python-hcl2, check it
 against the rule table of docs/monitoring.md, the rules' defaults and the log lines the functions
-really write (shared/monitoring/logs.py), and, where a `terraform` binary exists, render every PromQL
+really write (shared/tagpipe/monitoring/logs.py), and, where a `terraform` binary exists, render every PromQL
 query and documentation text with the default variables (no provider needed for locals) and parse
 the queries with promql-parser when `.venv/tools/promql` has it.
 """
@@ -18,9 +18,9 @@ from pathlib import Path
 
 import pytest
 
-from shared.models import Outcome, OutcomeKind
-from shared.monitoring import language
-from shared.monitoring.config import (
+from tagpipe.models import Outcome, OutcomeKind
+from tagpipe.monitoring import language
+from tagpipe.monitoring.config import (
     RULE_TYPES,
     BacklogAgeRule,
     CollectErrorRateRule,
@@ -29,7 +29,7 @@ from shared.monitoring.config import (
     MatchKeysRule,
     TrafficDropRule,
 )
-from shared.monitoring.logs import JsonFormatter, log_outcomes
+from tagpipe.monitoring.logs import JsonFormatter, log_outcomes
 from tests.terraform.hcl import ROOT, TF, block, modules, parse
 from tests.terraform.test_static import SECRET_PATTERNS
 

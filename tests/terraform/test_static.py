@@ -14,10 +14,10 @@ from pathlib import Path
 
 import pytest
 
-from shared.transport.base import DEAD_LETTER, DELIVERIES, RAW_HITS, TOPOLOGY, destination_topic
+from tagpipe.transport.base import DEAD_LETTER, DELIVERIES, RAW_HITS, TOPOLOGY, destination_topic
 from tests.terraform.hcl import ROOT, TF, block, modules, parse, tf_files
 
-TABLES = json.loads((TF / "modules" / "bigquery" / "tables.json").read_text())
+TABLES = json.loads((ROOT / "shared" / "tagpipe" / "storage" / "bigquery_schemas" / "tables.json").read_text())
 
 # Resource types that take labels (user_labels for Monitoring), and those that cannot.
 LABELED = {
@@ -300,7 +300,8 @@ def test_tables_come_from_the_shared_schemas_with_partition_expiry():
     bq = modules()["bigquery"]
     tables = bq.resource("google_bigquery_table", "tables")
     assert tables["for_each"] == "${local.tables}"
-    assert tables["schema"] == '${file("${path.module}/schemas/${each.key}.json")}'
+    assert tables["schema"] == '${file("${local.schemas_dir}/tables/${each.key}.json")}'
+    assert (ROOT / "shared" / "tagpipe" / "storage" / "bigquery_schemas" / "tables.json").exists()
     partition = block(tables, "time_partitioning")
     assert partition["type"] == "DAY" and partition["field"] == "${each.value.partition_field}"
     assert "local.retention_days" in partition["expiration_ms"]
@@ -313,7 +314,7 @@ def test_firestore_keys_expire():
     fs = modules()["firestore"]
     field = fs.resource("google_firestore_field", "expire_at")
     assert "ttl_config" in field and field["field"] == "expire_at"
-    from shared.storage.bigquery import DELIVERED, OUTCOMES
+    from tagpipe.storage.bigquery import DELIVERED, OUTCOMES
 
     assert set(fs.locals["collections"]) == {DELIVERED, OUTCOMES}
 

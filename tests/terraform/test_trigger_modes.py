@@ -2,7 +2,7 @@
 
 The pubsub and scheduler modules' locals are rendered by terraform itself (locals and variables need
 no provider) for both modes, so what is checked is what Terraform computes, and it is compared with
-the Python topology (shared.transport.base.per_destination). The resources are read from the HCL.
+the Python topology (tagpipe.transport.base.per_destination). The resources are read from the HCL.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from shared.transport.base import DEAD_LETTER, RAW_HITS, TOPOLOGY, destination_topic, per_destination
+from tagpipe.transport.base import DEAD_LETTER, RAW_HITS, TOPOLOGY, destination_topic, per_destination
 from tests.terraform.hcl import TF, block, modules
 
 DESTINATIONS = ["meta", "ga4", "tiktok"]
@@ -190,7 +190,7 @@ def test_drain_jobs_post_with_oidc_as_the_invoker():
     assert sched.variables["schedule"]["default"] == "* * * * *"
     target = block(job, "http_target")
     assert target["http_method"] == "POST"
-    assert target["uri"] == "${each.value.url}/drain"  # shared.pipeline.drain.DRAIN_PATH
+    assert target["uri"] == "${each.value.url}/drain"  # tagpipe.pipeline.drain.DRAIN_PATH
     assert target["body"] == "${base64encode(jsonencode(each.value.body))}"
     assert target["headers"] == {"Content-Type": "application/json"}
     oidc = block(target, "oidc_token")

@@ -8,7 +8,7 @@ import uuid
 
 import pytest
 
-from shared.models import RawHit, new_id
+from tagpipe.models import RawHit, new_id
 
 
 def test_ids_are_uuid4_hex_and_unique():

@@ -1,4 +1,4 @@
-"""collect reads headers, path and query from the ASGI scope (shared/pipeline/collect.py); they must be
+"""collect reads headers, path and query from the ASGI scope (shared/tagpipe/pipeline/collect.py); they must be
 what starlette's Request.headers.get / Request.url give, for any request a server can hand over."""
 
 from __future__ import annotations
@@ -7,7 +7,7 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from starlette.requests import Request
 
-from shared.pipeline.collect import path_and_query, request_headers
+from tagpipe.pipeline.collect import path_and_query, request_headers
 
 NAMES = [b"host", b"origin", b"cookie", b"user-agent", b"x-forwarded-for", b"content-length", b"referer",
          b"x-tagpipe-debug", b"sec-fetch-mode"]

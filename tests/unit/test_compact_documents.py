@@ -10,9 +10,9 @@ import pydantic
 import pytest
 from pydantic_core import PydanticUndefined
 
-from shared.errors import InvalidInput
-from shared.models import DeliveryTask, Event, RawHit
-from shared.parsing import parse_hit
+from tagpipe.errors import InvalidInput
+from tagpipe.models import DeliveryTask, Event, RawHit
+from tagpipe.parsing import parse_hit
 from tests.parsing.test_golden import CASES, load_raw
 
 

@@ -5,14 +5,14 @@ from __future__ import annotations
 
 import pytest
 
-from shared.config import DEFAULT_DEDUP_EVENTS, load_config
-from shared.errors import ConfigError
-from shared.models import RawHit
-from shared.pipeline.deliver import Deliverer
-from shared.pipeline.stage import settle
-from shared.pipeline.transform import Transformer
-from shared.runtime import build_runtime
-from shared.transport.base import RAW_HITS
+from tagpipe.config import DEFAULT_DEDUP_EVENTS, load_config
+from tagpipe.errors import ConfigError
+from tagpipe.models import RawHit
+from tagpipe.pipeline.deliver import Deliverer
+from tagpipe.pipeline.stage import settle
+from tagpipe.pipeline.transform import Transformer
+from tagpipe.runtime import build_runtime
+from tagpipe.transport.base import RAW_HITS
 from tests.fakes.vendors import FakeVendors
 
 
@@ -215,8 +215,10 @@ def test_conversion_names_match_vendor_names_case_insensitively_and_google_ads_i
     rt = build('dedup = "conversions"\ndedup_events = ["purchase", "Lead"]')
     deliverer = Deliverer(rt)
 
-    from shared.destinations.ga4 import Ga4MeasurementProtocol as Dest  # only their class attributes are read
-    from shared.destinations.google_ads import GoogleAds as Ads
+    from tagpipe.destinations.ga4 import (
+        Ga4MeasurementProtocol as Dest,  # only their class attributes are read
+    )
+    from tagpipe.destinations.google_ads import GoogleAds as Ads
 
     class Task:
         def __init__(self, name):

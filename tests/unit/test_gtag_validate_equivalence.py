@@ -1,7 +1,7 @@
 """collect's validate_hit refuses exactly what parse_hit refuses (same code, message and status), and
 what it accepts parses, with the page URL, consent and client id collect's cookie plan reads.
 
-gtag hits are validated without building Events (shared/parsing/gtag.py validate), so this is the
+gtag hits are validated without building Events (shared/tagpipe/parsing/gtag.py validate), so this is the
 proof that "a hit that gets a 2xx from collect parses in transform" still holds. Inputs: the golden
 fixtures, the parsing property tests' generators (arbitrary text, structured gtag hits, odd headers
 and cookies), the collect fuzz's random bytes, and hits built at every limit.
@@ -17,9 +17,9 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from shared.errors import InvalidInput
-from shared.models import RawHit
-from shared.parsing import (
+from tagpipe.errors import InvalidInput
+from tagpipe.models import RawHit
+from tagpipe.parsing import (
     MAX_GTAG_EVENTS,
     MAX_ITEMS_PER_EVENT,
     MAX_PARAMS_PER_EVENT,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from shared.privacy import truncate_ip, truncate_ip_by_ipaddress
+from tagpipe.privacy import truncate_ip, truncate_ip_by_ipaddress
 
 
 def reference(ip: str | None) -> str | None:
@@ -41,7 +41,7 @@ def test_truncate_ip_matches_ipaddress(ip):
 
 
 def test_the_fast_path_is_taken_for_plain_ipv4(monkeypatch):
-    import shared.privacy as privacy
+    import tagpipe.privacy as privacy
 
     def boom(*_a, **_k):
         raise AssertionError("ipaddress used for a dotted IPv4")

@@ -3,7 +3,7 @@ Protocol (same code, message and status), and for a hit it accepts returns, per 
 consent, client id and event id of the Events transform's parse builds (collect answers /events with
 those event ids, generated ones included).
 
-JSON and MP hits are validated without building Event models (shared/parsing/json_api.py and mp.py
+JSON and MP hits are validated without building Event models (shared/tagpipe/parsing/json_api.py and mp.py
 validate), so this is the proof that "a hit that gets a 2xx from collect parses in transform, with the
 event ids collect answered" still holds. Inputs: the golden fixtures, the parsing property tests'
 structured generators, the collect fuzz's random bytes and random JSON, wrong types, and hits built at
@@ -20,8 +20,8 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from shared.models import RawHit
-from shared.parsing import (
+from tagpipe.models import RawHit
+from tagpipe.parsing import (
     MAX_BATCH_EVENTS,
     MAX_ITEMS_PER_EVENT,
     MAX_PARAMS_PER_EVENT,

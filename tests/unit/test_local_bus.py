@@ -6,9 +6,9 @@ import signal
 
 import pytest
 
-from shared.errors import StoreUnavailable
-from shared.transport.base import DEAD_LETTER, RAW_HITS, Subscription
-from shared.transport.local import LocalBus
+from tagpipe.errors import StoreUnavailable
+from tagpipe.transport.base import DEAD_LETTER, RAW_HITS, Subscription
+from tagpipe.transport.local import LocalBus
 
 
 def topology(max_attempts=3, ack_deadline=60.0):

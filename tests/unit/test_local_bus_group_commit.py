@@ -7,10 +7,10 @@ import time
 
 import pytest
 
-from shared.errors import StoreUnavailable
-from shared.transport import local
-from shared.transport.base import RAW_HITS, Subscription
-from shared.transport.local import LocalBus
+from tagpipe.errors import StoreUnavailable
+from tagpipe.transport import local
+from tagpipe.transport.base import RAW_HITS, Subscription
+from tagpipe.transport.local import LocalBus
 
 
 def topology():

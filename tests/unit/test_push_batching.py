@@ -11,12 +11,12 @@ from concurrent.futures import ThreadPoolExecutor
 import httpx
 from functions_framework.aio import create_asgi_app
 
-from shared.config import load_config
-from shared.models import RawHit
-from shared.pipeline.stage import settle
-from shared.pipeline.transform import Transformer
-from shared.runtime import build_runtime, set_runtime
-from shared.transport.base import RAW_HITS
+from tagpipe.config import load_config
+from tagpipe.models import RawHit
+from tagpipe.pipeline.stage import settle
+from tagpipe.pipeline.transform import Transformer
+from tagpipe.runtime import build_runtime, set_runtime
+from tagpipe.transport.base import RAW_HITS
 from tests.e2e.stack import ROOT
 from tests.fakes.vendors import FakeVendors
 

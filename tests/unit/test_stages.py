@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from shared.config import load_config
-from shared.models import RawHit
-from shared.pipeline.deliver import Deliverer
-from shared.pipeline.stage import settle
-from shared.pipeline.transform import Transformer
-from shared.runtime import build_runtime
-from shared.transport.base import RAW_HITS
+from tagpipe.config import load_config
+from tagpipe.models import RawHit
+from tagpipe.pipeline.deliver import Deliverer
+from tagpipe.pipeline.stage import settle
+from tagpipe.pipeline.transform import Transformer
+from tagpipe.runtime import build_runtime
+from tagpipe.transport.base import RAW_HITS
 from tests.fakes.vendors import FakeVendors
 
 

@@ -1,9 +1,11 @@
-# The dataset, one table per JSON schema in schemas/ (the same files the Python writer reads),
+# The dataset, one table per JSON schema in the tagpipe package (shared/tagpipe/storage/bigquery_schemas:
+# the same files the Python writer reads, shipped inside the wheel and the function zips),
 # partitioned by day with an expiry per table, clustered for the usual filters, and views that
 # drop the rare duplicate an at-least-once BigQuery subscription can write.
 
 locals {
-  tables = jsondecode(file("${path.module}/tables.json"))
+  schemas_dir = "${path.module}/../../../shared/tagpipe/storage/bigquery_schemas"
+  tables      = jsondecode(file("${local.schemas_dir}/tables.json"))
 
   # Days a partition is kept. raw_hits holds IPs and raw bodies (PII): short. Outcomes and events
   # cover a year of reporting plus a month. Traces are for debugging sessions only.
@@ -49,7 +51,7 @@ resource "google_bigquery_table" "tables" {
   dataset_id          = google_bigquery_dataset.this.dataset_id
   table_id            = each.key
   description         = each.value.description
-  schema              = file("${path.module}/schemas/${each.key}.json")
+  schema              = file("${local.schemas_dir}/tables/${each.key}.json")
   clustering          = each.value.clustering
   deletion_protection = var.deletion_protection
   labels              = var.labels

@@ -1,10 +1,10 @@
 # The idempotency keys: "was this outcome recorded", "was this dedup key delivered to this
 # destination". BigQuery cannot answer a keyed read per batch in milliseconds; Firestore does
 # (one batchGet / one batchWrite with exists=false preconditions per batch, see
-# shared/storage/bigquery.py). Documents carry `expire_at`; the TTL policies below delete them.
+# shared/tagpipe/storage/bigquery.py). Documents carry `expire_at`; the TTL policies below delete them.
 
 locals {
-  collections = ["delivered", "outcomes"] # shared.storage.bigquery.DELIVERED / OUTCOMES
+  collections = ["delivered", "outcomes"] # tagpipe.storage.bigquery.DELIVERED / OUTCOMES
 }
 
 resource "google_firestore_database" "keys" {

@@ -1,4 +1,4 @@
-# The local stack's alert rules (docs/monitoring.md, shared/monitoring/alerts.py) as Cloud Monitoring
+# The local stack's alert rules (docs/monitoring.md, shared/tagpipe/monitoring/alerts.py) as Cloud Monitoring
 # alert policies. Every policy carries user_labels.rule = the local rule type it stands for (or
 # "gcp_infrastructure" for what only exists on GCP); tests/terraform checks each local rule has one.
 #
@@ -59,7 +59,7 @@ locals {
     for s in concat(values(var.subscriptions.stages), var.subscriptions.records) : "resource.label.subscription_id = \"${s}\""
   ])
 
-  # Cloud Logging filter for the lines the functions write (shared/monitoring/logs.py), and the
+  # Cloud Logging filter for the lines the functions write (shared/tagpipe/monitoring/logs.py), and the
   # PromQL series of the two log-based metrics and of collect's request count.
   function_logs = <<-EOT
     resource.type="cloud_run_revision"
@@ -70,7 +70,7 @@ locals {
   run           = "monitored_resource=\"cloud_run_revision\""
   requests      = "run_googleapis_com:request_count{${local.run},service_name=\"${var.services["collect"]}\""
   # collect's 404 (no such endpoint), 405 (wrong method) and 403 (CORS origin) are not hits the
-  # local rule counts (shared/pipeline/collect.py records only InvalidInput: 400, 401, 413, 414, 429).
+  # local rule counts (shared/tagpipe/pipeline/collect.py records only InvalidInput: 400, 401, 413, 414, 429).
   not_hits = "response_code!~\"403|404|405\""
 
   auto_close = "${floor(var.alerting.auto_close_hours * 3600)}s"
@@ -104,8 +104,8 @@ locals {
   mk_share_now = "((${local.mk_keys_now} or 0 * ${local.mk_keys_was}) / on (destination) group_left ${local.mk_dlv_now})"
   mk_share_was = "(${local.mk_keys_was} / on (destination) group_left ${local.mk_dlv_was})"
 
-  # Reason codes that mean "the destination refused our credentials" (shared/monitoring/language.py
-  # REASONS; shared/destinations/*): renewing a token fixes them, then the dead letters are replayed.
+  # Reason codes that mean "the destination refused our credentials" (shared/tagpipe/monitoring/language.py
+  # REASONS; shared/tagpipe/destinations/*): renewing a token fixes them, then the dead letters are replayed.
   credential_reasons = [
     "meta:190", "meta:102", "meta:10",
     "google_ads:oauth_token_expired", "google_ads:unauthenticated", "google_ads:no_access_token",
@@ -169,7 +169,7 @@ resource "google_monitoring_notification_channel" "slack" {
 # (destination ids, outcomes, reason codes, match-key names), never customer data.
 
 # The deliver (and transform, archive) stages log one `outcome_counts` line per batch and
-# (destination, outcome, reason) with the number of events in `count` (shared/monitoring/logs.py).
+# (destination, outcome, reason) with the number of events in `count` (shared/tagpipe/monitoring/logs.py).
 # A DISTRIBUTION metric with value_extractor = count sums those counts, so the rates below are per
 # event, not per log line (PromQL reads the sum as <metric>_sum).
 resource "google_logging_metric" "outcomes" {
@@ -201,7 +201,7 @@ resource "google_logging_metric" "outcomes" {
     labels {
       key         = "reason"
       value_type  = "STRING"
-      description = "Reason code (meta:190, http:503, consent, invalid_json, ...; shared/monitoring/language.py)."
+      description = "Reason code (meta:190, http:503, consent, invalid_json, ...; shared/tagpipe/monitoring/language.py)."
     }
   }
 

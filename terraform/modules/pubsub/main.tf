@@ -19,15 +19,15 @@
 # topic always has its archive subscription, and every destination the config routes to must be in
 # var.destinations (transform's publish to a missing deliveries-<id> topic fails, and its hits retry
 # and dead-letter; make deploy checks the list first).
-# The mirror of shared.transport.base.TOPOLOGY with per_destination(TOPOLOGY, destinations).
+# The mirror of tagpipe.transport.base.TOPOLOGY with per_destination(TOPOLOGY, destinations).
 
 locals {
-  delivery_topics = [for d in var.destinations : "deliveries-${d}"] # shared.transport.base.destination_topic
+  delivery_topics = [for d in var.destinations : "deliveries-${d}"] # tagpipe.transport.base.destination_topic
   pipeline_topics = concat(["raw-hits", "dead-letter"], local.delivery_topics)
   topics          = toset(concat(local.pipeline_topics, keys(var.record_tables)))
 
   # Subscription -> its topic and the function (stage) it feeds: the names of the Python topology
-  # (deliver-<id> = shared.transport.base.deliver_subscription).
+  # (deliver-<id> = tagpipe.transport.base.deliver_subscription).
   stages = merge(
     { transform = { topic = "raw-hits", stage = "transform" } },
     { for d in var.destinations : "deliver-${d}" => { topic = "deliveries-${d}", stage = "deliver" } },

@@ -1,5 +1,5 @@
 # Cloud Scheduler jobs that make the transform and deliver functions drain their pull subscriptions
-# (stage_trigger = "schedule"; shared/pipeline/drain.py):
+# (stage_trigger = "schedule"; shared/tagpipe/pipeline/drain.py):
 #
 #   every minute  POST <transform url>/drain  {}                     -> drains {prefix}-transform
 #   every minute  POST <deliver url>/drain    {"destination": "<id>"} -> drains {prefix}-deliver-<id>
@@ -27,7 +27,7 @@ resource "google_cloud_scheduler_job" "drain" {
   project     = var.project_id
   region      = var.region
   name        = "${var.prefix}-drain-${each.key}"
-  description = "tagpipe: drain ${var.prefix}-${each.key} (shared/pipeline/drain.py)"
+  description = "tagpipe: drain ${var.prefix}-${each.key} (shared/tagpipe/pipeline/drain.py)"
   schedule    = var.schedule
   time_zone   = "Etc/UTC"
   # how long Scheduler waits for the answer: the function's timeout (HTTP targets allow 15 s-30 min)

@@ -3,8 +3,8 @@ parse_push_envelope directly: the adapter must not depend on the ASGI stack."""
 
 import functions_framework
 
-from shared.errors import InvalidInput
-from shared.transport.push import ACK, NACK, THROTTLE, parse_push_envelope
+from tagpipe.errors import InvalidInput
+from tagpipe.transport.push import ACK, NACK, THROTTLE, parse_push_envelope
 from tests.gcp.push_function.script import ScriptedStage
 
 _stage = ScriptedStage()

@@ -4,8 +4,8 @@ import json
 import os
 import threading
 
-from shared.pipeline.stage import ACK, Decision, nack
-from shared.transport.push import subscription_of
+from tagpipe.pipeline.stage import ACK, Decision, nack
+from tagpipe.transport.push import subscription_of
 
 _lock = threading.Lock()
 

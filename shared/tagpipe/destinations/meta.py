@@ -1,0 +1,350 @@
+"""Meta Conversions API (CAPI): one canonical event -> one Meta server event.
+
+    POST {endpoint}/{api_version}/{pixel_id}/events?access_token=..[&appsecret_proof=..]
+    {"data": [<server event>, ...], "test_event_code"?: "...", "partner_agent": "tagpipe"}
+
+Vendor facts (VENDORS.md §1; sources cited there and beside each table below):
+- event_time is Unix *seconds*; one event older than 7 days fails the *whole* request ([doc] server-event
+  parameters page), so build_requests re-checks the window at send time and takes such events out.
+- Website events need event_source_url, client_user_agent and action_source ([doc] same page).
+- em ph fn ln ge db ct st zp country external_id are normalised + hashed by tagpipe.hashing.meta_hash
+  (SDK-exact, facebook-business 26.0.3) and sent as arrays; client_ip_address, client_user_agent, fbc, fbp
+  are never hashed ([doc] customer-information parameters).
+- At most 1,000 events per request ([unverified] Meta "Batch requests"; every integration uses it).
+- Dedup with the browser pixel is event_name + event_id, so names are case-exact (mappings/meta.toml).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from typing import Any
+from urllib.parse import urlencode
+
+import httpx
+from pydantic import Field
+
+from tagpipe.destinations.base import (
+    REQUEST_KEY,
+    Batch,
+    Destination,
+    HttpDestinationSettings,
+    Prepared,
+    Rejection,
+    Result,
+    VendorRequest,
+    Verdict,
+    chunks,
+    classify_http,
+    group_by_request,
+    load_event_map,
+    mask_url,
+    response_json,
+    retry_after_seconds,
+    split_request,
+)
+from tagpipe.errors import ConfigError, InvalidInput
+from tagpipe.hashing import meta_hash
+from tagpipe.models import DeliveryTask, Event
+
+MAX_AGE_SECONDS = 7 * 24 * 3600  # [doc] "If any event_time in data is greater than 7 days in the past ..."
+SEND_MARGIN_SECONDS = 120  # an event this close to the 7-day edge may cross it in flight: refuse it
+MAX_FUTURE_SECONDS = 300  # clock skew we tolerate for event_time in the future
+
+# user_data keys Meta wants hashed (arrays), in payload order, and the canonical field each comes from.
+HASHED_KEYS = ("em", "ph", "fn", "ln", "ge", "db", "ct", "st", "zp", "country", "external_id")
+
+# custom_data keys the SDK knows (facebook_business/adobjects/serverside/custom_data.py, [sdk]); a custom
+# param with one of these names never overwrites what we mapped from the canonical event.
+STANDARD_CUSTOM_KEYS = frozenset(
+    {
+        "value", "currency", "content_name", "content_category", "content_ids", "contents", "content_type",
+        "order_id", "predicted_ltv", "num_items", "status", "search_string", "item_number",
+        "delivery_category", "net_revenue", "custom_properties",
+    }
+)  # fmt: skip
+
+# --------------------------------------------------------------------------- error table (data)
+# Graph API error codes -> what deliver does. Sources:
+#   [doc] https://developers.facebook.com/docs/graph-api/guides/error-handling  (1, 2, 4, 17, 341, 368, 10,
+#         200-299, 3, 100, 102, 190, 506; "wait and retry" vs. "fix the request / the token")
+#   [doc] https://developers.facebook.com/docs/graph-api/overview/rate-limiting  (4 app, 17 user/account,
+#         32 page, 613 custom-level throttling)
+#   [doc] https://developers.facebook.com/docs/marketing-apis/rate-limiting  (17/2446079, 613/1487742,
+#         4/1504022: "scale back your calls"; Business Use Case limits)
+#   [secondary, unverified] 80000-80014 Business Use Case rate-limit codes (widely used; not read in Meta's
+#         own table this session)
+#   [code] rudderlabs/rudder-transformer src/v0/destinations/facebook_pixel/networkHandler.js: 100/2804003 =
+#         event older than 7 days (permanent)
+META_ERRORS: dict[int, tuple[Verdict, str]] = {
+    1: (Verdict.RETRY, "unknown Meta error, possibly a temporary outage"),
+    2: (Verdict.RETRY, "Meta service temporarily unavailable"),
+    368: (Verdict.RETRY, "temporarily blocked; wait and retry"),
+    4: (Verdict.THROTTLE, "application request limit reached"),
+    17: (Verdict.THROTTLE, "user or ad-account request limit reached"),
+    32: (Verdict.THROTTLE, "page request limit reached"),
+    341: (Verdict.THROTTLE, "application limit reached"),
+    613: (Verdict.THROTTLE, "calls to this API exceeded the rate limit"),
+    3: (Verdict.PERMANENT, "API method not available to this app"),
+    10: (Verdict.PERMANENT, "permission denied"),
+    100: (Verdict.PERMANENT, "invalid parameter"),
+    102: (Verdict.PERMANENT, "API session expired or invalid"),
+    190: (Verdict.PERMANENT, "access token expired or invalid"),
+    506: (Verdict.PERMANENT, "duplicate post"),
+}
+META_THROTTLE_RANGE = range(80000, 80015)  # Business Use Case rate limits
+META_PERMISSION_RANGE = range(200, 300)  # permission errors
+META_SUBCODES: dict[tuple[int, int], str] = {
+    (100, 2804003): "event_time more than 7 days in the past (whole request refused)",
+}
+
+
+def meta_verdict(code: Any, subcode: Any, is_transient: Any, status: int) -> tuple[Verdict, str]:
+    """The verdict and a short description for one Meta error envelope."""
+    if isinstance(code, int):
+        if (code, subcode) in META_SUBCODES:
+            return Verdict.PERMANENT, META_SUBCODES[(code, subcode)]
+        if code in META_ERRORS:
+            return META_ERRORS[code]
+        if code in META_THROTTLE_RANGE:
+            return Verdict.THROTTLE, "business use case rate limit reached"
+        if code in META_PERMISSION_RANGE:
+            return Verdict.PERMANENT, "permission missing"
+    if is_transient is True or status >= 500:
+        return Verdict.RETRY, "transient Meta error"
+    return Verdict.PERMANENT, "Meta refused the request"
+
+
+class MetaSettings(HttpDestinationSettings):
+    pixel_id: str = Field(pattern=r"^\d+$", description="the dataset / pixel id")
+    api_version: str = Field("v26.0", pattern=r"^v\d+\.\d+$", description="facebook-business 26.0.3 pins v26.0")
+    endpoint: str = "https://graph.facebook.com"
+    timeout: float = 1.5  # Meta's recommendation for server events
+    access_token_env: str = "META_ACCESS_TOKEN"
+    app_secret_env: str | None = None  # optional, e.g. "META_APP_SECRET": then appsecret_proof is sent as the SDK does
+    test_event_code: str | None = None  # every event goes to Test Events (an event's own code wins)
+    event_map: dict[str, str] = Field(default_factory=dict)  # GA4 name -> Meta name, over mappings/meta.toml
+    send_unmapped: bool = False  # send names absent from the map unchanged (as custom events)
+    partner_agent: str = "tagpipe"
+
+
+class MetaCapi(Destination):
+    type = "meta"
+    max_batch = 1000
+    Settings = MetaSettings
+    settings: MetaSettings
+    optional_secrets = ("app_secret_env",)  # config does not refuse to start without it
+
+    def __init__(self, id: str, settings: MetaSettings, secrets) -> None:
+        super().__init__(id, settings, secrets)
+        self.event_map = {**load_event_map("meta"), **settings.event_map}
+
+    # ------------------------------------------------------------------ transform side
+    def event_name(self, name: str, explicit: str | None = None) -> str | None:
+        if explicit:  # a tag named the vendor event itself: sent verbatim, unmapped
+            return explicit
+        if name in self.event_map:
+            return self.event_map[name]
+        return name if self.settings.send_unmapped else None
+
+    def prepare(self, event: Event) -> Prepared | None:
+        name = self.event_name(event.name, event.vendor_event_name)
+        if name is None:
+            return None
+        event_time = int(event.timestamp)
+        if event_time < self.now() - MAX_AGE_SECONDS:
+            raise InvalidInput("meta:event_too_old", "Meta accepts events up to 7 days old")
+        if event.action_source == "website":
+            missing = [
+                key
+                for key, value in (("event_source_url", event.page.url), ("client_user_agent", event.client.user_agent))
+                if not value
+            ]
+            if missing:
+                raise InvalidInput(
+                    f"meta:missing_{missing[0]}",
+                    f"Meta requires {' and '.join(missing)} for website events",
+                )
+
+        notes: list[str] = []
+        user_data = self._user_data(event, notes)
+        identifiers = [key for key in ("em", "ph", "fn", "ln", "external_id") if key in user_data]
+        identifiers += [key for key in ("fbp", "fbc") if key in user_data]
+        if event.client.ip and event.client.user_agent:
+            identifiers.append("ip_ua")
+
+        payload: dict[str, Any] = {
+            "event_name": name,
+            "event_time": event_time,
+            "event_id": event.event_id,
+            "action_source": event.action_source,
+        }
+        if event.page.url:
+            payload["event_source_url"] = event.page.url
+        if event.page.referrer:
+            payload["referrer_url"] = event.page.referrer
+        payload["user_data"] = user_data
+        custom_data = self._custom_data(event, notes)
+        if custom_data:
+            payload["custom_data"] = custom_data
+        # opt_out: "do not use this event for ads delivery optimisation, only for attribution" -- the
+        # closest Meta signal to gtag npa=1 / ad_personalization denied.
+        if event.consent.non_personalized_ads or event.consent.ad_personalization is False:
+            payload["opt_out"] = True
+        if event.consent.limited_data_use:
+            # LDU with country/state 0 = "Meta geolocates the user" ([unverified] numeric meanings)
+            payload["data_processing_options"] = ["LDU"]
+            payload["data_processing_options_country"] = 0
+            payload["data_processing_options_state"] = 0
+        test_code = event.test_event_code or self.settings.test_event_code
+        if test_code:
+            payload[REQUEST_KEY] = {"test_event_code": test_code}
+        return Prepared(name, payload, identifiers, notes)
+
+    def _user_data(self, event: Event, notes: list[str]) -> dict[str, Any]:
+        user, address = event.user_data, event.user_data.address
+        raw = {
+            "em": user.email, "ph": user.phone, "fn": address.first_name, "ln": address.last_name,
+            "ge": user.gender, "db": user.date_of_birth, "ct": address.city, "st": address.region,
+            "zp": address.postal_code, "country": address.country, "external_id": user.external_id,
+        }  # fmt: skip
+        out: dict[str, Any] = {}
+        for key in HASHED_KEYS:
+            value = raw[key]
+            if value is None or value == "":
+                continue
+            try:
+                hashed = meta_hash(key, value, default_country=self.settings.default_phone_country)
+            except (TypeError, ValueError):
+                notes.append(f"meta:invalid_{key}")  # the SDK raises on these; Meta would refuse the event
+                continue
+            if hashed:
+                out[key] = [hashed]
+            else:
+                notes.append(f"meta:unusable_{key}")  # present but not normalisable: dropped, on record
+        # never hashed ([doc] customer-information parameters; VENDORS §6.4)
+        if event.client.ip:
+            out["client_ip_address"] = event.client.ip
+        if event.client.user_agent:
+            out["client_user_agent"] = event.client.user_agent
+        if event.click_ids.fbc:
+            out["fbc"] = event.click_ids.fbc  # case-sensitive: byte for byte
+        if event.click_ids.fbp:
+            out["fbp"] = event.click_ids.fbp
+        return out
+
+    def _custom_data(self, event: Event, notes: list[str]) -> dict[str, Any]:
+        ecommerce = event.ecommerce
+        data: dict[str, Any] = {}
+        if ecommerce.value is not None:
+            data["value"] = ecommerce.value
+        if ecommerce.currency:
+            data["currency"] = ecommerce.currency.lower()  # the SDK lowercases; Meta accepts either
+        contents = []
+        for item in ecommerce.items:
+            content_id = item.item_id or item.item_name  # Meta's template: item_id || item_name
+            if not content_id:
+                continue
+            content: dict[str, Any] = {"id": content_id}
+            if item.quantity is not None:
+                content["quantity"] = int(item.quantity) if float(item.quantity).is_integer() else item.quantity
+            if item.price is not None:
+                content["item_price"] = item.price
+            contents.append(content)
+        if contents:
+            data["content_ids"] = [c["id"] for c in contents]
+            data["contents"] = contents
+            data["content_type"] = "product"
+            data["num_items"] = int(sum(c.get("quantity", 1) for c in contents))
+        if ecommerce.transaction_id:
+            data["order_id"] = ecommerce.transaction_id
+        search = event.params.get("search_term")
+        if isinstance(search, str) and search:
+            data["search_string"] = search
+        custom = {k: v for k, v in event.params.items() if k != "search_term" and v is not None}
+        custom.update({f"experiment_{k}": v for k, v in event.experiments.items()})
+        for key, value in sorted(custom.items()):
+            if key in STANDARD_CUSTOM_KEYS or key in data:
+                notes.append(f"meta:custom_key_collides:{key}")  # the SDK raises on this; we keep ours
+                continue
+            data[key] = value
+        return data
+
+    # ------------------------------------------------------------------ deliver side
+    def build_requests(self, tasks: list[DeliveryTask]) -> Batch:
+        now = self.now()
+        oldest, newest = now - MAX_AGE_SECONDS + SEND_MARGIN_SECONDS, now + MAX_FUTURE_SECONDS
+        batch = Batch()
+        sendable = []
+        for task in tasks:
+            event_time = task.payload.get("event_time")
+            if not isinstance(event_time, int):
+                batch.rejected.append(Rejection(task.event_uid, "meta:invalid_event_time", "event_time is not int seconds"))
+            elif event_time < oldest:
+                batch.rejected.append(
+                    Rejection(
+                        task.event_uid,
+                        "meta:event_too_old",
+                        "event_time is 7 days old or more at send time; Meta would refuse the whole request",
+                    )
+                )
+            elif event_time > newest:
+                batch.rejected.append(
+                    Rejection(task.event_uid, "meta:event_in_future", "event_time is more than 5 minutes in the future")
+                )
+            else:
+                sendable.append(task)
+        if not sendable:
+            return batch
+        url = self._url()
+        masked = mask_url(url, ("access_token", "appsecret_proof"))
+        for fields, group in group_by_request(sendable):
+            for part in chunks(group, self.max_batch):
+                body: dict[str, Any] = {"data": [split_request(t.payload)[1] for t in part]}
+                if fields.get("test_event_code"):
+                    body["test_event_code"] = fields["test_event_code"]
+                body["partner_agent"] = self.settings.partner_agent
+                batch.requests.append(
+                    VendorRequest("POST", url, [t.event_uid for t in part], json=body, masked_url=masked)
+                )
+        return batch
+
+    def _url(self) -> str:
+        token = self.secrets.get("access_token")
+        if not token:
+            raise ConfigError(
+                f"destinations.{self.id}.access_token_env",
+                f"the environment variable {self.settings.access_token_env} is not set",
+                "create a system-user access token in Events Manager and set it in that variable",
+            )
+        params = {"access_token": token}
+        app_secret = self.secrets.get("app_secret")
+        if app_secret:  # as facebook_business EventRequest.execute does
+            params["appsecret_proof"] = hmac.new(app_secret.encode(), token.encode(), hashlib.sha256).hexdigest()
+        s = self.settings
+        return f"{s.endpoint.rstrip('/')}/{s.api_version}/{s.pixel_id}/events?{urlencode(params)}"
+
+    def classify(self, request: VendorRequest, response: httpx.Response | None, error: Exception | None) -> Result:
+        if error is not None or response is None:
+            return classify_http(response, error)
+        body = response_json(response)
+        envelope = body.get("error") if isinstance(body, dict) else None
+        if 200 <= response.status_code < 300 and not envelope:
+            received = body.get("events_received") if isinstance(body, dict) else None
+            if isinstance(received, int) and received != len(request.event_uids):
+                return Result(Verdict.OK, "ok", f"Meta reports {received} of {len(request.event_uids)} received")
+            return Result(Verdict.OK, "ok")
+        if not isinstance(envelope, dict):
+            return classify_http(response, None)
+        code, subcode = envelope.get("code"), envelope.get("error_subcode")
+        verdict, description = meta_verdict(code, subcode, envelope.get("is_transient"), response.status_code)
+        # Meta's `message` / `error_user_msg` can echo request values, so only fixed text, the short
+        # error_user_title and the trace id go into detail (no PII, no token).
+        extra = [f"subcode {subcode}"] if subcode else []
+        if isinstance(envelope.get("error_user_title"), str):
+            extra.append(envelope["error_user_title"][:80])
+        if envelope.get("fbtrace_id"):
+            extra.append(f"fbtrace_id {envelope['fbtrace_id']}")
+        detail = description + (f" ({'; '.join(extra)})" if extra else "")
+        retry_after = retry_after_seconds(response) if verdict in (Verdict.RETRY, Verdict.THROTTLE) else None
+        return Result(verdict, f"meta:{code}", detail, retry_after)

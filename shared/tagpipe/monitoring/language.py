@@ -1,0 +1,153 @@
+"""Words for people: destination names, event names, reason codes and numbers as a marketer reads them.
+
+    "Meta: 37% of purchases failed in the last 15 minutes (was 0.4%) — the access token expired
+     (meta:190). Events are being kept and will be replayable."
+
+Reason codes stay in the sentence (in brackets) so an engineer can grep for them; the words before
+them say what happened. Unknown codes fall back to the outcome's `detail`, which is a short human
+sentence without PII by contract (tagpipe.models.Outcome).
+"""
+
+from __future__ import annotations
+
+import re
+
+VENDOR_NAMES = {
+    "meta": "Meta", "ga4": "GA4", "google_ads": "Google Ads", "tiktok": "TikTok", "webhook": "Webhook",
+    "log": "Dry run",
+}
+
+EVENT_PLURALS = {
+    "purchase": "purchases", "completepayment": "purchases", "page_view": "page views", "pageview": "page views",
+    "add_to_cart": "add-to-carts", "addtocart": "add-to-carts", "begin_checkout": "checkouts",
+    "initiatecheckout": "checkouts", "generate_lead": "leads", "lead": "leads", "sign_up": "sign-ups",
+    "completeregistration": "sign-ups", "view_item": "product views", "viewcontent": "product views",
+    "search": "searches", "add_payment_info": "payment-info events", "addpaymentinfo": "payment-info events",
+    "subscribe": "subscriptions", "contact": "contacts", "add_to_wishlist": "wishlist adds",
+    "addtowishlist": "wishlist adds", "conversion": "conversions", "refund": "refunds",
+}
+
+IDENTIFIER_NAMES = {
+    "em": "email", "ph": "phone", "fbp": "browser ID (fbp)", "fbc": "click ID (fbc)", "external_id": "customer ID",
+    "fn": "first name", "ln": "last name", "ip_ua": "IP + user agent", "client_id": "client ID",
+    "user_id": "user ID", "gclid": "Google click ID", "ttclid": "TikTok click ID", "ttp": "TikTok cookie",
+    "address": "address",
+}
+
+# exact reason codes -> what happened, in words ({name} is the destination's display name)
+REASONS = {
+    "meta:190": "the access token expired",
+    "meta:102": "the Meta session expired",
+    "meta:10": "the access token lacks permission for this pixel",
+    "meta:100": "Meta refused a parameter in the request",
+    "meta:event_too_old": "the events were older than Meta accepts (7 days)",
+    "meta:4": "Meta is rate-limiting this app",
+    "meta:17": "Meta is rate-limiting this ad account",
+    "google_ads:oauth_token_expired": "the Google Ads sign-in expired",
+    "google_ads:unauthenticated": "Google Ads refused the credentials",
+    "google_ads:no_access_token": "no Google Ads access token could be obtained",
+    "google_ads:oauth_unavailable": "Google's sign-in service was unavailable",
+    "google_ads:no_match_key": "the events carried no click ID or customer data to match on",
+    "google_ads:user_identifiers_withheld_no_consent": "customer data was withheld for lack of consent",
+    "http:401": "{name} refused the credentials (HTTP 401)",
+    "http:403": "{name} refused access (HTTP 403)",
+    "http:404": "the {name} endpoint was not found (HTTP 404): check the IDs in the config",
+    "http:413": "the requests were too large for {name} (HTTP 413)",
+    "http:429": "{name} is rate-limiting us (HTTP 429)",
+    "network": "{name} could not be reached",
+    "timeout": "{name} did not answer in time",
+    "max_attempts": "delivery kept failing until the retries ran out",
+    # filtered / collect
+    "consent": "the visitor did not give consent",
+    "duplicate": "the same event_id was already delivered",
+    "not_mapped": "the destination does not take this event",
+    "disabled": "the destination is disabled",
+    "no_destination": "no destination is configured",
+    "invalid_json": "the body was not valid JSON",
+    "invalid_utf8": "the body was not valid UTF-8",
+    "body_too_large": "the request was too large",
+    "query_too_large": "the query string was too long",
+    "invalid_message": "a queued hit could not be read",
+    "invalid_task": "a queued delivery could not be read",
+}
+
+
+def destination_label(dest_id: str, dest_type: str | None = None) -> str:
+    """`meta` -> Meta; a second Meta destination `meta_eu` -> Meta (meta_eu); `*` -> Collect."""
+    if dest_id == "*":
+        return "Collect"
+    dest_type = dest_type or dest_id
+    name = VENDOR_NAMES.get(dest_type)
+    if name is None:
+        return dest_id
+    return name if dest_id == dest_type else f"{name} ({dest_id})"
+
+
+def event_plural(name: str | None) -> str:
+    if not name:
+        return "events"
+    key = re.sub(r"[^a-z0-9_]", "", name.lower())
+    return EVENT_PLURALS.get(key, f"{name} events")
+
+
+def identifier_name(key: str) -> str:
+    return IDENTIFIER_NAMES.get(key, key)
+
+
+def explain_reason(reason: str, detail: str = "", name: str = "the destination") -> str:
+    """What a reason code means, in words; the code itself is appended by the caller."""
+    text = REASONS.get(reason)
+    if text is None:
+        m = re.fullmatch(r"http:(\d{3})", reason or "")
+        if m and m.group(1).startswith("5"):
+            text = "{name}'s servers were failing (HTTP " + m.group(1) + ")"
+        elif m:
+            text = "{name} refused the requests (HTTP " + m.group(1) + ")"
+    if text is None:
+        text = clean_detail(detail) or "an unexpected error"
+    return text.replace("{name}", name)
+
+
+def clean_detail(detail: str) -> str:
+    """An outcome detail without the trailing technical bits deliver appends (status=..., bodies)."""
+    detail = re.sub(r"\s*\(status=[^)]*\)\s*$", "", detail or "").strip()
+    return detail[:160]
+
+
+def pct(share: float) -> str:
+    """0.37 -> '37%', 0.004 -> '0.4%', 0 -> '0%'."""
+    value = share * 100
+    if value == 0:
+        return "0%"
+    if value < 10:
+        text = f"{value:.1f}".rstrip("0").rstrip(".")
+        return f"{text}%" if text != "0" else "<0.1%"
+    return f"{round(value)}%"
+
+
+def count(n: float) -> str:
+    return f"{int(round(n)):,}"
+
+
+def duration(seconds: float) -> str:
+    """90 -> '2 minutes', 3600 -> '1 hour', 5400 -> '90 minutes', 86400*7 -> '7 days'."""
+    seconds = max(0.0, seconds)
+    if seconds < 90:
+        n = round(seconds)
+        return f"{n} second{'s' if n != 1 else ''}"
+    minutes = seconds / 60
+    if minutes < 120 and not (minutes % 60 == 0 and minutes >= 60):
+        n = round(minutes)
+        return f"{n} minute{'s' if n != 1 else ''}"
+    hours = minutes / 60
+    if hours < 48:
+        n = round(hours)
+        return f"{n} hour{'s' if n != 1 else ''}"
+    n = round(hours / 24)
+    return f"{n} day{'s' if n != 1 else ''}"
+
+
+def window_phrase(seconds: float) -> str:
+    """'the last 15 minutes', 'the last hour'."""
+    text = duration(seconds)
+    return "the last " + (text[2:] if text.startswith("1 ") else text)

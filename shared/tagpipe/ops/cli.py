@@ -1,0 +1,250 @@
+"""The `tagpipe` command: run the local stack, check config, look at what happened."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Callable
+
+from tagpipe.errors import ConfigError
+
+
+def _load(path: str | None):
+    from tagpipe.config import load_config
+
+    return load_config(path)
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from tagpipe.ops import local
+
+    local.run(_load(args.config), host=args.host, port=args.port)
+    return 0
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    from tagpipe.config import config_path
+    from tagpipe.ops.preview import placeholder_secrets
+
+    path = config_path(args.config)
+    fake = getattr(args, "fake_secrets", False)
+    with placeholder_secrets(path if fake else None) as placeholders:
+        config = _load(args.config)
+        entries = config.destination_entries()
+        print(f"config OK: {config.source}")
+        for e in entries.values():
+            state = "enabled" if e.enabled else "disabled"
+            secrets = ", ".join(f"{k}=***" for k in e.secrets) or "no secrets"
+            print(f"  destination {e.id}: {e.type} ({state}; consent {e.consent or 'none'}; {secrets})")
+        tagging = config.tagging()
+        for dest_id, tags in tagging.by_destination.items():
+            names = ", ".join(t.name + ("" if t.enabled else " (disabled)") for t in tags)
+            print(f"  tags for {dest_id}: {names} (only firing tags send to it)")
+        if tagging:
+            print(f"  {len(tagging.tags)} tags, {len(tagging.triggers)} triggers, "
+                  f"{len(config.variables)} declared variables")
+        for warning in tagging.warnings:
+            print(f"  warning: {warning}")
+        if placeholders:
+            print(f"  secrets not set, placeholders used for this preview: {', '.join(placeholders)}")
+        if getattr(args, "sample", None):
+            return _preview(config, args)
+    return 0
+
+
+def _preview(config, args: argparse.Namespace) -> int:
+    from tagpipe.errors import InvalidInput
+    from tagpipe.ops.preview import load_samples, preview, render
+
+    try:
+        hits = load_samples(args.sample)
+    except InvalidInput as exc:
+        print(f"sample error: {exc.code}: {exc.message}", file=sys.stderr)
+        return 2
+    report = preview(config, hits)
+    if args.json:
+        print(json.dumps(report, indent=2, ensure_ascii=False))
+    else:
+        print(render(report))
+    return 0
+
+
+def cmd_preview(args: argparse.Namespace) -> int:
+    args.fake_secrets = not args.real_secrets
+    return cmd_check(args)
+
+
+def cmd_stats(args: argparse.Namespace) -> int:
+    from tagpipe.storage.sqlite import SqliteStore
+
+    config = _load(args.config)
+    store = SqliteStore(config.storage.dir)
+    counts = store.outcome_counts()
+    print(json.dumps({f"{d}/{o}": n for (d, o), n in sorted(counts.items())}, indent=2))
+    return 0
+
+
+def _when(value: str | None, default: float) -> float:
+    """A time bound: unix seconds, an ISO date/time, or a relative '24h' / '7d' / '30m' ago."""
+    import time
+    from datetime import datetime
+
+    if not value:
+        return default
+    units = {"m": 60, "h": 3600, "d": 86400}
+    if value[-1] in units and value[:-1].isdigit():
+        return time.time() - int(value[:-1]) * units[value[-1]]
+    try:
+        return float(value)
+    except ValueError:
+        return datetime.fromisoformat(value).timestamp()
+
+
+def _confirm_scan(args: argparse.Namespace) -> Callable[[str, int], bool]:
+    """Show what a BigQuery query will scan (and cost); above --max-scan-gb, ask unless --yes."""
+    from tagpipe.storage.bigquery_read import PRICE_PER_TIB, human_bytes, scan_cost
+
+    limit = args.max_scan_gb * 2**30
+
+    def confirm(what: str, scanned: int) -> bool:
+        print(f"{what}: will scan {human_bytes(scanned)} in BigQuery (about ${scan_cost(scanned, 2):.4f}"
+              f" on demand at ${PRICE_PER_TIB}/TiB)", file=sys.stderr)
+        if scanned <= limit or args.yes:
+            return True
+        if not sys.stdin.isatty():
+            print(f"{what}: more than --max-scan-gb {args.max_scan_gb:g}; pass --yes to run it", file=sys.stderr)
+            return False
+        return input("run it? [y/N] ").strip().lower() in ("y", "yes")
+
+    return confirm
+
+
+def _replay_run(args: argparse.Namespace, label: str):
+    """Run replay_dead_letters or backfill over [--since, --until) with a progress bar."""
+    import time
+
+    from tagpipe.config import config_path
+    from tagpipe.ops import replay
+    from tagpipe.ops.preview import placeholder_secrets
+    from tagpipe.runtime import build_runtime
+
+    # vendor tokens are used by deliver only (build_requests), never to route or republish: the
+    # operator needs none of them, and on GCP no access to Secret Manager
+    with placeholder_secrets(config_path(args.config)):
+        rt = build_runtime(_load(args.config))
+        try:
+            fn = replay.replay_dead_letters if label == "replay" else replay.backfill
+            return fn(rt, args.destination, _when(args.since, 0.0), _when(args.until, time.time() + 1),
+                      progress=replay.progress_bar(label), confirm=_confirm_scan(args))
+        finally:
+            rt.close()
+
+
+def cmd_replay(args: argparse.Namespace) -> int:
+    report = _replay_run(args, "replay")
+    print(f"dead letters selected {report.selected}, queued {report.queued}, unreadable {report.skipped}"
+          " (a running stack delivers them; already-delivered event_ids are not sent again)")
+    return 0
+
+
+def cmd_backfill(args: argparse.Namespace) -> int:
+    report = _replay_run(args, "backfill")
+    print(f"stored events {report.selected}, queued for {args.destination} {report.queued}, "
+          f"not routed {report.skipped} (consent, tags or mapping)")
+    return 0
+
+
+def _scan_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--max-scan-gb", type=float, default=1.0,
+                        help="BigQuery store: ask before a query that scans more (default 1 GiB)")
+    parser.add_argument("--yes", action="store_true", help="BigQuery store: run whatever the scan")
+
+
+def cmd_erase(args: argparse.Namespace) -> int:
+    from tagpipe.ops.erase import erase
+
+    config = _load(args.config)
+    if not (args.email or args.user_id or args.client_id):
+        print("erase: give --email, --user-id or --client-id", file=sys.stderr)
+        return 2
+    result = erase(config.storage.dir, email=args.email, user_id=args.user_id, client_id=args.client_id,
+                   expand=not args.no_expand)
+    print(json.dumps({"deleted": result.deleted, "client_ids": result.client_ids, "user_ids": result.user_ids},
+                     indent=2))
+    print("local store and queue only: delete the person at Meta, Google and TikTok too (docs/privacy.md)",
+          file=sys.stderr)
+    return 0
+
+
+def cmd_purge(args: argparse.Namespace) -> int:
+    from tagpipe.ops.erase import purge_older_than
+    from tagpipe.privacy import privacy_config
+
+    config = _load(args.config)
+    days = args.days or privacy_config(config).retention_days
+    if days <= 0:
+        print("purge: give --days N or set [privacy] retention_days", file=sys.stderr)
+        return 2
+    print(json.dumps(purge_older_than(config.storage.dir, days), indent=2))
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    from tagpipe.monitoring.logs import configure
+
+    configure(os.environ.get("TAGPIPE_LOG_LEVEL", "INFO"), json_lines=os.environ.get("TAGPIPE_LOG_FORMAT", "json") == "json")
+    parser = argparse.ArgumentParser(prog="tagpipe", description=__doc__)
+    parser.add_argument("--config", help="config file (default: $TAGPIPE_CONFIG or ./tagpipe.toml)")
+    sub = parser.add_subparsers(dest="command", required=True)
+    run = sub.add_parser("run", help="run collect + transform + deliver locally")
+    run.add_argument("--host")
+    run.add_argument("--port", type=int, default=int(os.environ["PORT"]) if os.environ.get("PORT") else None)
+    run.set_defaults(func=cmd_run)
+    check = sub.add_parser("check", help="validate the config file (and preview a sample hit)")
+    check.add_argument("--sample", help="a RawHit JSON, a JSON-API event, a gtag query string or URL, or a file "
+                       "holding one: print which tags fire and the exact vendor requests (nothing is sent)")
+    check.add_argument("--fake-secrets", action="store_true",
+                       help="use placeholders for secrets the environment lacks (they are masked anyway)")
+    check.add_argument("--json", action="store_true", help="print the preview as JSON")
+    check.set_defaults(func=cmd_check)
+    prev = sub.add_parser("preview", help="check --sample, with placeholder secrets: tags fired and vendor payloads")
+    prev.add_argument("sample", help="a RawHit JSON, a JSON-API event, a gtag query string or URL, or a file")
+    prev.add_argument("--real-secrets", action="store_true", help="require the secret variables to be set")
+    prev.add_argument("--json", action="store_true", help="print the preview as JSON")
+    prev.set_defaults(func=cmd_preview)
+    stats = sub.add_parser("stats", help="outcome counts from the local store")
+    stats.set_defaults(func=cmd_stats)
+    replay = sub.add_parser("replay", help="re-queue dead-lettered deliveries (after fixing the cause)")
+    replay.add_argument("--destination", help="only this destination id")
+    replay.add_argument("--since", help="unix seconds, ISO time, or 24h / 7d ago")
+    replay.add_argument("--until")
+    _scan_flags(replay)
+    replay.set_defaults(func=cmd_replay)
+    back = sub.add_parser("backfill", help="send stored events from a time range to one destination")
+    back.add_argument("destination")
+    back.add_argument("--since", required=True, help="unix seconds, ISO time, or 24h / 7d ago")
+    back.add_argument("--until")
+    _scan_flags(back)
+    back.set_defaults(func=cmd_backfill)
+    er = sub.add_parser("erase", help="delete one person's data from the local store and queue (docs/privacy.md)")
+    er.add_argument("--email")
+    er.add_argument("--user-id")
+    er.add_argument("--client-id")
+    er.add_argument("--no-expand", action="store_true",
+                    help="only the given identifier, not the client/user ids seen with it")
+    er.set_defaults(func=cmd_erase)
+    purge = sub.add_parser("purge", help="delete local records older than N days ([privacy] retention_days)")
+    purge.add_argument("--days", type=int)
+    purge.set_defaults(func=cmd_purge)
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except ConfigError as exc:
+        print(f"config error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,78 @@
+"""Input parsers: a RawHit in, canonical Events out (the hot path of collect and transform).
+
+    parse_hit(raw, now=None) -> list[Event]
+    validate_hit(raw) -> list[EventSketch]   collect's check: refuses exactly what parse_hit refuses
+
+dispatches on raw.source to gtag.py (gtag.js /g/collect), mp.py (GA4 Measurement Protocol) or
+json_api.py (our POST /events). Bad input raises tagpipe.errors.InvalidInput(code, message, status):
+`code` is a short machine code (invalid_json, missing_event_name, too_many_events, ...), `message`
+names the field and never echoes a value.
+
+Deterministic: the result depends only on the RawHit (and `now`, which defaults to raw.received_at),
+so collect (validate, answer 4xx) and transform (build) get the same events, and replays the same
+event_uid / event_id.
+"""
+
+from __future__ import annotations
+
+from tagpipe.errors import InvalidInput
+from tagpipe.models import Event, RawHit
+
+from . import gtag, json_api, mp
+from ._common import (
+    MAX_BATCH_EVENTS,
+    MAX_FUTURE_SKEW_SECONDS,
+    MAX_GTAG_EVENTS,
+    MAX_ITEMS_PER_EVENT,
+    MAX_PARAMS_PER_EVENT,
+    MAX_VALUE_BYTES,
+    EventSketch,
+    HitContext,
+    event_id_for,
+)
+
+__all__ = [
+    "parse_hit",
+    "validate_hit",
+    "EventSketch",
+    "event_id_for",
+    "InvalidInput",
+    "MAX_BATCH_EVENTS",
+    "MAX_FUTURE_SKEW_SECONDS",
+    "MAX_GTAG_EVENTS",
+    "MAX_ITEMS_PER_EVENT",
+    "MAX_PARAMS_PER_EVENT",
+    "MAX_VALUE_BYTES",
+]
+
+
+def parse_hit(raw: RawHit, *, now: float | None = None) -> list[Event]:
+    """The canonical events of one hit, in order. Raises InvalidInput for bad input.
+
+    `now` is only the reference for refusing timestamps too far in the future; it defaults to
+    raw.received_at so that parsing the same RawHit twice gives the same result.
+    """
+    ref = raw.received_at if now is None else now
+    ctx = HitContext(raw)
+    source = raw.source
+    if source == "gtag":
+        return gtag.parse(raw, ctx)
+    if source == "mp":
+        return mp.parse(raw, ctx, ref)
+    if source == "json":
+        return json_api.parse(raw, ctx, ref)
+    raise InvalidInput("unsupported_source", f"source must be gtag, mp or json, not {str(source)[:20]!r}")
+
+
+def validate_hit(raw: RawHit) -> list[EventSketch]:
+    """parse_hit's verdict on a hit (the same InvalidInput for the same bad input, so a hit this
+    accepts parses in transform) and, per event, what collect needs: the page URL, consent, the client
+    id and, for the JSON API and MP, the event id. No source builds Event models here."""
+    source = raw.source
+    if source == "gtag":
+        return gtag.validate(raw)
+    if source == "json":
+        return json_api.validate(raw, raw.received_at)
+    if source == "mp":
+        return mp.validate(raw, raw.received_at)
+    return [EventSketch(e.page.url, e.consent, e.client.client_id, e.event_id) for e in parse_hit(raw)]

@@ -1,0 +1,349 @@
+"""collect: the public HTTP endpoint the site's tags send to.
+
+It validates the hit (parsing.validate_hit: the same refusals as the parser transform uses, so a
+hit that gets a 2xx will parse; gtag hits are checked without building Events), publishes the raw hit durably, and answers at once; it never waits on a vendor. Bad input gets a
+4xx with a JSON reason and a failed-event record; a queue that cannot write gets a 503 so the tag
+(or the sender) retries.
+
+Browser hits also get the first-party cookies of tagpipe.identity (client id, _fbp, _fbc, click ids),
+as far as the hit's consent allows, and the raw hit carries the values the browser holds afterwards,
+so the first hit already uses a newly minted _fbp. Only vendor and identity cookies are kept in the
+raw hit (identity.forward_cookies): a shop's session cookie never reaches the queue or the store.
+collect also serves the site tag (shared/tagpipe/sitetag) at paths.sitetag.
+"""
+
+from __future__ import annotations
+
+import gc
+import json
+import logging
+import re
+import time
+from urllib.parse import parse_qsl
+
+from starlette.requests import Request, cookie_parser
+from starlette.responses import JSONResponse, Response
+
+from tagpipe import sitetag
+from tagpipe.auth import RateLimiter, ServerAuth
+from tagpipe.bots import BotFilter
+from tagpipe.errors import InvalidInput, StoreUnavailable
+from tagpipe.identity import CookieFilter, hit_consent, identity_config, plan_cookies, referenced_cookies
+from tagpipe.models import FailedEvent, Outcome, OutcomeKind, RawHit
+from tagpipe.monitoring.logs import log_outcomes, register_secrets
+from tagpipe.parsing import EventSketch, validate_hit
+from tagpipe.privacy import privacy_config, scrub_text
+from tagpipe.runtime import Runtime, get_runtime
+from tagpipe.transport.base import RAW_HITS
+
+log = logging.getLogger("tagpipe.collect")
+
+KEPT_HEADERS = (
+    "user-agent", "referer", "origin", "accept-language", "content-type",
+    "sec-ch-ua", "sec-ch-ua-mobile", "sec-ch-ua-platform", "sec-ch-ua-full-version-list",
+    "x-client-geo-country", "x-client-geo-region", "x-client-geo-city",
+    "x-appengine-country", "x-appengine-region", "x-appengine-city", "cf-ipcountry",
+    "sec-fetch-site", "sec-fetch-mode",
+)
+
+
+_UNPLAIN = re.compile(r"[?#\\\t\r\n]")  # characters Request.url escapes or urlsplit strips
+
+
+def _json(status: int, body: dict, headers: dict[str, str] | None = None) -> Response:
+    return JSONResponse(body, status_code=status, headers=headers)
+
+
+def _cors_for(origin: str) -> dict[str, str]:
+    return {"access-control-allow-origin": origin, "access-control-allow-credentials": "true", "vary": "Origin"}
+
+
+def _retry_after(cors: dict[str, str], seconds: int) -> dict[str, str]:
+    """Retry-After, readable by a cross-origin tag (CORS exposes it only when told to)."""
+    extra = {"access-control-expose-headers": "retry-after"} if cors else {}
+    return {**cors, **extra, "retry-after": str(seconds)}
+
+
+def request_headers(scope: dict) -> dict[str, str]:
+    """The request headers in one pass over the ASGI scope (the first of repeated names wins, as
+    starlette's Headers.get does); cheaper than one Headers lookup per header name."""
+    out: dict[str, str] = {}
+    for key, value in scope["headers"]:
+        name = key.decode("latin-1")
+        if name not in out:
+            out[name] = value.decode("latin-1")
+    return out
+
+
+def path_and_query(request: Request) -> tuple[str, str]:
+    """request.url.path and request.url.query, read from the scope without building a URL when
+    nothing in them needs Request.url's escaping."""
+    scope = request.scope
+    path = scope["path"]
+    query = scope.get("query_string", b"").decode()
+    if path[:1] != "/" or path[:2] == "//" or _UNPLAIN.search(path) or _UNPLAIN.search(query):
+        url = request.url
+        return url.path, url.query
+    return path, query
+
+
+class Collector:
+    def __init__(self, runtime: Runtime) -> None:
+        self.rt = runtime
+        cfg = runtime.config
+        self.routes = {
+            cfg.paths.gtag: ("gtag", {"GET", "POST"}),
+            cfg.paths.mp: ("mp", {"POST"}),
+            cfg.paths.events: ("json", {"POST"}),
+        }
+        self.health_path = cfg.paths.health
+        self.sitetag_path = sitetag.sitetag_path(cfg)
+        self.server = cfg.server
+        self.allowed_origins = set(cfg.server.cors_origins)
+        self.publish_inline = getattr(runtime.bus, "publish_is_fast", False)
+        # group commit (LocalBus) or a publish that does not hold a thread while it waits
+        self.publish_async = getattr(runtime.bus, "publish_async", None)
+        self.identity = identity_config(cfg)
+        self.tag_cookies = referenced_cookies(cfg)  # cookies [variables]/[triggers]/[tags] read
+        self._cookie_filter = CookieFilter(self.identity, self.tag_cookies)
+        self.debug_header = cfg.server.debug_header.lower()
+        self.consent_default = cfg.consent.default == "granted"
+        self.store_raw_pii = privacy_config(cfg).store_raw_pii
+        self.bots = BotFilter.from_config(cfg)
+        self.auth = ServerAuth(cfg.server.api_keys_env, cfg.server.hmac_secret_env)
+        register_secrets(k.decode() for k in self.auth.keys + self.auth.hmac_secrets)
+        self.limiter = RateLimiter(cfg.server.rate_limit_per_ip, cfg.server.rate_limit_burst)
+        self.throttled = ThrottledTally()
+
+    def cors_headers(self, headers: dict[str, str]) -> dict[str, str]:
+        origin = headers.get("origin")
+        if not origin or (self.allowed_origins and origin not in self.allowed_origins):
+            return {}
+        return _cors_for(origin)
+
+    async def __call__(self, request: Request) -> Response:
+        path, query = path_and_query(request)
+        if path == self.health_path:
+            return _json(200, {"ok": True})
+        method = request.scope["method"]
+        if path == self.sitetag_path and method in ("GET", "HEAD"):
+            return self._script(request)
+        route = self.routes.get(path)
+        if route is None:
+            return _json(404, {"ok": False, "error": "not_found", "reason": f"no collect endpoint at {path}"})
+        source, methods = route
+        headers = request_headers(request.scope)
+        cors = self.cors_headers(headers)
+        if method == "OPTIONS":
+            if headers.get("origin") and not cors:
+                return _json(403, {"ok": False, "error": "origin_not_allowed", "reason": "origin is not in server.cors_origins"})
+            return Response(status_code=204, headers={
+                **cors,
+                "access-control-allow-methods": ", ".join(sorted(methods | {"OPTIONS"})),
+                "access-control-allow-headers": f"content-type, {self.server.debug_header}",
+                "access-control-max-age": "86400",
+            })
+        browser = self._is_browser(headers, source)
+        try:
+            client_ip = self._client_ip(request, headers)
+            wait = self.limiter.allow(client_ip)
+            if self.throttled.due():
+                self._record_throttled()
+            if wait:
+                cors = _retry_after(cors, max(1, round(wait)))
+                exc = InvalidInput("rate_limited", "too many requests from this address; retry later", 429)
+                if not self.throttled.count(source, path):  # recorded one by one only at the start of a flood
+                    return _json(exc.status, exc.as_json(), cors)
+                raise exc
+            if method not in methods:
+                raise InvalidInput("method_not_allowed", f"{path} accepts {', '.join(sorted(methods))}", 405)
+            if headers.get("origin") and self.allowed_origins and not cors:
+                # readable by the refused page, so its tag sees a 403 and stops instead of retrying what
+                # would look like a network error; the hit itself is refused, which is the allow-list's job
+                cors = _cors_for(headers["origin"])
+                raise InvalidInput("origin_not_allowed", "origin is not in server.cors_origins", 403)
+            raw = await self._read(request, source, method, path, query, headers, client_ip)
+            if not browser:
+                self.auth.check(headers, raw.query, raw.body.encode())
+            events = validate_hit(raw)  # refuses what transform's parse_hit would; builds no Event
+        except InvalidInput as exc:
+            self._record_rejection(exc, {"source": source, "method": method, "path": path, "query": query[:2000]})
+            return _json(exc.status, exc.as_json(), cors)
+        set_cookies = self._identity(headers, raw, events) if browser else []
+        try:
+            data = raw.model_dump_json().encode()
+            if self.publish_async is not None:
+                await self.publish_async(RAW_HITS, data)
+            elif self.publish_inline:
+                self.rt.bus.publish(RAW_HITS, data)
+            else:
+                from starlette.concurrency import run_in_threadpool
+
+                await run_in_threadpool(self.rt.bus.publish, RAW_HITS, data)
+        except StoreUnavailable as exc:
+            log.error("collect could not queue a hit: %s", exc)
+            return _json(503, {"ok": False, "error": "unavailable", "reason": "the queue is not writable; retry later"},
+                         _retry_after(cors, 5))
+        if source == "json":
+            response = _json(200, {"ok": True, "hit_id": raw.hit_id, "events": len(events),
+                                   "event_ids": [e.event_id for e in events]}, cors)
+        else:
+            response = Response(status_code=204, headers=cors)
+        if set_cookies:
+            response.raw_headers += [(b"set-cookie", header.encode("latin-1")) for header in set_cookies]
+            response.raw_headers.append((b"cache-control", b"no-store"))
+        return response
+
+    def _script(self, request: Request) -> Response:
+        script = sitetag.render(self.rt.config.paths.events)
+        headers = {"content-type": sitetag.CONTENT_TYPE, "cache-control": sitetag.CACHE_CONTROL,
+                   "etag": script.etag, "x-content-type-options": "nosniff"}  # fmt: skip
+        if request.headers.get("if-none-match") == script.etag:
+            return Response(status_code=304, headers=headers)
+        return Response(b"" if request.method == "HEAD" else script.body, headers=headers)
+
+    def _is_browser(self, headers: dict[str, str], source: str) -> bool:
+        """A hit a browser sent (cookies mean something), not a server-to-server request."""
+        if source == "mp":
+            return False
+        return source == "gtag" or "origin" in headers or "sec-fetch-mode" in headers
+
+    def _identity(self, headers: dict[str, str], raw: RawHit, events: list[EventSketch]) -> list[str]:
+        """Set-Cookie headers for this browser hit; adds the values the browser now holds to raw.cookies."""
+        cfg = self.identity
+        if not cfg.enabled or not events:
+            return []
+        if self.bots.cfg.enabled and self.bots.is_bot(raw.headers.get("user-agent")):
+            return []
+        host = headers.get("host", "")
+        if self.server.trust_forwarded_for and (fwd := headers.get("x-forwarded-host")):
+            host = fwd.split(",")[0].strip()
+        page_url = next((e.page_url for e in events if e.page_url), None)
+        # one event: its consent is the hit's (the cookie plan reads only the four purposes)
+        consent = events[0].consent if len(events) == 1 else hit_consent(e.consent for e in events)
+        plan = plan_cookies(
+            cfg, host=host, cookies=raw.cookies, consent=consent,
+            consent_default=self.consent_default, page_url=page_url, referer=raw.headers.get("referer"),
+            hit_client_id=events[0].client_id, now=raw.received_at,
+        )  # fmt: skip
+        raw.cookies.update(plan.values)
+        return plan.headers(raw.received_at)
+
+    async def _read(self, request: Request, source: str, method: str, path: str, query: str,
+                    headers: dict[str, str], client_ip: str | None) -> RawHit:
+        limit = self.server.max_body_bytes
+        declared = headers.get("content-length")
+        if declared and declared.isdigit() and int(declared) > limit:
+            raise InvalidInput("body_too_large", f"body exceeds {limit} bytes", 413)
+        text = ""
+        if declared != "0" and (declared or "transfer-encoding" in headers):  # else HTTP/1.1 says no body
+            body = b""
+            async for chunk in request.stream():
+                body += chunk
+                if len(body) > limit:
+                    raise InvalidInput("body_too_large", f"body exceeds {limit} bytes", 413)
+            try:
+                text = body.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                raise InvalidInput("invalid_utf8", f"body is not valid UTF-8 (byte {exc.start})") from None
+        if len(query) > limit:
+            raise InvalidInput("query_too_large", f"query string exceeds {limit} bytes", 414)
+        kept = {k: headers[k] for k in KEPT_HEADERS if k in headers}
+        debug = headers.get(self.debug_header)
+        if not debug and self.server.debug_param in query:
+            debug = dict(parse_qsl(query)).get(self.server.debug_param)
+        cookie_header = headers.get("cookie")
+        cookies = self._cookies_kept().keep(cookie_parser(cookie_header)) if cookie_header else {}
+        return RawHit(
+            source=source, method=method, path=path, query=query, body=text,
+            headers=kept, cookies=cookies, client_ip=client_ip, debug_token=debug or None,
+        )
+
+    def _cookies_kept(self) -> CookieFilter:
+        if self._cookie_filter.cfg is not self.identity:  # the identity config was replaced
+            self._cookie_filter = CookieFilter(self.identity, self.tag_cookies)
+        return self._cookie_filter
+
+    def _client_ip(self, request: Request, headers: dict[str, str]) -> str | None:
+        if self.server.trust_forwarded_for:
+            forwarded = headers.get("x-forwarded-for")
+            if forwarded:
+                return forwarded.split(",")[0].strip()
+        client = request.scope.get("client")
+        return client[0] if client else None
+
+    def _record_throttled(self) -> None:
+        """One record per (source, path) for the rate-limited requests not recorded one by one."""
+        for (source, path), (n, seconds) in self.throttled.drain().items():
+            self._record_rejection(InvalidInput(
+                "rate_limited", f"{n} more requests to {path} refused by the per-IP rate limit in {seconds:.0f} s "
+                "(recorded as one; the first ones of the flood have records of their own)", 429),
+                {"source": source, "path": path, "requests": n}, count=n)
+
+    def _record_rejection(self, exc: InvalidInput, request: dict, count: int = 1) -> None:
+        """A failed-event record (`request`: what is kept of the refused request) and a rejected outcome
+        standing for `count` requests."""
+        from tagpipe.models import new_id
+
+        hit_id = new_id()
+        summary = json.dumps(request)
+        if not self.store_raw_pii:
+            summary = scrub_text(summary)
+        try:
+            self.rt.store.record_failures([FailedEvent(stage="collect", hit_id=hit_id, error_code=exc.code,
+                                                       message=exc.message, payload=summary)])
+            rejected = [Outcome(hit_id=hit_id, outcome=OutcomeKind.REJECTED, reason=exc.code, detail=exc.message)]
+            self.rt.store.record_outcomes(rejected)
+            log_outcomes(rejected, count)  # the log line Cloud Monitoring's collect rejection policy counts
+        except StoreUnavailable as store_exc:
+            log.error("collect could not record a rejected hit (%s): %s", exc.code, store_exc)
+
+
+class ThrottledTally:
+    """Rate-limited requests, so that a flood cannot turn into a flood of records and log lines: the first
+    `individually` refusals of each window get a record each; the rest are counted per (source, path) and
+    recorded as one summary when the window is over (at the next request that reaches the limiter)."""
+
+    def __init__(self, window: float = 10.0, individually: int = 20, clock=time.monotonic) -> None:
+        self.window, self.individually, self.clock = window, individually, clock
+        self.started: float | None = None
+        self.recorded = 0
+        self.counts: dict[tuple[str, str], int] = {}
+
+    def count(self, source: str, path: str) -> bool:
+        """True: record this refusal on its own; False: it is counted in the window's summary."""
+        if self.started is None:
+            self.started = self.clock()
+        if self.recorded < self.individually:
+            self.recorded += 1
+            return True
+        key = (source, path)
+        self.counts[key] = self.counts.get(key, 0) + 1
+        return False
+
+    def due(self) -> bool:
+        return self.started is not None and self.clock() - self.started >= self.window
+
+    def drain(self) -> dict[tuple[str, str], tuple[int, float]]:
+        seconds = self.clock() - self.started if self.started is not None else 0.0
+        counts, self.counts, self.started, self.recorded = self.counts, {}, None, 0
+        return {key: (n, seconds) for key, n in counts.items()}
+
+
+_collector: Collector | None = None
+_frozen = False
+
+
+async def handle(request: Request) -> Response:
+    """The collect function's body: built once per process, on the first request."""
+    global _collector
+    if _collector is None or _collector.rt is not get_runtime():
+        _collector = Collector(get_runtime())
+        global _frozen
+        if not _frozen:
+            # The config, tags and runtime live as long as the process: out of the collector's way. Without
+            # this, full collections walk them every few thousand hits (p99 under load 29-45 ms -> 9-24 ms,
+            # docs/benchmarks.md). Once: a test process builds many runtimes.
+            gc.freeze()
+            _frozen = True
+    return await _collector(request)
