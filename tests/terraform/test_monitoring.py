@@ -30,7 +30,7 @@ from tagpipe.monitoring.config import (
     TrafficDropRule,
 )
 from tagpipe.monitoring.logs import JsonFormatter, log_outcomes
-from tests.terraform.hcl import ROOT, TF, block, modules, parse
+from tests.terraform.hcl import ROOT, TF, block, modules
 from tests.terraform.test_static import SECRET_PATTERNS
 
 DOC = ROOT / "docs" / "monitoring.md"
@@ -43,21 +43,36 @@ def mon():
     return modules()["monitoring"]
 
 
+# an entry's condition key -> the provider block ./alert_policies renders it as
+CONDITION_BLOCKS = {"promql": "condition_prometheus_query_language", "log_match": "condition_matched_log",
+                    "threshold": "condition_threshold", "absent": "condition_absent"}
+
+
 def policies() -> dict[str, dict]:
-    return mon().of_type("google_monitoring_alert_policy")
+    """The entries of local.alert_policies (as written, interpolations unexpanded)."""
+    return mon().locals["alert_policies"]
+
+
+def policy_resource() -> dict:
+    """The one google_monitoring_alert_policy (for_each over the entries) in modules/monitoring/alert_policies."""
+    (body,) = modules()["alert_policies"].of_type("google_monitoring_alert_policy").values()
+    return body
 
 
 def rule_of(body: dict) -> str:
-    m = re.fullmatch(r'\$\{merge\(var\.labels, \{rule = "([a-z0-9_-]+)"\}\)\}', body["user_labels"])
-    assert m, f"user_labels should be merge(var.labels, {{ rule = ... }}): {body['user_labels']}"
-    return m.group(1)
+    assert re.fullmatch(r"[a-z0-9_-]+", body["rule"]), body["rule"]
+    return body["rule"]
 
 
 def condition(body: dict) -> tuple[str, dict]:
-    (cond,) = body["conditions"]
-    kinds = [k for k in cond if k.startswith("condition_")]
+    """(the provider's condition block name, the entry's condition attributes)."""
+    kinds = [k for k in CONDITION_BLOCKS if body.get(k) is not None]
     assert len(kinds) == 1, kinds
-    return kinds[0], block(cond, kinds[0])
+    return CONDITION_BLOCKS[kinds[0]], body[kinds[0]]
+
+
+def heredoc(value: str) -> str:
+    return value.removeprefix("<<-EOT\n").removesuffix("EOT").rstrip(" ")
 
 
 def section(text: str, start: str, stop: str) -> str:
@@ -172,8 +187,10 @@ def test_every_policy_notifies_email_and_slack():
     for part in ("google_monitoring_notification_channel.email", "google_monitoring_notification_channel.slack",
                  "var.alerting.extra_channels"):
         assert part in channels, part
-    for name, body in policies().items():
-        assert body["notification_channels"] == "${local.channels}", name
+    assert mon().modules["alert_policies"]["notification_channels"] == "${local.channels}"
+    assert policy_resource()["notification_channels"] == "${var.notification_channels}"
+    assert policy_resource()["for_each"] == "${var.policies}"
+    assert policy_resource()["user_labels"] == "${merge(var.labels, {rule = each.value.rule})}"
     # plan warns when one of the two is missing
     check = re.search(r'check "alerts_reach_email_and_slack" \{.*?condition\s*=\s*(.*?)\n', mon().text, re.S)
     assert check, "check block alerts_reach_email_and_slack"
@@ -186,9 +203,9 @@ def test_every_policy_notifies_email_and_slack():
 
 
 def test_every_policy_speaks_to_a_marketer():
+    assert block(policy_resource(), "documentation")["mime_type"] == "text/markdown"
     for name, body in policies().items():
-        doc = block(body, "documentation")
-        assert doc["mime_type"] == "text/markdown", name
+        doc = {"subject": body["subject"], "content": heredoc(body["content"])}
         assert 10 < len(doc["subject"]) <= 255, name
         content = doc["content"]
         assert len(content) < 8192, name
@@ -197,26 +214,27 @@ def test_every_policy_speaks_to_a_marketer():
         # Cloud Monitoring's own variables must reach it unexpanded: $${...} in HCL
         assert not re.search(r"(?<!\$)\$\{(metric|resource|log|policy|condition)\.", content + doc["subject"]), name
         assert body["severity"] in ("CRITICAL", "ERROR", "WARNING"), name
-    token = block(policies()["credentials_refused"], "documentation")["content"]
+    token = policies()["credentials_refused"]["content"]
     assert "Generate access token" in token and "gcloud secrets versions add" in token and "Replay" in token
     assert "tagpipe replay" in token  # the same command replays on GCP (docs/replay.md)
 
 
 def test_storm_control_fits_each_kind_of_policy():
+    strategy = block(policy_resource(), "alert_strategy")
+    assert strategy["auto_close"] == "${var.auto_close}"
+    assert mon().modules["alert_policies"]["auto_close"] == "${local.auto_close}"
+    # log-based: the API wants a rate limit, and notifies on open only; the others notify open and
+    # close (the local "Resolved") and take no rate limit
+    assert strategy["notification_prompts"] == '${each.value.log_match == null ? ["OPENED", "CLOSED"] : null}'
+    (limit,) = [d["notification_rate_limit"] for d in strategy["dynamic"]]
+    assert limit["for_each"] == "${each.value.log_match == null ? [] : [var.log_alert_rate_limit_seconds]}"
+    assert limit["content"][0]["period"] == "${notification_rate_limit.value}s"
+    assert mon().modules["alert_policies"]["log_alert_rate_limit_seconds"] == \
+        "${var.alerting.log_alert_rate_limit_minutes * 60}"
     for name, body in policies().items():
-        strategy = block(body, "alert_strategy")
-        assert strategy["auto_close"] == "${local.auto_close}", name
         kind, cond = condition(body)
-        if kind == "condition_matched_log":
-            # log-based: the API wants a rate limit, and notifies on open only
-            assert block(strategy, "notification_rate_limit")["period"] == "${var.alerting.log_alert_rate_limit_minutes * 60}s"
-            assert "notification_prompts" not in strategy, name
-        else:
-            assert strategy["notification_prompts"] == ["OPENED", "CLOSED"], name  # the local "Resolved"
-            assert "notification_rate_limit" not in strategy, f"{name}: rate limits are for log-based policies only"
-            assert "duration" in cond, name
-        if kind == "condition_prometheus_query_language":
-            assert cond["evaluation_interval"] == "60s", name
+        if kind != "condition_matched_log":
+            assert "duration" in cond, f"{name}: a metric condition holds for a while before it opens"
     assert mon().locals["auto_close"] == "${floor(var.alerting.auto_close_hours * 3600)}s"
 
 
@@ -269,7 +287,7 @@ def test_credentials_policy_matches_known_reason_codes(log_lines):
     assert reasons and set(reasons) <= set(language.REASONS), set(reasons) - set(language.REASONS)
     kind, cond = condition(policies()["credentials_refused"])
     assert kind == "condition_matched_log"
-    assert 'jsonPayload.message="outcome_counts"' in cond["filter"]
+    assert 'jsonPayload.message="outcome_counts"' in heredoc(cond["filter"])
     assert "local.credential_reasons" in cond["filter"]
     for label, expr in cond["label_extractors"].items():
         assert label in ("destination", "reason")
@@ -284,34 +302,35 @@ def test_no_secret_literal_in_the_monitoring_docs_or_policies():
             assert not pattern.search(text), f"{path}: looks like a secret ({pattern.pattern})"
     for body in policies().values():
         assert "slack_auth_token" not in json.dumps(body)
+    assert "slack_auth_token" not in json.dumps(policy_resource())
 
 
 # --------------------------------------------------------------------------- rendered with terraform
 
 
 def rendered(tmp: Path) -> dict:
-    """The module's locals plus every policy's query/filter, subject, content and links, rendered by
-    terraform itself with the default variables (locals need no provider)."""
+    """The module's locals rendered by terraform itself with the default variables (locals need no
+    provider), local.alert_policies passed through ./alert_policies' typed `policies` variable:
+    {"policies": {name: entry, optional attributes filled}, "alerting": {...}}."""
     src = (MODULE / "main.tf").read_text()
-    start = src.index("\nlocals {") + 1
-    local_block = src[start:src.index("\n}\n", start) + 3]
+    blocks = []
+    for start in (m.start() + 1 for m in re.finditer(r"\nlocals \{", src)):
+        blocks.append(src[start:src.index("\n}\n", start) + 3])
+    local_block = "\n".join(blocks)
     # channels name resources, which cannot exist without the provider
     local_block = re.sub(r"\n  channels = concat\(.*?\n  \)\n", "\n", local_block, flags=re.S)
     assert not re.search(r"\bgoogle_[a-z_]+\.", re.sub(r"#.*", "", local_block)), "locals other than channels name resources"
-    doc = parse(MODULE / "main.tf")
-    outputs = ['output "alerting" {\n  value = var.alerting\n}\n']
-    for res in doc["resource"]:
-        for name, body in res.get("google_monitoring_alert_policy", {}).items():
-            kind, cond = condition(body)
-            values = {"query": cond.get("query") or cond.get("filter")}
-            documentation = block(body, "documentation")
-            values |= {"subject": documentation["subject"], "content": documentation["content"]}
-            for i, link in enumerate(documentation.get("links", [])):
-                values[f"link{i}"] = link["url"]
-            for key, raw in values.items():
-                value = raw if raw.startswith("<<") else '"' + raw + '"'
-                outputs.append(f'output "{name}__{key}" {{\n  value = {value}\n}}\n')
-    (tmp / "main.tf").write_text(local_block + "\n" + "".join(outputs))
+    # the entries go through ./alert_policies' typed variable and its validations, as in a plan
+    typed = tmp / "alert_policies"
+    typed.mkdir()
+    shutil.copy(MODULE / "alert_policies" / "variables.tf", typed / "variables.tf")
+    (typed / "outputs.tf").write_text('output "policies" {\n  value = var.policies\n}\n')
+    call = ('module "alert_policies" {\n  source = "./alert_policies"\n  project_id = var.project_id\n'
+            '  notification_channels = []\n  auto_close = local.auto_close\n'
+            '  log_alert_rate_limit_seconds = 300\n  policies = local.alert_policies\n}\n')
+    outputs = ('output "alerting" {\n  value = var.alerting\n}\n'
+               'output "policies" {\n  value = module.alert_policies.policies\n}\n')
+    (tmp / "main.tf").write_text(local_block + "\n" + call + outputs)
     shutil.copy(MODULE / "variables.tf", tmp / "variables.tf")
     (tmp / "terraform.tfvars").write_text(
         'project_id = "my-project"\nprefix = "tagpipe"\n'
@@ -335,8 +354,7 @@ def render(tmp_path_factory):
 
 
 def promql_queries(render: dict) -> dict[str, str]:
-    return {k.split("__")[0]: v for k, v in render.items() if k.endswith("__query")
-            and condition(policies()[k.split("__")[0]])[0] == "condition_prometheus_query_language"}
+    return {name: p["promql"]["query"] for name, p in render["policies"].items() if p.get("promql")}
 
 
 def test_rendered_promql_names_the_metrics_the_module_creates(render):
@@ -386,20 +404,21 @@ def test_rendered_promql_parses(render):
 
 
 def test_rendered_words_fit_and_keep_cloud_monitoring_variables(render):
-    for key, value in render.items():
-        if key.endswith("__subject"):
-            assert len(value) <= 255, key
-        if key.endswith("__content"):
-            assert len(value) <= 8192, key
-            assert "${var." not in value and "${local." not in value, key
-        if key.endswith(("__subject", "__content")):
-            for var in re.findall(r"\$\{([^}]*)\}", value):
-                assert re.fullmatch(r"(metric\.label|resource\.label|log\.extracted_label)\.\w+", var), f"{key}: {var}"
+    assert set(render["policies"]) == set(policies())
+    for name, policy in render["policies"].items():
+        assert len(policy["subject"]) <= 255, name
+        assert len(policy["content"]) <= 8192, name
+        assert "${var." not in policy["content"] and "${local." not in policy["content"], name
+        for text in (policy["subject"], policy["content"]):
+            for var in re.findall(r"\$\{([^}]*)\}", text):
+                assert re.fullmatch(r"(metric\.label|resource\.label|log\.extracted_label)\.\w+", var), f"{name}: {var}"
             for pattern in SECRET_PATTERNS:
-                assert not pattern.search(value), key
-        if "__link" in key:
-            assert value.startswith("https://console.cloud.google.com/") and " " not in value and "+" not in value, key
-    assert "${metric.label.destination}" in render["delivery_error_rate__content"]
-    assert "${log.extracted_label.reason}" in render["credentials_refused__subject"]
-    assert "tagpipe-META_ACCESS_TOKEN --project my-project" in render["credentials_refused__content"]
+                assert not pattern.search(text), name
+        for link in policy["links"]:
+            url = link["url"]
+            assert url.startswith("https://console.cloud.google.com/") and " " not in url and "+" not in url, name
+    words = render["policies"]
+    assert "${metric.label.destination}" in words["delivery_error_rate"]["content"]
+    assert "${log.extracted_label.reason}" in words["credentials_refused"]["subject"]
+    assert "tagpipe-META_ACCESS_TOKEN --project my-project" in words["credentials_refused"]["content"]
     assert render["alerting"]["match_keys"] == ["em", "ph", "fbp", "fbc"]

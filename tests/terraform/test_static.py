@@ -325,30 +325,28 @@ def test_firestore_keys_expire():
 def test_alert_policies_cover_the_failure_modes():
     """The sources each policy reads (the rule-by-rule checks are in test_monitoring.py)."""
     mon = modules()["monitoring"]
-    policies = mon.text  # the raw HCL: filters are strings with escaped quotes in the parsed form
-    assert len(mon.of_type("google_monitoring_alert_policy")) >= 11
-    for needle in (
-        'logging_googleapis_com:user_${local.metric_name}_sum',  # outcome_counts, per event
-        'logging_googleapis_com:user_${local.key_metric_name}_sum',  # match_key_counts
-        'outcome=~"rejected|dead_lettered"',  # error rate per destination
-        "sum by (destination)",
-        "subscription/dead_letter_message_count",
-        "subscription/num_undelivered_messages",
-        "subscription/oldest_unacked_message_age",
-        'response_code_class = \\"5xx\\"',
-        'response_code_class=\\"4xx\\"',
-        "offset 1w",
-        "condition_absent",
-        "condition_matched_log",
-    ):
-        assert needle in policies, needle
+    entries = mon.locals["alert_policies"]
+    assert len(entries) >= 11
+    kinds = {k for body in entries.values() for k in ("promql", "log_match", "threshold", "absent") if body.get(k)}
+    assert kinds == {"promql", "log_match", "threshold", "absent"}
+    read = {name: json.dumps(body) for name, body in entries.items()}
+    assert "${local.outcomes}" in read["delivery_error_rate"] and "sum by (destination)" in read["delivery_error_rate"]
+    assert 'outcome=~\\"rejected|dead_lettered\\"' in read["delivery_error_rate"]
+    assert "${local.outcomes}" in mon.locals["mk_dlv_now"] and "${local.match_keys}" in mon.locals["mk_keys_now"]
+    assert mon.locals["outcomes"] == "logging_googleapis_com:user_${local.metric_name}_sum"
+    assert mon.locals["match_keys"] == "logging_googleapis_com:user_${local.key_metric_name}_sum"
+    assert "subscription/dead_letter_message_count" in read["dead_lettered"]
+    assert "subscription/num_undelivered_messages" in read["dead_letter_backlog"]
+    assert "subscription/oldest_unacked_message_age" in read["oldest_unacked"]
+    assert "5xx" in entries["collect_5xx"]["threshold"]["filter"] and entries["collect_5xx"]["threshold"]["denominator_filter"]
+    assert "4xx" in mon.locals["collect_4xx"] and "offset 1w" in mon.locals["traffic_before"]
     metric = mon.resource("google_logging_metric", "outcomes")
     assert metric["label_extractors"]["outcome"] == "EXTRACT(jsonPayload.outcome)"
     assert metric["value_extractor"] == "EXTRACT(jsonPayload.count)"
     channels = mon.of_type("google_monitoring_notification_channel")
     assert channels["email"]["type"] == "email" and channels["slack"]["type"] == "slack"
-    for body in mon.of_type("google_monitoring_alert_policy").values():
-        assert body["notification_channels"] == "${local.channels}"
+    call = mon.modules["alert_policies"]
+    assert call["policies"] == "${local.alert_policies}" and call["notification_channels"] == "${local.channels}"
 
 
 def test_custom_domain_load_balancer_is_optional():

@@ -28,7 +28,7 @@ from tagpipe.monitoring.redact import only_events
 from tagpipe.pipeline.stage import ACK, Decision, nack
 from tagpipe.runtime import Runtime
 from tagpipe.storage.base import DeliveredKey
-from tagpipe.transport.base import DEAD_LETTER, Message
+from tagpipe.transport.base import DEAD_LETTER, Message, exponential_backoff
 
 log = logging.getLogger("tagpipe.deliver")
 BODY_SNIPPET = 2000
@@ -208,7 +208,7 @@ class Deliverer:
 
     def _backoff(self, attempt: int) -> float:
         d = self.rt.config.delivery
-        return min(d.max_backoff, d.min_backoff * (2 ** max(0, attempt - 1)))
+        return exponential_backoff(attempt, d.min_backoff, d.max_backoff)
 
     def _send_all(self, destination: Destination, requests: list[VendorRequest]) -> list[tuple[Result, dict]]:
         """The batch's vendor requests, up to [delivery] vendor_concurrency in flight at once: GA4 takes one

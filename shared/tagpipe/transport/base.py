@@ -122,6 +122,12 @@ class Bus(ABC):
         pass
 
 
+def exponential_backoff(attempt: int, min_backoff: float, max_backoff: float) -> float:
+    """Seconds before attempt `attempt + 1`: min_backoff doubled per earlier attempt, capped at
+    max_backoff (Pub/Sub's retry policy grows the same way between its two bounds)."""
+    return min(max_backoff, min_backoff * (2 ** max(0, attempt - 1)))
+
+
 def backoff_delay(sub: Subscription, attempt: int) -> float:
-    """Exponential backoff between the subscription's bounds, like Pub/Sub's retry policy."""
-    return min(sub.max_backoff, sub.min_backoff * (2 ** max(0, attempt - 1)))
+    """The subscription's backoff for a nack that names no delay."""
+    return exponential_backoff(attempt, sub.min_backoff, sub.max_backoff)

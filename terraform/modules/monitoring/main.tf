@@ -266,45 +266,36 @@ resource "google_logging_metric" "match_keys" {
   }
 }
 
-# --------------------------------------------------------------------------- delivery_failure_rate
+# --------------------------------------------------------------------------- alert policies
+# One entry per policy, rendered by ./alert_policies (one google_monitoring_alert_policy for_each over
+# this map, typed there). `rule` is the local rule the policy stands for (user_labels.rule); the
+# condition is one of promql, log_match (a log-match policy: rate-limited, notifies on open only),
+# threshold or absent; subject and content are what the notification says.
 
-resource "google_monitoring_alert_policy" "delivery_error_rate" {
-  project               = var.project_id
-  display_name          = "tagpipe: deliveries failing (above ${var.alerting.delivery_error_rate * 100}%)"
-  combiner              = "OR"
-  severity              = "WARNING"
-  notification_channels = local.channels
-  user_labels           = merge(var.labels, { rule = "delivery_failure_rate" })
-
-  conditions {
-    display_name = "rejected + dead_lettered share of a destination's outcomes (filtered ones left out), 15 min, at least ${var.alerting.delivery_min_events} events"
-
-    # Filtered outcomes (consent, duplicates) are on purpose: the local rule leaves them out of the
-    # denominator too.
-    condition_prometheus_query_language {
-      query               = <<-EOT
-        (
-          sum by (destination) (increase(${local.outcomes}{${local.run},destination!="*",outcome=~"rejected|dead_lettered"}[15m]))
-          /
-          sum by (destination) (increase(${local.outcomes}{${local.run},destination!="*",outcome=~"delivered|rejected|dead_lettered"}[15m]))
-        ) > ${var.alerting.delivery_error_rate}
-        and
-        sum by (destination) (increase(${local.outcomes}{${local.run},destination!="*",outcome=~"delivered|rejected|dead_lettered"}[15m])) >= ${var.alerting.delivery_min_events}
-      EOT
-      duration            = "300s"
-      evaluation_interval = "60s"
-    }
-  }
-
-  alert_strategy {
-    auto_close           = local.auto_close
-    notification_prompts = ["OPENED", "CLOSED"]
-  }
-
-  documentation {
-    subject   = "tagpipe: a destination is refusing events"
-    mime_type = "text/markdown"
-    content   = <<-EOT
+locals {
+  alert_policies = {
+    # --------------------------------------------------------------------------- delivery_failure_rate
+    delivery_error_rate = {
+      display_name = "tagpipe: deliveries failing (above ${var.alerting.delivery_error_rate * 100}%)"
+      severity     = "WARNING"
+      rule         = "delivery_failure_rate"
+      condition    = "rejected + dead_lettered share of a destination's outcomes (filtered ones left out), 15 min, at least ${var.alerting.delivery_min_events} events"
+      # Filtered outcomes (consent, duplicates) are on purpose: the local rule leaves them out of the
+      # denominator too.
+      promql = {
+        query    = <<-EOT
+          (
+            sum by (destination) (increase(${local.outcomes}{${local.run},destination!="*",outcome=~"rejected|dead_lettered"}[15m]))
+            /
+            sum by (destination) (increase(${local.outcomes}{${local.run},destination!="*",outcome=~"delivered|rejected|dead_lettered"}[15m]))
+          ) > ${var.alerting.delivery_error_rate}
+          and
+          sum by (destination) (increase(${local.outcomes}{${local.run},destination!="*",outcome=~"delivered|rejected|dead_lettered"}[15m])) >= ${var.alerting.delivery_min_events}
+        EOT
+        duration = "300s"
+      }
+      subject = "tagpipe: a destination is refusing events"
+      content = <<-EOT
       **What broke:** more than ${var.alerting.delivery_error_rate * 100}% of the events sent to **$${metric.label.destination}** in the last 15 minutes failed (refused by the platform, or given up after retries).
 
       **What it means:** those conversions are not reaching that ad platform right now, so its reports and ad optimisation miss them. They are **not lost**: failed events are kept and can be sent again once the cause is fixed.
@@ -317,57 +308,33 @@ resource "google_monitoring_alert_policy" "delivery_error_rate" {
       2. Once fixed, replay the failed events (engineers: `tagpipe replay --since 1d`, which reads BigQuery on GCP: docs/replay.md).
 
       **For engineers:** `outcome_counts` log lines with outcome rejected / dead_lettered for that destination carry the reason code; `failed_events` in BigQuery has the detail (error_code, message). This alert closes by itself when the share is back under the threshold.
-    EOT
-
-    links {
-      display_name = "Why events failed (logs)"
-      url          = local.logs_query
-    }
-  }
-
-  depends_on = [google_logging_metric.outcomes]
-}
-
-# The GCP counterpart of the local message's reason ("the access token expired (meta:190)"): the
-# metric policies above cannot name a reason, a log match can (${log.extracted_label.*}).
-resource "google_monitoring_alert_policy" "credentials_refused" {
-  project               = var.project_id
-  display_name          = "tagpipe: a platform refused our credentials"
-  combiner              = "OR"
-  severity              = "CRITICAL"
-  notification_channels = local.channels
-  user_labels           = merge(var.labels, { rule = "delivery_failure_rate" })
-
-  conditions {
-    display_name = "outcome_counts with a credentials reason code"
-
-    condition_matched_log {
-      filter = <<-EOT
-        ${local.function_logs}
-        jsonPayload.message="outcome_counts"
-        jsonPayload.outcome=("rejected" OR "dead_lettered")
-        jsonPayload.reason=("${join("\" OR \"", local.credential_reasons)}")
       EOT
-      label_extractors = {
-        destination = "EXTRACT(jsonPayload.destination)"
-        reason      = "EXTRACT(jsonPayload.reason)"
+      links = [
+        { display_name = "Why events failed (logs)", url = local.logs_query },
+      ]
+    }
+
+    # The GCP counterpart of the local message's reason ("the access token expired (meta:190)"): the
+    # metric policies above cannot name a reason, a log match can (${log.extracted_label.*}).
+    credentials_refused = {
+      display_name = "tagpipe: a platform refused our credentials"
+      severity     = "CRITICAL"
+      rule         = "delivery_failure_rate"
+      condition    = "outcome_counts with a credentials reason code"
+      log_match = {
+        filter = <<-EOT
+          ${local.function_logs}
+          jsonPayload.message="outcome_counts"
+          jsonPayload.outcome=("rejected" OR "dead_lettered")
+          jsonPayload.reason=("${join("\" OR \"", local.credential_reasons)}")
+        EOT
+        label_extractors = {
+          destination = "EXTRACT(jsonPayload.destination)"
+          reason      = "EXTRACT(jsonPayload.reason)"
+        }
       }
-    }
-  }
-
-  # Log-match policies need a rate limit (API: notificationRateLimit); their incidents close only by
-  # auto_close, so a token that stays expired notifies at most once per period.
-  alert_strategy {
-    auto_close = local.auto_close
-    notification_rate_limit {
-      period = "${var.alerting.log_alert_rate_limit_minutes * 60}s"
-    }
-  }
-
-  documentation {
-    subject   = "tagpipe: $${log.extracted_label.destination} refused our credentials ($${log.extracted_label.reason})"
-    mime_type = "text/markdown"
-    content   = <<-EOT
+      subject = "tagpipe: $${log.extracted_label.destination} refused our credentials ($${log.extracted_label.reason})"
+      content = <<-EOT
       **What broke:** **$${log.extracted_label.destination}** refused tagpipe's credentials (reason `$${log.extracted_label.reason}`): the access token or API secret expired, was revoked, or lost its permission.
 
       **What it means:** every event for that platform fails until the credentials are renewed. Nothing is lost: the events are kept as dead letters and can be sent again.
@@ -384,49 +351,30 @@ resource "google_monitoring_alert_policy" "credentials_refused" {
       3. Replay the events that failed meanwhile (engineers: `tagpipe replay --since 1d`, which reads BigQuery on GCP: docs/replay.md). Events already delivered are never sent twice.
 
       This notification repeats at most every ${var.alerting.log_alert_rate_limit_minutes} minutes while the platform keeps refusing.
-    EOT
-
-    links {
-      display_name = "Failed deliveries (logs)"
-      url          = local.logs_query
-    }
-  }
-}
-
-# --------------------------------------------------------------------------- dead_letters
-
-# deliver dead-letters events itself (publishes to the dead-letter topic when a vendor refuses the
-# whole call or the retries run out), which Pub/Sub's dead_letter_message_count never sees: the
-# outcomes are the complete count, per destination ("*" = hits transform could not process).
-resource "google_monitoring_alert_policy" "dead_lettered_events" {
-  project               = var.project_id
-  display_name          = "tagpipe: events were dead-lettered"
-  combiner              = "OR"
-  severity              = "CRITICAL"
-  notification_channels = local.channels
-  user_labels           = merge(var.labels, { rule = "dead_letters" })
-
-  conditions {
-    display_name = "dead_lettered outcomes in the last 15 min, per destination"
-
-    condition_prometheus_query_language {
-      query               = <<-EOT
-        sum by (destination) (increase(${local.outcomes}{${local.run},outcome="dead_lettered"}[15m])) > 0
       EOT
-      duration            = "0s"
-      evaluation_interval = "60s"
+      links = [
+        { display_name = "Failed deliveries (logs)", url = local.logs_query },
+      ]
     }
-  }
 
-  alert_strategy {
-    auto_close           = local.auto_close
-    notification_prompts = ["OPENED", "CLOSED"]
-  }
+    # --------------------------------------------------------------------------- dead_letters
 
-  documentation {
-    subject   = "tagpipe: events for a destination could not be delivered"
-    mime_type = "text/markdown"
-    content   = <<-EOT
+    # deliver dead-letters events itself (publishes to the dead-letter topic when a vendor refuses the
+    # whole call or the retries run out), which Pub/Sub's dead_letter_message_count never sees: the
+    # outcomes are the complete count, per destination ("*" = hits transform could not process).
+    dead_lettered_events = {
+      display_name = "tagpipe: events were dead-lettered"
+      severity     = "CRITICAL"
+      rule         = "dead_letters"
+      condition    = "dead_lettered outcomes in the last 15 min, per destination"
+      promql = {
+        query    = <<-EOT
+          sum by (destination) (increase(${local.outcomes}{${local.run},outcome="dead_lettered"}[15m])) > 0
+        EOT
+        duration = "0s"
+      }
+      subject = "tagpipe: events for a destination could not be delivered"
+      content = <<-EOT
       **What broke:** events for **$${metric.label.destination}** were given up on in the last 15 minutes ("*" means hits that could not be read at all): the platform refused the whole request, or kept failing until the retries ran out.
 
       **What it means:** those events have not reached the platform. They are **kept** (BigQuery table `dead_letters`) and can be sent again once the cause is fixed.
@@ -434,378 +382,244 @@ resource "google_monitoring_alert_policy" "dead_lettered_events" {
       **What to do:** find the cause in the "deliveries failing" or "credentials refused" alert that usually comes with this one (an expired token: renew it), then have the events replayed (engineers: `tagpipe replay --since 1d`, which reads BigQuery on GCP: docs/replay.md).
 
       **For engineers:** `SELECT * FROM dead_letters WHERE publish_time > TIMESTAMP_SUB(CURRENT_TIMESTAMP(), INTERVAL 1 HOUR)`; the reason is in the message attributes and in `failed_events`.
-    EOT
-  }
-
-  depends_on = [google_logging_metric.outcomes]
-}
-
-resource "google_monitoring_alert_policy" "dead_lettered" {
-  project               = var.project_id
-  display_name          = "tagpipe: Pub/Sub dead-lettered messages"
-  combiner              = "OR"
-  severity              = "CRITICAL"
-  notification_channels = local.channels
-  user_labels           = merge(var.labels, { rule = "dead_letters" })
-
-  conditions {
-    display_name = "dead_letter_message_count > 0"
-
-    condition_threshold {
-      filter          = "resource.type = \"pubsub_subscription\" AND metric.type = \"pubsub.googleapis.com/subscription/dead_letter_message_count\" AND (${local.all_subscriptions})"
-      comparison      = "COMPARISON_GT"
-      threshold_value = 0
-      duration        = "0s"
-      # no dead letters reported in the period: the condition is met no longer, the incident closes
-      evaluation_missing_data = "EVALUATION_MISSING_DATA_INACTIVE"
-
-      aggregations {
-        alignment_period     = "300s"
-        per_series_aligner   = "ALIGN_SUM"
-        cross_series_reducer = "REDUCE_SUM"
-        group_by_fields      = ["resource.label.subscription_id"]
-      }
+      EOT
     }
-  }
 
-  alert_strategy {
-    auto_close           = local.auto_close
-    notification_prompts = ["OPENED", "CLOSED"]
-  }
-
-  documentation {
-    subject   = "tagpipe: messages ran out of delivery attempts"
-    mime_type = "text/markdown"
-    content   = <<-EOT
+    dead_lettered = {
+      display_name = "tagpipe: Pub/Sub dead-lettered messages"
+      severity     = "CRITICAL"
+      rule         = "dead_letters"
+      condition    = "dead_letter_message_count > 0"
+      threshold = {
+        # no dead letters reported in the period: the condition is met no longer, the incident closes
+        filter                  = "resource.type = \"pubsub_subscription\" AND metric.type = \"pubsub.googleapis.com/subscription/dead_letter_message_count\" AND (${local.all_subscriptions})"
+        comparison              = "COMPARISON_GT"
+        threshold_value         = 0
+        duration                = "0s"
+        evaluation_missing_data = "EVALUATION_MISSING_DATA_INACTIVE"
+        aggregations = {
+          alignment_period     = "300s"
+          per_series_aligner   = "ALIGN_SUM"
+          cross_series_reducer = "REDUCE_SUM"
+          group_by_fields      = ["resource.label.subscription_id"]
+        }
+      }
+      subject = "tagpipe: messages ran out of delivery attempts"
+      content = <<-EOT
       **What broke:** Pub/Sub gave up on messages of **$${resource.label.subscription_id}** after every delivery attempt failed: a stage kept crashing on them, or BigQuery refused rows (a `*-to-bigquery` subscription).
 
       **What it means:** the messages are kept in the BigQuery table `dead_letters`; nothing is lost, but those events are not processed until they are replayed.
 
       **What to do (engineers):** `SELECT * FROM dead_letters WHERE publish_time > TIMESTAMP_SUB(CURRENT_TIMESTAMP(), INTERVAL 1 HOUR)`, read the function's errors for the cause, fix it, then replay (`tagpipe replay`, docs/replay.md).
-    EOT
-  }
-}
-
-resource "google_monitoring_alert_policy" "dead_letter_backlog" {
-  project               = var.project_id
-  display_name          = "tagpipe: dead-letter archive backlog"
-  combiner              = "OR"
-  severity              = "ERROR"
-  notification_channels = local.channels
-  user_labels           = merge(var.labels, { rule = "gcp_infrastructure" })
-
-  conditions {
-    display_name = "undelivered messages on the dead-letter archive subscription > 0 for 15 min"
-
-    condition_threshold {
-      filter          = "resource.type = \"pubsub_subscription\" AND metric.type = \"pubsub.googleapis.com/subscription/num_undelivered_messages\" AND resource.label.subscription_id = \"${var.subscriptions.archive}\""
-      comparison      = "COMPARISON_GT"
-      threshold_value = 0
-      duration        = "900s"
-
-      aggregations {
-        alignment_period   = "60s"
-        per_series_aligner = "ALIGN_MAX"
-      }
+      EOT
     }
-  }
 
-  alert_strategy {
-    auto_close           = local.auto_close
-    notification_prompts = ["OPENED", "CLOSED"]
-  }
-
-  documentation {
-    subject   = "tagpipe: dead letters are not reaching BigQuery"
-    mime_type = "text/markdown"
-    content   = <<-EOT
+    dead_letter_backlog = {
+      display_name = "tagpipe: dead-letter archive backlog"
+      severity     = "ERROR"
+      rule         = "gcp_infrastructure"
+      condition    = "undelivered messages on the dead-letter archive subscription > 0 for 15 min"
+      threshold = {
+        filter          = "resource.type = \"pubsub_subscription\" AND metric.type = \"pubsub.googleapis.com/subscription/num_undelivered_messages\" AND resource.label.subscription_id = \"${var.subscriptions.archive}\""
+        comparison      = "COMPARISON_GT"
+        threshold_value = 0
+        duration        = "900s"
+        aggregations = {
+          alignment_period   = "60s"
+          per_series_aligner = "ALIGN_MAX"
+        }
+      }
+      subject = "tagpipe: dead letters are not reaching BigQuery"
+      content = <<-EOT
       **What broke:** failed events are piling up instead of being archived in BigQuery (table deleted, schema changed, permission removed).
 
       **What it means:** nothing is lost yet: Pub/Sub keeps them 7 days. After that they are gone.
 
       **What to do (engineers):** check the `${var.subscriptions.archive}` subscription's errors and the `dead_letters` table, fix it within the 7 days (`make deploy` recreates what Terraform owns).
-    EOT
-  }
-}
-
-# --------------------------------------------------------------------------- backlog_age
-
-resource "google_monitoring_alert_policy" "oldest_unacked" {
-  project               = var.project_id
-  display_name          = "tagpipe: a stage is falling behind"
-  combiner              = "OR"
-  severity              = "WARNING"
-  notification_channels = local.channels
-  user_labels           = merge(var.labels, { rule = "backlog_age" })
-
-  conditions {
-    display_name = "oldest unacked message older than ${var.alerting.oldest_unacked_age_seconds} s"
-
-    condition_threshold {
-      filter          = "resource.type = \"pubsub_subscription\" AND metric.type = \"pubsub.googleapis.com/subscription/oldest_unacked_message_age\" AND (${local.stage_subscriptions})"
-      comparison      = "COMPARISON_GT"
-      threshold_value = var.alerting.oldest_unacked_age_seconds
-      duration        = "300s"
-
-      aggregations {
-        alignment_period   = "60s"
-        per_series_aligner = "ALIGN_MAX"
-      }
+      EOT
     }
-  }
 
-  alert_strategy {
-    auto_close           = local.auto_close
-    notification_prompts = ["OPENED", "CLOSED"]
-  }
-
-  documentation {
-    subject   = "tagpipe: deliveries are waiting"
-    mime_type = "text/markdown"
-    content   = <<-EOT
+    # --------------------------------------------------------------------------- backlog_age
+    oldest_unacked = {
+      display_name = "tagpipe: a stage is falling behind"
+      severity     = "WARNING"
+      rule         = "backlog_age"
+      condition    = "oldest unacked message older than ${var.alerting.oldest_unacked_age_seconds} s"
+      threshold = {
+        filter          = "resource.type = \"pubsub_subscription\" AND metric.type = \"pubsub.googleapis.com/subscription/oldest_unacked_message_age\" AND (${local.stage_subscriptions})"
+        comparison      = "COMPARISON_GT"
+        threshold_value = var.alerting.oldest_unacked_age_seconds
+        duration        = "300s"
+        aggregations = {
+          alignment_period   = "60s"
+          per_series_aligner = "ALIGN_MAX"
+        }
+      }
+      subject = "tagpipe: deliveries are waiting"
+      content = <<-EOT
       **What broke:** events have been waiting more than ${floor(var.alerting.oldest_unacked_age_seconds / 60)} minutes in **$${resource.label.subscription_id}**: a platform is answering slowly or failing (it is retried), or tagpipe is not keeping up.
 
       **What it means:** conversions reach the platforms late. They are kept and sent as soon as the platform answers; after the last retry they become dead letters (a separate alert).
 
       **What to do:** usually wait: platform outages pass. If it lasts an hour, engineers look at the deliver / transform function's errors and max instances.
-    EOT
-  }
-}
-
-# --------------------------------------------------------------------------- traffic_drop
-
-resource "google_monitoring_alert_policy" "traffic_silence" {
-  project               = var.project_id
-  display_name          = "tagpipe: no hits for ${var.alerting.traffic_silence_minutes} min"
-  combiner              = "OR"
-  severity              = "WARNING"
-  notification_channels = local.channels
-  user_labels           = merge(var.labels, { rule = "traffic_drop" })
-
-  conditions {
-    display_name = "collect received no request"
-
-    # A metric-absence condition needs one data point after the policy is created, and lasts at most
-    # 24.5 h through the API (https://cloud.google.com/monitoring/alerts/metric-absence): a new or
-    # dormant install stays silent, like the local rule's "no verdict".
-    condition_absent {
-      filter   = "resource.type = \"cloud_run_revision\" AND resource.label.service_name = \"${var.services["collect"]}\" AND metric.type = \"run.googleapis.com/request_count\""
-      duration = "${var.alerting.traffic_silence_minutes * 60}s"
-
-      aggregations {
-        alignment_period     = "300s"
-        per_series_aligner   = "ALIGN_RATE"
-        cross_series_reducer = "REDUCE_SUM"
-      }
+      EOT
     }
-  }
 
-  alert_strategy {
-    auto_close           = local.auto_close
-    notification_prompts = ["OPENED", "CLOSED"]
-  }
-
-  documentation {
-    subject   = "tagpipe: no hits have arrived for ${var.alerting.traffic_silence_minutes} minutes"
-    mime_type = "text/markdown"
-    content   = <<-EOT
+    # --------------------------------------------------------------------------- traffic_drop
+    traffic_silence = {
+      display_name = "tagpipe: no hits for ${var.alerting.traffic_silence_minutes} min"
+      severity     = "WARNING"
+      rule         = "traffic_drop"
+      condition    = "collect received no request"
+      # A metric-absence condition needs one data point after the policy is created, and lasts at most
+      # 24.5 h through the API (https://cloud.google.com/monitoring/alerts/metric-absence): a new or
+      # dormant install stays silent, like the local rule's "no verdict".
+      absent = {
+        filter   = "resource.type = \"cloud_run_revision\" AND resource.label.service_name = \"${var.services["collect"]}\" AND metric.type = \"run.googleapis.com/request_count\""
+        duration = "${var.alerting.traffic_silence_minutes * 60}s"
+        aggregations = {
+          alignment_period     = "300s"
+          per_series_aligner   = "ALIGN_RATE"
+          cross_series_reducer = "REDUCE_SUM"
+        }
+      }
+      subject = "tagpipe: no hits have arrived for ${var.alerting.traffic_silence_minutes} minutes"
+      content = <<-EOT
       **What broke:** the site has sent nothing to tagpipe for ${var.alerting.traffic_silence_minutes} minutes.
 
       **What it means:** no conversions are being collected, so none reach the ad platforms. Hits that were never sent cannot be replayed.
 
       **What to do:** open the site and check that it still loads the tag and sends to the collect URL (browser developer tools → Network): a tag removed in a release, a changed domain or DNS record, or a consent banner that blocks everything are the usual causes. Engineers: check the collect function is up.
-    EOT
-  }
-}
-
-resource "google_monitoring_alert_policy" "traffic_drop" {
-  project               = var.project_id
-  display_name          = "tagpipe: hits below ${var.alerting.traffic_min_share_of_last_week * 100}% of last week"
-  combiner              = "OR"
-  severity              = "WARNING"
-  notification_channels = local.channels
-  user_labels           = merge(var.labels, { rule = "traffic_drop" })
-
-  conditions {
-    display_name = "collect 2xx in the last ${var.alerting.traffic_window_minutes} min < ${var.alerting.traffic_min_share_of_last_week * 100}% of the same window a week ago (when that had >= ${var.alerting.traffic_min_baseline_hits})"
-
-    # "or vector(0)": no request at all is a drop to 0%, not a missing series (which would close the
-    # incident just when traffic stopped). Without last week's baseline there is no verdict.
-    condition_prometheus_query_language {
-      query               = <<-EOT
-        (${local.traffic_now} or vector(0))
-          < ${var.alerting.traffic_min_share_of_last_week} * ${local.traffic_before}
-        and
-        ${local.traffic_before} >= ${var.alerting.traffic_min_baseline_hits}
       EOT
-      duration            = "300s"
-      evaluation_interval = "60s"
     }
-  }
 
-  alert_strategy {
-    auto_close           = local.auto_close
-    notification_prompts = ["OPENED", "CLOSED"]
-  }
-
-  documentation {
-    subject   = "tagpipe: far fewer hits than the same time last week"
-    mime_type = "text/markdown"
-    content   = <<-EOT
+    traffic_drop = {
+      display_name = "tagpipe: hits below ${var.alerting.traffic_min_share_of_last_week * 100}% of last week"
+      severity     = "WARNING"
+      rule         = "traffic_drop"
+      condition    = "collect 2xx in the last ${var.alerting.traffic_window_minutes} min < ${var.alerting.traffic_min_share_of_last_week * 100}% of the same window a week ago (when that had >= ${var.alerting.traffic_min_baseline_hits})"
+      # "or vector(0)": no request at all is a drop to 0%, not a missing series (which would close the
+      # incident just when traffic stopped). Without last week's baseline there is no verdict.
+      promql = {
+        query    = <<-EOT
+          (${local.traffic_now} or vector(0))
+            < ${var.alerting.traffic_min_share_of_last_week} * ${local.traffic_before}
+          and
+          ${local.traffic_before} >= ${var.alerting.traffic_min_baseline_hits}
+        EOT
+        duration = "300s"
+      }
+      subject = "tagpipe: far fewer hits than the same time last week"
+      content = <<-EOT
       **What broke:** in the last ${var.alerting.traffic_window_minutes} minutes the site sent less than ${var.alerting.traffic_min_share_of_last_week * 100}% of the hits of the same ${var.alerting.traffic_window_minutes} minutes one week ago.
 
       **What it means:** either the site really has fewer visitors (a campaign ended, a holiday, an outage of the shop), or tags stopped sending on some pages, so conversions are missing in every ad platform. Hits that were never sent cannot be replayed.
 
       **What to do:** compare with the shop's own analytics. If visitors are normal, check the pages that usually convert (checkout, thank-you page) still send to the collect URL, and whether a release or consent-banner change went out. If traffic stops entirely, the "no hits" alert follows.
-    EOT
-  }
-}
-
-# --------------------------------------------------------------------------- collect_error_rate
-
-resource "google_monitoring_alert_policy" "collect_error_rate" {
-  project               = var.project_id
-  display_name          = "tagpipe: collect rejecting above ${var.alerting.collect_error_rate * 100}% of hits"
-  combiner              = "OR"
-  severity              = "WARNING"
-  notification_channels = local.channels
-  user_labels           = merge(var.labels, { rule = "collect_error_rate" })
-
-  conditions {
-    display_name = "share of incoming hits rejected (collect 4xx + unreadable hits), 15 min, at least ${var.alerting.collect_min_hits} hits"
-
-    condition_prometheus_query_language {
-      query               = <<-EOT
-        ((${local.collect_4xx} or vector(0)) + (${local.collect_unread} or vector(0)))
-          / ${local.collect_total}
-          > ${var.alerting.collect_error_rate}
-        and
-        ${local.collect_total} >= ${var.alerting.collect_min_hits}
       EOT
-      duration            = "300s"
-      evaluation_interval = "60s"
     }
-  }
 
-  alert_strategy {
-    auto_close           = local.auto_close
-    notification_prompts = ["OPENED", "CLOSED"]
-  }
-
-  documentation {
-    subject   = "tagpipe: many incoming hits are being rejected"
-    mime_type = "text/markdown"
-    content   = <<-EOT
+    # --------------------------------------------------------------------------- collect_error_rate
+    collect_error_rate = {
+      display_name = "tagpipe: collect rejecting above ${var.alerting.collect_error_rate * 100}% of hits"
+      severity     = "WARNING"
+      rule         = "collect_error_rate"
+      condition    = "share of incoming hits rejected (collect 4xx + unreadable hits), 15 min, at least ${var.alerting.collect_min_hits} hits"
+      promql = {
+        query    = <<-EOT
+          ((${local.collect_4xx} or vector(0)) + (${local.collect_unread} or vector(0)))
+            / ${local.collect_total}
+            > ${var.alerting.collect_error_rate}
+          and
+          ${local.collect_total} >= ${var.alerting.collect_min_hits}
+        EOT
+        duration = "300s"
+      }
+      subject = "tagpipe: many incoming hits are being rejected"
+      content = <<-EOT
       **What broke:** more than ${var.alerting.collect_error_rate * 100}% of the hits sent to tagpipe in the last 15 minutes were refused: broken JSON, a request too large, a missing or wrong API key for server-to-server calls, or one address sending too fast (rate limit).
 
       **What it means:** refused hits are not delivered anywhere, and they cannot be replayed. A broken tag after a site release is the usual cause.
 
       **What to do:** check what changed on the site or in the server-to-server sender (a new tag version, a new API key). Engineers: the `failed_events` table (stage `collect`) shows each refused request's reason code and path; collect's logs show the status codes.
-    EOT
-  }
-
-  depends_on = [google_logging_metric.outcomes]
-}
-
-# --------------------------------------------------------------------------- match_keys_drop
-
-resource "google_monitoring_alert_policy" "match_keys_drop" {
-  project               = var.project_id
-  display_name          = "tagpipe: fewer delivered events carry match keys"
-  combiner              = "OR"
-  severity              = "WARNING"
-  notification_channels = local.channels
-  user_labels           = merge(var.labels, { rule = "match_keys_drop" })
-
-  conditions {
-    display_name = "share of delivered events carrying a key (${local.mk_keys}) fell by more than ${var.alerting.match_keys_max_drop * 100}% against the ${var.alerting.match_keys_baseline_days} days before, per destination and key"
-
-    # now < (1 - max_drop) * baseline, for keys at least min_baseline_share in the baseline, with
-    # enough delivered events in both windows (the local rule's no-verdict cases).
-    condition_prometheus_query_language {
-      query               = <<-EOT
-        ${local.mk_share_now}
-          < ${1 - var.alerting.match_keys_max_drop} * ${local.mk_share_was}
-        and on (destination, key)
-        ${local.mk_share_was} >= ${var.alerting.match_keys_min_baseline_share}
-        and on (destination)
-        ${local.mk_dlv_now} >= ${var.alerting.match_keys_min_events}
-        and on (destination)
-        ${local.mk_dlv_was} >= ${var.alerting.match_keys_min_events}
       EOT
-      duration            = "300s"
-      evaluation_interval = "60s"
     }
-  }
 
-  alert_strategy {
-    auto_close           = local.auto_close
-    notification_prompts = ["OPENED", "CLOSED"]
-  }
-
-  documentation {
-    subject   = "tagpipe: conversions sent with fewer match keys"
-    mime_type = "text/markdown"
-    content   = <<-EOT
+    # --------------------------------------------------------------------------- match_keys_drop
+    match_keys_drop = {
+      display_name = "tagpipe: fewer delivered events carry match keys"
+      severity     = "WARNING"
+      rule         = "match_keys_drop"
+      condition    = "share of delivered events carrying a key (${local.mk_keys}) fell by more than ${var.alerting.match_keys_max_drop * 100}% against the ${var.alerting.match_keys_baseline_days} days before, per destination and key"
+      # now < (1 - max_drop) * baseline, for keys at least min_baseline_share in the baseline, with
+      # enough delivered events in both windows (the local rule's no-verdict cases).
+      promql = {
+        query    = <<-EOT
+          ${local.mk_share_now}
+            < ${1 - var.alerting.match_keys_max_drop} * ${local.mk_share_was}
+          and on (destination, key)
+          ${local.mk_share_was} >= ${var.alerting.match_keys_min_baseline_share}
+          and on (destination)
+          ${local.mk_dlv_now} >= ${var.alerting.match_keys_min_events}
+          and on (destination)
+          ${local.mk_dlv_was} >= ${var.alerting.match_keys_min_events}
+        EOT
+        duration = "300s"
+      }
+      subject = "tagpipe: conversions sent with fewer match keys"
+      content = <<-EOT
       **What broke:** fewer events delivered to **$${metric.label.destination}** carry the match key **$${metric.label.key}** (em = email, ph = phone, fbp = browser ID, fbc = click ID) than over the previous ${var.alerting.match_keys_baseline_days} days: a drop of more than ${var.alerting.match_keys_max_drop * 100}%.
 
       **What it means:** the platform can match fewer conversions to people who saw an ad, so reported conversions and ad optimisation get worse, although the events are still delivered.
 
       **What to do:** check what changed on the site: a checkout or form that no longer passes the email / phone to the tag, a consent-banner change, a cookie (fbp / fbc) no longer set on your domain, or a new tag version. Engineers: the dashboard's match-key card per destination shows the shares; the `outcomes.identifiers` column in BigQuery has them per event.
-    EOT
-  }
-
-  depends_on = [google_logging_metric.outcomes, google_logging_metric.match_keys]
-}
-
-# --------------------------------------------------------------------------- GCP only
-
-resource "google_monitoring_alert_policy" "collect_5xx" {
-  project               = var.project_id
-  display_name          = "tagpipe: collect 5xx above ${var.alerting.collect_5xx_rate * 100}%"
-  combiner              = "OR"
-  severity              = "ERROR"
-  notification_channels = local.channels
-  user_labels           = merge(var.labels, { rule = "gcp_infrastructure" })
-
-  conditions {
-    display_name = "share of collect requests answered 5xx"
-
-    condition_threshold {
-      filter             = "resource.type = \"cloud_run_revision\" AND resource.label.service_name = \"${var.services["collect"]}\" AND metric.type = \"run.googleapis.com/request_count\" AND metric.label.response_code_class = \"5xx\""
-      denominator_filter = "resource.type = \"cloud_run_revision\" AND resource.label.service_name = \"${var.services["collect"]}\" AND metric.type = \"run.googleapis.com/request_count\""
-      comparison         = "COMPARISON_GT"
-      threshold_value    = var.alerting.collect_5xx_rate
-      duration           = "300s"
-
-      aggregations {
-        alignment_period     = "60s"
-        per_series_aligner   = "ALIGN_RATE"
-        cross_series_reducer = "REDUCE_SUM"
-      }
-
-      denominator_aggregations {
-        alignment_period     = "60s"
-        per_series_aligner   = "ALIGN_RATE"
-        cross_series_reducer = "REDUCE_SUM"
-      }
+      EOT
     }
-  }
 
-  alert_strategy {
-    auto_close           = local.auto_close
-    notification_prompts = ["OPENED", "CLOSED"]
-  }
-
-  documentation {
-    subject   = "tagpipe: collect cannot accept hits"
-    mime_type = "text/markdown"
-    content   = <<-EOT
+    # --------------------------------------------------------------------------- GCP only
+    collect_5xx = {
+      display_name = "tagpipe: collect 5xx above ${var.alerting.collect_5xx_rate * 100}%"
+      severity     = "ERROR"
+      rule         = "gcp_infrastructure"
+      condition    = "share of collect requests answered 5xx"
+      threshold = {
+        filter             = "resource.type = \"cloud_run_revision\" AND resource.label.service_name = \"${var.services["collect"]}\" AND metric.type = \"run.googleapis.com/request_count\" AND metric.label.response_code_class = \"5xx\""
+        denominator_filter = "resource.type = \"cloud_run_revision\" AND resource.label.service_name = \"${var.services["collect"]}\" AND metric.type = \"run.googleapis.com/request_count\""
+        comparison         = "COMPARISON_GT"
+        threshold_value    = var.alerting.collect_5xx_rate
+        duration           = "300s"
+        aggregations = {
+          alignment_period     = "60s"
+          per_series_aligner   = "ALIGN_RATE"
+          cross_series_reducer = "REDUCE_SUM"
+        }
+        denominator_aggregations = {
+          alignment_period     = "60s"
+          per_series_aligner   = "ALIGN_RATE"
+          cross_series_reducer = "REDUCE_SUM"
+        }
+      }
+      subject = "tagpipe: collect cannot accept hits"
+      content = <<-EOT
       **What broke:** tagpipe answered "try again later" to more than ${var.alerting.collect_5xx_rate * 100}% of the site's hits: it could not queue them (Pub/Sub unavailable or out of quota).
 
       **What it means:** the site's tags retry, so most hits arrive late rather than never; if it lasts, some are lost.
 
       **What to do (engineers):** check the Google Cloud status page for Pub/Sub and the collect function's logs.
-    EOT
+      EOT
+    }
   }
+}
+
+module "alert_policies" {
+  source = "./alert_policies"
+
+  project_id                   = var.project_id
+  labels                       = var.labels
+  notification_channels        = local.channels
+  auto_close                   = local.auto_close
+  log_alert_rate_limit_seconds = var.alerting.log_alert_rate_limit_minutes * 60
+  policies                     = local.alert_policies
+
+  depends_on = [google_logging_metric.match_keys, google_logging_metric.outcomes]
 }

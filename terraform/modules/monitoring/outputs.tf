@@ -15,19 +15,5 @@ output "match_key_metric" {
 
 output "alert_policies" {
   description = "Alert policy ids by policy name."
-  value = {
-    for name, policy in {
-      delivery_error_rate  = google_monitoring_alert_policy.delivery_error_rate
-      credentials_refused  = google_monitoring_alert_policy.credentials_refused
-      dead_lettered_events = google_monitoring_alert_policy.dead_lettered_events
-      dead_lettered        = google_monitoring_alert_policy.dead_lettered
-      dead_letter_backlog  = google_monitoring_alert_policy.dead_letter_backlog
-      oldest_unacked       = google_monitoring_alert_policy.oldest_unacked
-      traffic_silence      = google_monitoring_alert_policy.traffic_silence
-      traffic_drop         = google_monitoring_alert_policy.traffic_drop
-      collect_error_rate   = google_monitoring_alert_policy.collect_error_rate
-      match_keys_drop      = google_monitoring_alert_policy.match_keys_drop
-      collect_5xx          = google_monitoring_alert_policy.collect_5xx
-    } : name => policy.id
-  }
+  value       = module.alert_policies.ids
 }
