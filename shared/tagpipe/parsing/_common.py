@@ -16,6 +16,7 @@ from urllib.parse import unquote
 
 from tagpipe.errors import InvalidInput
 from tagpipe.models import Consent, RawHit
+from tagpipe.parsing._iso4217 import CURRENCIES
 
 # --------------------------------------------------------------------------- limits
 
@@ -135,6 +136,27 @@ def parse_number(s: str) -> int | float | None:
     except ValueError:  # also int() of more than 4300 digits
         return None
     return f if math.isfinite(f) else None
+
+
+CURRENCY_RULE = "must be a 3-letter ISO 4217 code such as EUR or USD"
+
+
+def currency_code(value: str) -> str | None:
+    """The ISO 4217 code of a currency as an ingress received it ('eur ' -> 'EUR'), or None. The one rule
+    every ingress applies (gtag `cu` / `ep.currency`, MP `params.currency`, the JSON API `currency`), so
+    "US$" is refused wherever it comes from instead of reaching Meta as "us$". Meta: currency is ISO 4217
+    ([doc] custom-data parameters; the SDK only lowercases and checks 3 letters, [sdk] custom_data.py);
+    GA4: "Currency ... in 3-letter ISO 4217 format" ([doc] GA4 recommended events reference)."""
+    code = value.strip().upper()
+    return code if code in CURRENCIES else None
+
+
+def parse_currency(path: str, value: str) -> str:
+    """currency_code, or refuse the event naming the parameter (never the value)."""
+    code = currency_code(value)
+    if code is None:
+        raise fail("invalid_field", f"{path} {CURRENCY_RULE}")
+    return code
 
 
 def finite_float(v: int | float) -> float | None:

@@ -46,6 +46,7 @@ from ._common import (
     finite_float,
     ga_cookie_client_id,
     hostname_of,
+    parse_currency,
     parse_int,
     parse_number,
     short,
@@ -421,11 +422,14 @@ def _check(p: dict[str, str], where: str) -> tuple[str, str | None]:
     ip_override = p.get("_uip") or p.get("uip")
     if ip_override:
         ip_override = check_ip(f"{where}: parameter '_uip'", ip_override)
-    return name, ip_override
+    currency = p.get("cu") or p.get("ep.currency")
+    if currency:
+        currency = parse_currency(f"{where}: parameter '{'cu' if p.get('cu') else 'ep.currency'}'", currency)
+    return name, ip_override, currency
 
 
 def _build(raw: RawHit, ctx: HitContext, index: int, p: dict[str, str], where: str) -> Event:
-    name, ip_override = _check(p, where)
+    name, ip_override, currency = _check(p, where)
 
     params: dict[str, Any] = {}
     user_props: dict[str, Any] = {}
@@ -481,9 +485,8 @@ def _build(raw: RawHit, ctx: HitContext, index: int, p: dict[str, str], where: s
     for k in ("transaction_id", "coupon"):
         if ep_special.get(k):
             ecommerce[k] = ep_special[k]
-    currency = p.get("cu") or ep_special.get("currency")
     if currency:
-        ecommerce["currency"] = currency.strip().upper()
+        ecommerce["currency"] = currency
 
     experiments: dict[str, str] = {}
     take_experiments(params, experiments)

@@ -25,6 +25,7 @@ from pydantic_core import PydanticCustomError
 from tagpipe.models import Consent, Event, RawHit
 
 from ._common import (
+    CURRENCY_RULE,
     MAX_BATCH_EVENTS,
     MAX_PARAMS_PER_EVENT,
     MAX_VALUE_BYTES,
@@ -34,6 +35,7 @@ from ._common import (
     check_ip,
     check_request_text,
     click_ids,
+    currency_code,
     ensure_text,
     event_base,
     event_id_for,
@@ -141,10 +143,10 @@ def _int(v: Any) -> int:
 
 
 def _currency(v: Any) -> str:
-    v = _text(v).strip()
-    if len(v) != 3 or not v.isascii() or not v.isalpha():
-        raise PydanticCustomError("currency", "must be a 3-letter ISO 4217 code such as EUR or USD")
-    return v.upper()
+    code = currency_code(_text(v))
+    if code is None:
+        raise PydanticCustomError("currency", CURRENCY_RULE)
+    return code
 
 
 def _consent(v: Any) -> bool:

@@ -30,6 +30,7 @@ from ._common import (
     event_base,
     fail,
     finite_float,
+    parse_currency,
     parse_number,
     short,
     take_experiments,
@@ -345,7 +346,7 @@ def _events(raw: RawHit, ctx: HitContext, now: float) -> list[dict[str, Any]]:
             if (s := _str(f"{pp}.{k}", params_in.get(k), allow_int=True)) is not None:
                 ecommerce[k] = s
         if (cur := _str(f"{pp}.currency", params_in.get("currency"))) is not None:
-            ecommerce["currency"] = cur.strip().upper()
+            ecommerce["currency"] = parse_currency(f"{pp}.currency", cur)
         if params_in.get("items") is not None:
             ecommerce["items"] = _items(f"{pp}.items", params_in["items"])
 
