@@ -144,16 +144,24 @@ def _url_click_ids(event: Event) -> ClickIds:
     return ClickIds(**kept)
 
 
-def region_matches(geo: dict[str, str], regions: Sequence[str]) -> bool:
-    """geo {'country': 'US', 'region': 'CA' | 'US-CA' | 'USCA' | 'ca'} against ['US-CA', 'BR', ...]."""
-    if not regions:
-        return False
+def geo_region(geo: dict[str, str]) -> tuple[str, str]:
+    """geo {'country': 'US', 'region': 'CA' | 'US-CA' | 'USCA' | 'ca'} -> ('US', 'CA'); '' where unknown."""
     country = (geo.get("country") or "").strip().upper()
     if not country:
-        return False
+        return "", ""
     region = (geo.get("region") or "").strip().upper().replace("-", "")
     if region.startswith(country) and len(region) > len(country):
         region = region[len(country):]
+    return country, region
+
+
+def region_matches(geo: dict[str, str], regions: Sequence[str]) -> bool:
+    """geo (as geo_region reads it) against ['US-CA', 'BR', ...]."""
+    if not regions:
+        return False
+    country, region = geo_region(geo)
+    if not country:
+        return False
     for r in regions:
         c, _, sub = r.partition("-")
         if c == country and (not sub or sub == region):

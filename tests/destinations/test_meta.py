@@ -51,7 +51,10 @@ def test_purchase_golden():
             "value": 72.05,
             "currency": "usd",
             "content_ids": ["SKU-1", "SKU-2"],
-            "contents": [{"id": "SKU-1", "quantity": 2, "item_price": 30.0}, {"id": "SKU-2", "quantity": 1, "item_price": 12.05}],
+            "contents": [
+                {"id": "SKU-1", "quantity": 2, "item_price": 30.0, "title": "Shirt", "brand": "Acme", "category": "Apparel"},
+                {"id": "SKU-2", "quantity": 1, "item_price": 12.05, "title": "Socks"},
+            ],
             "content_type": "product",
             "num_items": 3,
             "order_id": "T-0",
@@ -108,6 +111,69 @@ def test_ldu_opt_out_and_test_event_code():
     assert payload["data_processing_options_country"] == 0 and payload["data_processing_options_state"] == 0
     assert payload["opt_out"] is True
     assert payload[REQUEST_KEY] == {"test_event_code": "TEST123"}
+
+
+@pytest.mark.parametrize(
+    ("geo", "ldu_region", "location"),
+    [
+        ({"country": "US", "region": "CA"}, None, (1, 1000)),  # [doc] 1 = USA, 1000 = California
+        ({"country": "US", "region": "US-CA"}, None, (1, 1000)),
+        ({"country": "us", "region": "ca"}, "US-TX", (1, 1000)),  # the visitor's geo wins over config
+        ({}, "US-CA", (1, 1000)),  # unknown geo: the configured region
+        ({"country": "US"}, "US-CA", (1, 1000)),  # a country without its state is not a region
+        ({"country": "US", "region": "CO"}, None, (0, 0)),  # LDU state without a documented number: Meta geolocates
+        ({"country": "DE", "region": "BY"}, None, (0, 0)),
+        ({}, None, (0, 0)),  # unknown: Meta geolocates
+    ],
+)
+def test_ldu_sends_the_region_when_known(geo, ldu_region, location):
+    event = make_event(consent=Consent(ad_user_data=True, limited_data_use=True))
+    event.client = event.client.model_copy(update={"geo": geo})
+    payload = meta(ldu_region=ldu_region).prepare(event).payload
+    assert payload["data_processing_options"] == ["LDU"]
+    assert (payload["data_processing_options_country"], payload["data_processing_options_state"]) == location
+    assert "data_processing_options" not in meta(ldu_region="US-CA").prepare(make_event()).payload
+
+
+def test_contents_carry_what_the_items_carry_and_match_the_sdk():
+    from facebook_business.adobjects.serverside.content import Content
+    from facebook_business.adobjects.serverside.delivery_category import DeliveryCategory
+
+    event = make_event()
+    items = [
+        event.ecommerce.items[0].model_copy(
+            update={"custom": {"delivery_category": "curbside", "description": "Blue, cotton"}}
+        ),
+        event.ecommerce.items[1].model_copy(update={"item_id": None, "quantity": 1.5, "custom": {"delivery_category": "drone"}}),
+    ]
+    event.ecommerce = event.ecommerce.model_copy(update={"items": items})
+    contents = meta().prepare(event).payload["custom_data"]["contents"]
+    theirs = [
+        Content(product_id="SKU-1", quantity=2, item_price=30.0, title="Shirt", description="Blue, cotton",
+                brand="Acme", category="Apparel", delivery_category=DeliveryCategory.CURBSIDE).normalize(),
+        # no item_id: the name is the id (Meta's sGTM template); an unknown delivery_category is left out
+        Content(product_id="Socks", quantity=1.5, item_price=12.05, title="Socks").normalize(),
+    ]
+    assert contents == theirs
+    assert list(contents[0]) == list(theirs[0])  # the SDK's key order too
+
+
+def test_explicit_num_items_and_standard_params_win_over_derived_ones():
+    from facebook_business.adobjects.serverside.custom_data import CustomData
+    from facebook_business.adobjects.serverside.delivery_category import DeliveryCategory
+
+    params = {"num_items": 7, "delivery_category": "home_delivery", "predicted_ltv": "120.5", "status": "new"}
+    prepared = meta().prepare(make_event(params=params))
+    custom = prepared.payload["custom_data"]
+    assert custom["num_items"] == 7  # not 3, the count of the items
+    sdk = CustomData(num_items=7, delivery_category=DeliveryCategory.HOME_DELIVERY, predicted_ltv=120.5,
+                     status="new").normalize()
+    assert {k: custom[k] for k in sdk} == sdk
+    assert not [n for n in prepared.notes if "collides" in n]
+    bad = meta().prepare(make_event(params={"num_items": 2.5, "delivery_category": "drone", "predicted_ltv": True}))
+    assert bad.payload["custom_data"]["num_items"] == 3  # an unusable explicit value: the derived one, on record
+    assert "delivery_category" not in bad.payload["custom_data"] and "predicted_ltv" not in bad.payload["custom_data"]
+    assert {"meta:invalid_num_items", "meta:invalid_delivery_category", "meta:invalid_predicted_ltv"} <= set(bad.notes)
 
 
 def test_custom_params_never_overwrite_standard_keys_and_experiments_are_kept():
@@ -293,7 +359,8 @@ def test_payload_matches_facebook_business_sdk():
             fbc=event.click_ids.fbc, fbp=event.click_ids.fbp,
         ),
         custom_data=CustomData(
-            value=72.05, currency="USD", contents=[Content(product_id="SKU-1", quantity=2, item_price=30.0)],
+            value=72.05, currency="USD",
+            contents=[Content(product_id="SKU-1", quantity=2, item_price=30.0, title="Shirt", brand="Acme", category="Apparel")],
             content_ids=["SKU-1"], content_type="product", order_id="T-0", num_items=2,
             custom_properties={"coupon_code": "SUMMER"},
         ),

@@ -24,6 +24,7 @@ from urllib.parse import urlencode
 import httpx
 from pydantic import Field
 
+from tagpipe.consent import geo_region
 from tagpipe.destinations.base import (
     REQUEST_KEY,
     Batch,
@@ -45,7 +46,7 @@ from tagpipe.destinations.base import (
 )
 from tagpipe.errors import ConfigError, InvalidInput
 from tagpipe.hashing import meta_hash
-from tagpipe.models import DeliveryTask, Event
+from tagpipe.models import DeliveryTask, Event, Item
 
 MAX_AGE_SECONDS = 7 * 24 * 3600  # [doc] "If any event_time in data is greater than 7 days in the past ..."
 SEND_MARGIN_SECONDS = 120  # an event this close to the 7-day edge may cross it in flight: refuse it
@@ -63,6 +64,30 @@ STANDARD_CUSTOM_KEYS = frozenset(
         "delivery_category", "net_revenue", "custom_properties",
     }
 )  # fmt: skip
+
+# standard custom_data keys taken from an event's params when the params carry them (an explicit num_items
+# wins over the count of the items), with the SDK's type for each ([sdk] custom_data.py: num_items int,
+# predicted_ltv / net_revenue float, delivery_category DeliveryCategory, the others str)
+PARAM_CUSTOM_KEYS: dict[str, type] = {
+    "num_items": int, "content_name": str, "content_category": str, "status": str, "item_number": str,
+    "predicted_ltv": float, "net_revenue": float, "delivery_category": str,
+}  # fmt: skip
+# [sdk] delivery_category.py DeliveryCategory (custom_data and each content)
+DELIVERY_CATEGORIES = frozenset({"in_store", "curbside", "home_delivery"})
+
+# Limited Data Use location: (country, state) as Meta numbers them. [doc] "Data Processing Options for US
+# Users" (developers.facebook.com/docs/marketing-apis/data-processing-options and the Audience Network
+# page): "country: 1 for USA; state: 1000 for California"; 0 / 0 = "we geolocate". Meta applies LDU in
+# more states (CO, CT, FL, TX, OR, MT: same page) but documents no number for them: those get 0 / 0
+# and Meta geolocates them ([unverified] any other number).
+LDU_LOCATIONS: dict[tuple[str, str], tuple[int, int]] = {("US", "CA"): (1, 1000)}
+LDU_GEOLOCATE = (0, 0)
+
+
+def ldu_location(country: str, region: str) -> tuple[int, int]:
+    """(data_processing_options_country, _state) for a visitor's ISO country and subdivision."""
+    return LDU_LOCATIONS.get((country, region), LDU_GEOLOCATE)
+
 
 # --------------------------------------------------------------------------- error table (data)
 # Graph API error codes -> what deliver does. Sources:
@@ -126,6 +151,11 @@ class MetaSettings(HttpDestinationSettings):
     event_map: dict[str, str] = Field(default_factory=dict)  # GA4 name -> Meta name, over mappings/meta.toml
     send_unmapped: bool = False  # send names absent from the map unchanged (as custom events)
     partner_agent: str = "tagpipe"
+    ldu_region: str | None = Field(
+        None,
+        pattern=r"^[A-Z]{2}(-[A-Z0-9]{1,3})?$",
+        description='where LDU events come from when the visitor\'s geo is unknown, e.g. "US-CA" (a site for one state)',
+    )
 
 
 class MetaCapi(Destination):
@@ -192,10 +222,12 @@ class MetaCapi(Destination):
         if event.consent.non_personalized_ads or event.consent.ad_personalization is False:
             payload["opt_out"] = True
         if event.consent.limited_data_use:
-            # LDU with country/state 0 = "Meta geolocates the user" ([unverified] numeric meanings)
             payload["data_processing_options"] = ["LDU"]
-            payload["data_processing_options_country"] = 0
-            payload["data_processing_options_state"] = 0
+            country, region = geo_region(event.client.geo)
+            if not (country and region) and self.settings.ldu_region:
+                country, _, region = self.settings.ldu_region.partition("-")
+            location = ldu_location(country, region)
+            payload["data_processing_options_country"], payload["data_processing_options_state"] = location
         test_code = event.test_event_code or self.settings.test_event_code
         if test_code:
             payload[REQUEST_KEY] = {"test_event_code": test_code}
@@ -240,28 +272,28 @@ class MetaCapi(Destination):
             data["value"] = ecommerce.value
         if ecommerce.currency:
             data["currency"] = ecommerce.currency.lower()  # the SDK lowercases; Meta accepts either
-        contents = []
-        for item in ecommerce.items:
-            content_id = item.item_id or item.item_name  # Meta's template: item_id || item_name
-            if not content_id:
-                continue
-            content: dict[str, Any] = {"id": content_id}
-            if item.quantity is not None:
-                content["quantity"] = int(item.quantity) if float(item.quantity).is_integer() else item.quantity
-            if item.price is not None:
-                content["item_price"] = item.price
-            contents.append(content)
+        contents = [content for item in ecommerce.items if (content := self._content(item))]
         if contents:
             data["content_ids"] = [c["id"] for c in contents]
             data["contents"] = contents
             data["content_type"] = "product"
             data["num_items"] = int(sum(c.get("quantity", 1) for c in contents))
+        for key, kind in PARAM_CUSTOM_KEYS.items():
+            if (given := event.params.get(key)) is None:
+                continue
+            value = _typed(given, kind)
+            if value is None or (key == "delivery_category" and value not in DELIVERY_CATEGORIES):
+                notes.append(f"meta:invalid_{key}")
+            else:
+                data[key] = value
         if ecommerce.transaction_id:
             data["order_id"] = ecommerce.transaction_id
         search = event.params.get("search_term")
         if isinstance(search, str) and search:
             data["search_string"] = search
-        custom = {k: v for k, v in event.params.items() if k != "search_term" and v is not None}
+        custom = {
+            k: v for k, v in event.params.items() if k != "search_term" and k not in PARAM_CUSTOM_KEYS and v is not None
+        }
         custom.update({f"experiment_{k}": v for k, v in event.experiments.items()})
         for key, value in sorted(custom.items()):
             if key in STANDARD_CUSTOM_KEYS or key in data:
@@ -269,6 +301,25 @@ class MetaCapi(Destination):
                 continue
             data[key] = value
         return data
+
+    @staticmethod
+    def _content(item: Item) -> dict[str, Any] | None:
+        """One contents[] row with every field the item carries, in the SDK's order ([sdk] content.py
+        Content.normalize: id quantity item_price title description brand category delivery_category)."""
+        content_id = item.item_id or item.item_name  # Meta's sGTM template: item_id || item_name
+        if not content_id:
+            return None
+        quantity = None
+        if item.quantity is not None:
+            quantity = int(item.quantity) if float(item.quantity).is_integer() else item.quantity
+        delivery = item.custom.get("delivery_category")
+        row = {
+            "id": content_id, "quantity": quantity, "item_price": item.price, "title": item.item_name,
+            "description": _text(item.custom.get("description")), "brand": item.item_brand,
+            "category": item.item_category,
+            "delivery_category": delivery if delivery in DELIVERY_CATEGORIES else None,
+        }  # fmt: skip
+        return {k: v for k, v in row.items() if v is not None}
 
     # ------------------------------------------------------------------ deliver side
     def build_requests(self, tasks: list[DeliveryTask]) -> Batch:
@@ -348,3 +399,25 @@ class MetaCapi(Destination):
         detail = description + (f" ({'; '.join(extra)})" if extra else "")
         retry_after = retry_after_seconds(response) if verdict in (Verdict.RETRY, Verdict.THROTTLE) else None
         return Result(verdict, f"meta:{code}", detail, retry_after)
+
+
+def _text(value: Any) -> str | None:
+    return value if isinstance(value, str) and value else None
+
+
+def _typed(value: Any, kind: type) -> Any:
+    """A param as the SDK's type for its key, or None when it is not one (bools are not numbers)."""
+    if isinstance(value, bool):
+        return None
+    if kind is str:
+        return _text(value)
+    if isinstance(value, str):
+        try:
+            value = float(value)
+        except ValueError:
+            return None
+    if not isinstance(value, (int, float)) or value != value or value in (float("inf"), float("-inf")):
+        return None
+    if kind is int:
+        return int(value) if float(value).is_integer() and value >= 0 else None
+    return float(value)
