@@ -110,10 +110,26 @@ class UserData(_Model):
 
     email: str | None = None
     phone: str | None = None
+    other_emails: list[str] = Field(default_factory=list)  # further emails of the same person (Meta sends lists)
+    other_phones: list[str] = Field(default_factory=list)
     address: Address = Field(default_factory=Address)
     gender: str | None = None
     date_of_birth: str | None = None
+    # the parts of a name or birth date a site knows when it does not know the whole (Meta f5first, f5last,
+    # fi, dobd, dobm, doby): given as such, never derived from first_name / date_of_birth
+    first_name_prefix: str | None = None
+    last_name_prefix: str | None = None
+    first_initial: str | None = None
+    birth_day: str | None = None
+    birth_month: str | None = None
+    birth_year: str | None = None
     external_id: str | None = None
+    # Meta ids sent unhashed: lead ads / CRM lead, subscription, Facebook Login app-scoped id, the Page of a
+    # business-messaging conversation
+    lead_id: str | None = None
+    subscription_id: str | None = None
+    fb_login_id: str | None = None
+    page_id: str | None = None
 
 
 class ClientContext(_Model):
@@ -140,6 +156,7 @@ class ClickIds(_Model):
     dclid: str | None = None
     ttclid: str | None = None
     ttp: str | None = None
+    ctwa_clid: str | None = None  # Meta click-to-WhatsApp ad click id (business messaging)
 
 
 class PageContext(_Model):

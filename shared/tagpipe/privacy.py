@@ -152,9 +152,21 @@ def redact_event(event: Event) -> Event:
             postal_code=pseudonym(a.postal_code),
             country=a.country,
         ),
+        other_emails=[x for e in ud.other_emails if (x := pseudonym(e))],
+        other_phones=[x for p in ud.other_phones if (x := pseudonym(_digits(p)))],
         gender=pseudonym(ud.gender),
         date_of_birth=pseudonym(ud.date_of_birth),
+        first_name_prefix=pseudonym(ud.first_name_prefix),
+        last_name_prefix=pseudonym(ud.last_name_prefix),
+        first_initial=pseudonym(ud.first_initial),
+        birth_day=pseudonym(ud.birth_day),
+        birth_month=pseudonym(ud.birth_month),
+        birth_year=pseudonym(ud.birth_year),
         external_id=pseudonym(ud.external_id),
+        lead_id=ud.lead_id,
+        subscription_id=ud.subscription_id,
+        fb_login_id=ud.fb_login_id,
+        page_id=ud.page_id,
     )
     client = event.client.model_copy(update={"ip": truncate_ip(event.client.ip)})
     headers = {k: scrub_emails(v) if k == "referer" else v for k, v in event.headers.items()

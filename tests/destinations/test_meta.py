@@ -367,3 +367,40 @@ def test_payload_matches_facebook_business_sdk():
     ).normalize()
     ours["user_data"].pop("external_id")  # the SDK sends external_id unhashed; tagpipe hashes it (VENDORS §6.4)
     assert ours == theirs
+
+
+def test_new_user_data_fields_and_several_emails_and_phones_match_the_sdk():
+    """lead_id, subscription_id, fb_login_id, page_id, ctwa_clid as given; f5first/f5last/fi/dobd/dobm/doby
+    hashed as single strings; every email and phone hashed into the lists, as facebook-business builds them."""
+    from facebook_business.adobjects.serverside.user_data import UserData as SdkUser
+
+    event = make_event(action_source="business_messaging")
+    event.user_data = event.user_data.model_copy(update={
+        "other_emails": ["jane@work.example", " Jane.Doe@Example.com"], "other_phones": ["+44 20 7946 0958"],
+        "first_name_prefix": "Jonat", "last_name_prefix": "Smith", "first_initial": "J",
+        "birth_day": "5", "birth_month": "11", "birth_year": "1990",
+        "lead_id": "1234567890123456", "subscription_id": "sub-9", "fb_login_id": "10987", "page_id": "555",
+    })  # fmt: skip
+    event.click_ids = event.click_ids.model_copy(update={"ctwa_clid": "ARAkLkA8rmlFeiCktEJQ"})
+    ours = meta().prepare(event).payload["user_data"]
+    u = event.user_data
+    theirs = SdkUser(
+        emails=[u.email, *u.other_emails], phones=[u.phone, *u.other_phones], f5first=u.first_name_prefix,
+        f5last=u.last_name_prefix, fi=u.first_initial, dobd=u.birth_day, dobm=u.birth_month, doby=u.birth_year,
+        lead_id=u.lead_id, subscription_id=u.subscription_id, fb_login_id=u.fb_login_id, page_id=u.page_id,
+        ctwa_clid=event.click_ids.ctwa_clid,
+    ).normalize()
+    for key, value in theirs.items():
+        # the SDK de-duplicates lists through set(): same members, unstable order; ours keeps first-seen order
+        assert (sorted(ours[key]) == sorted(value)) if isinstance(value, list) else ours[key] == value, key
+    assert ours["em"] == [sha("jane.doe@example.com"), sha("jane@work.example")]  # the repeat once
+    assert len(ours["ph"]) == 2
+
+
+def test_an_unusable_second_email_is_dropped_with_a_note_and_the_first_kept():
+    event = make_event()
+    event.user_data = event.user_data.model_copy(update={"other_emails": ["not-an-email"], "birth_day": "32"})
+    prepared = meta().prepare(event)
+    assert prepared.payload["user_data"]["em"] == [sha("jane.doe@example.com")]
+    assert "dobd" not in prepared.payload["user_data"]
+    assert {"meta:unusable_em", "meta:unusable_dobd"} <= set(prepared.notes)

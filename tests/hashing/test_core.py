@@ -30,7 +30,10 @@ def test_api_surface_others_code_against():
     )
     assert sig["google_plain"].startswith("(kind: 'str', value: 'str | None'")
     assert sig["tiktok_hash"] == sig["google_hash"]
-    assert H.META_FIELDS == {"em", "ph", "fn", "ln", "ge", "db", "ct", "st", "zp", "country", "external_id"}
+    assert H.META_FIELDS == {
+        "em", "ph", "fn", "ln", "ge", "db", "ct", "st", "zp", "country", "external_id",
+        "f5first", "f5last", "fi", "dobd", "dobm", "doby",
+    }  # fmt: skip
 
 
 def test_sha256_hex():

@@ -79,7 +79,12 @@ _TEXT = st.one_of(st.text(max_size=30), st.lists(_ALPHABET, max_size=20).map("".
 
 
 @settings(max_examples=400, deadline=None)
-@given(field=st.sampled_from(["em", "ph", "fn", "ln", "ge", "db", "ct", "st", "zp", "country"]), value=_TEXT)
+@given(
+    field=st.sampled_from(
+        ["em", "ph", "fn", "ln", "ge", "db", "ct", "st", "zp", "country", "f5first", "f5last", "fi", "dobd", "dobm", "doby"]
+    ),
+    value=_TEXT,
+)
 def test_property_equals_sdk(field, value):
     expected = sdk(field, value, hashed=True)
     if expected == EMPTY_SHA256:
@@ -89,6 +94,22 @@ def test_property_equals_sdk(field, value):
     except UnicodeEncodeError:
         expected = None  # the SDK raises UnicodeEncodeError (a ValueError) inside hash_sha_256
     assert meta_hash(field, value) == expected
+
+
+@pytest.mark.parametrize(
+    ("field", "values"),
+    [
+        ("f5first", ["Jonathan", " Zoë ", "AL", "Jean-Luc", "李小龙先生们"]),
+        ("f5last", ["O'Brien-Smith", "Ng"]),
+        ("fi", ["Jane", " ë", "1"]),
+        ("dobd", ["5", "05", "31", "32", "0", "ab", " 7 ", "1_2", "٣"]),
+        ("dobm", ["1", "12", "13", "00", "x"]),
+        ("doby", ["1990", "90", "19900", "abcd", " 2001 "]),
+    ],
+)
+def test_partial_name_and_birth_fields_equal_sdk(field, values):
+    for v in values:
+        assert meta_hash(field, v) == sdk(field, v, hashed=True), v
 
 
 def test_default_country_none_is_exactly_sdk_for_phones():

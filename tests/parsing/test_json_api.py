@@ -210,3 +210,22 @@ def test_error_messages_never_echo_values() -> None:
         with pytest.raises(Exception) as info:
             parse_hit(json_hit(event))
         assert secret not in str(info.value)
+
+
+def test_several_emails_phones_and_the_meta_only_user_fields() -> None:
+    ev = one(json_hit({
+        "event_name": "lead",
+        "user_data": {
+            "email": "a@example.com", "emails": ["b@example.com"], "phones": ["+1 650 555 1234"],
+            "first_name_prefix": "Jonat", "first_initial": "J", "birth_day": 5, "birth_month": "11", "birth_year": 1990,
+            "lead_id": 1234567890123456, "subscription_id": "sub-9", "fb_login_id": "10987", "page_id": "555",
+        },
+        "click_ids": {"ctwa_clid": "ARAkLkA8rmlFeiCktEJQ"},
+    }))  # fmt: skip
+    u = ev.user_data
+    assert (u.email, u.other_emails, u.phone, u.other_phones) == ("a@example.com", ["b@example.com"], None, ["+1 650 555 1234"])
+    assert (u.first_name_prefix, u.first_initial, u.birth_day, u.birth_month, u.birth_year) == ("Jonat", "J", "5", "11", "1990")
+    assert (u.lead_id, u.subscription_id, u.fb_login_id, u.page_id) == ("1234567890123456", "sub-9", "10987", "555")
+    assert ev.click_ids.ctwa_clid == "ARAkLkA8rmlFeiCktEJQ"
+    err = refused(json_hit({"event_name": "x", "user_data": {"emails": [f"{i}@x.io" for i in range(11)]}}), "invalid_field")
+    assert "user_data.emails" in err.message and "x.io" not in err.message

@@ -232,3 +232,11 @@ def test_unknown_top_level_keys_are_ignored() -> None:
 def test_each_event_of_a_request() -> None:
     events = parse_hit(mp_hit(body(events=[{"name": "a"}, {"name": "b", "params": {"x": 1}}])))
     assert [(e.name, e.event_uid, e.params) for e in events] == [("a", "m1:0", {}), ("b", "m1:1", {"x": 1})]
+
+
+def test_several_hashed_emails_and_phones_are_all_kept() -> None:
+    emails, phones = ["a" * 64, "b" * 64, "c" * 64], ["d" * 64, "e" * 64]
+    u = one(mp_hit(body(user_data={"sha256_email_address": emails, "sha256_phone_number": phones}))).user_data
+    assert (u.email, u.other_emails, u.phone, u.other_phones) == (emails[0], emails[1:], phones[0], phones[1:])
+    assert one(mp_hit(body(user_data={"sha256_email_address": "a" * 64}))).user_data.other_emails == []
+    refused(mp_hit(body(user_data={"sha256_email_address": ["a" * 64, 5]})), "invalid_field")

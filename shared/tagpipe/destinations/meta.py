@@ -45,15 +45,19 @@ from tagpipe.destinations.base import (
     split_request,
 )
 from tagpipe.errors import ConfigError, InvalidInput
-from tagpipe.hashing import meta_hash
+from tagpipe.hashing import dedup, meta_hash
 from tagpipe.models import DeliveryTask, Event, Item
 
 MAX_AGE_SECONDS = 7 * 24 * 3600  # [doc] "If any event_time in data is greater than 7 days in the past ..."
 SEND_MARGIN_SECONDS = 120  # an event this close to the 7-day edge may cross it in flight: refuse it
 MAX_FUTURE_SECONDS = 300  # clock skew we tolerate for event_time in the future
 
-# user_data keys Meta wants hashed (arrays), in payload order, and the canonical field each comes from.
-HASHED_KEYS = ("em", "ph", "fn", "ln", "ge", "db", "ct", "st", "zp", "country", "external_id")
+# user_data keys Meta wants hashed, in payload order ([sdk] user_data.py normalize); the last six are single
+# strings, the others arrays.
+SCALAR_HASHED_KEYS = ("f5first", "f5last", "fi", "dobd", "dobm", "doby")
+HASHED_KEYS = ("em", "ph", "fn", "ln", "ge", "db", "ct", "st", "zp", "country", "external_id", *SCALAR_HASHED_KEYS)
+# ids sent as given, never hashed ([doc] customer-information parameters; [sdk] user_data.py)
+UNHASHED_IDS = ("lead_id", "subscription_id", "fb_login_id", "page_id")
 
 # custom_data keys the SDK knows (facebook_business/adobjects/serverside/custom_data.py, [sdk]); a custom
 # param with one of these names never overwrites what we mapped from the canonical event.
@@ -235,25 +239,38 @@ class MetaCapi(Destination):
 
     def _user_data(self, event: Event, notes: list[str]) -> dict[str, Any]:
         user, address = event.user_data, event.user_data.address
-        raw = {
-            "em": user.email, "ph": user.phone, "fn": address.first_name, "ln": address.last_name,
-            "ge": user.gender, "db": user.date_of_birth, "ct": address.city, "st": address.region,
-            "zp": address.postal_code, "country": address.country, "external_id": user.external_id,
+        raw: dict[str, list[str | None]] = {
+            "em": [user.email, *user.other_emails], "ph": [user.phone, *user.other_phones],
+            "fn": [address.first_name], "ln": [address.last_name], "ge": [user.gender], "db": [user.date_of_birth],
+            "ct": [address.city], "st": [address.region], "zp": [address.postal_code], "country": [address.country],
+            "external_id": [user.external_id],
+            "f5first": [user.first_name_prefix], "f5last": [user.last_name_prefix], "fi": [user.first_initial],
+            "dobd": [user.birth_day], "dobm": [user.birth_month], "doby": [user.birth_year],
         }  # fmt: skip
         out: dict[str, Any] = {}
         for key in HASHED_KEYS:
-            value = raw[key]
-            if value is None or value == "":
-                continue
-            try:
-                hashed = meta_hash(key, value, default_country=self.settings.default_phone_country)
-            except (TypeError, ValueError):
-                notes.append(f"meta:invalid_{key}")  # the SDK raises on these; Meta would refuse the event
-                continue
-            if hashed:
-                out[key] = [hashed]
-            else:
-                notes.append(f"meta:unusable_{key}")  # present but not normalisable: dropped, on record
+            hashes = []
+            for value in raw[key]:
+                if value is None or value == "":
+                    continue
+                try:
+                    hashed = meta_hash(key, value, default_country=self.settings.default_phone_country)
+                except (TypeError, ValueError):
+                    notes.append(f"meta:invalid_{key}")  # the SDK raises on these; Meta would refuse the event
+                    continue
+                if hashed:
+                    hashes.append(hashed)
+                else:
+                    notes.append(f"meta:unusable_{key}")  # present but not normalisable: dropped, on record
+            if hashes:
+                # arrays, except the partial-name/date keys the SDK sends as one string ([sdk] user_data.py
+                # normalize); de-duplicated in order (the SDK's set() loses the order)
+                out[key] = hashes[0] if key in SCALAR_HASHED_KEYS else dedup(hashes)
+        for key in UNHASHED_IDS:
+            if value := getattr(user, key):
+                out[key] = value
+        if event.click_ids.ctwa_clid:
+            out["ctwa_clid"] = event.click_ids.ctwa_clid
         # never hashed ([doc] customer-information parameters; VENDORS §6.4)
         if event.client.ip:
             out["client_ip_address"] = event.client.ip

@@ -63,7 +63,10 @@ from tagpipe.hashing._core import (
 from tagpipe.hashing._iso3166 import ALPHA2, US_STATES_AND_CA_PROVINCES
 from tagpipe.hashing._phone import region_code, to_e164
 
-META_FIELDS = frozenset({"em", "ph", "fn", "ln", "ge", "db", "ct", "st", "zp", "country", "external_id"})
+META_FIELDS = frozenset(
+    {"em", "ph", "fn", "ln", "ge", "db", "ct", "st", "zp", "country", "external_id",
+     "f5first", "f5last", "fi", "dobd", "dobm", "doby"}
+)  # fmt: skip
 
 # ---- facebook_business/adobjects/serverside/normalize.py (26.0.3), the same patterns verbatim ----------------
 _SDK_LOCATION_EXCLUDED = re.compile(r"[0-9.\s\-()]")  # location_excluded_chars: ct and st
@@ -75,6 +78,10 @@ _SDK_WS = re.compile(r"\s")  # zp: re.sub(r"\s", "", ...)
 _SDK_PH_DROP = re.compile(r"[\s\-()]")  # ph: "Remove spaces and parenthesis"
 _SDK_PH_PREFIX = re.compile(r"^\+?0{0,2}")  # ph: "Removes the starting + and leading two 0's" (applied twice)
 _SDK_PH_INTL = re.compile(r"^\d{1,4}\(?\d{2,3}\)?\d{4,}$")  # get_international_number (\d is Unicode here)
+_SDK_YEAR = re.compile(r"^[0-9]{4}$")  # year_pattern: doby
+
+
+_PARTIAL_FIELDS = frozenset({"f5first", "f5last", "fi", "dobd", "dobm", "doby"})
 
 
 def _check_field(field: str) -> None:
@@ -113,6 +120,21 @@ def _sdk(field: str, value: str) -> tuple[str | None, bool]:
         v = _SDK_PH_PREFIX.sub("", v)
         v = _SDK_PH_PREFIX.sub("", v)  # get_international_number strips the same prefix again
         if v.startswith("0") or not _SDK_PH_INTL.match(v):  # SDK: ValueError('Invalid format for phone ...')
+            return None, False
+    elif field == "f5first" or field == "f5last":
+        v = v[:5]
+    elif field == "fi":
+        v = v[:1]
+    elif field == "dobd" or field == "dobm":
+        v = "0" + v if len(v) == 1 else v  # SDK: one digit gets a leading 0, then int() in 1..31 / 1..12
+        try:
+            n = int(v)
+        except ValueError:
+            return None, False
+        if not 1 <= n <= (31 if field == "dobd" else 12):
+            return None, False
+    elif field == "doby":
+        if not _SDK_YEAR.match(v):  # SDK: ValueError("Year should be specified in 'YYYY' format")
             return None, False
     # fn ln ge db: lower+strip only (no punctuation removal, no gender/date mapping in the SDK)
     return (v or None), False  # departure 2: the SDK would hash '' here
@@ -278,8 +300,8 @@ def _normalize_doc(field: str, value: str | None, default_country: str | None) -
     h = value.lower().strip()
     if _SDK_HASHED.match(h):  # 32 or 64 hex: the SDK's rule, and capi-param-builder's SHA_256_OR_MD5_REGEX
         return h, True
-    if field == "em":
-        return _sdk("em", value)
+    if field == "em" or field in _PARTIAL_FIELDS:
+        return _sdk(field, value)
     if field == "ph":
         return _doc_phone(value, default_country), False
     if field == "fn" or field == "ln":

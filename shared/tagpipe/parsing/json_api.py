@@ -194,6 +194,13 @@ class _In(BaseModel):
     model_config = ConfigDict(extra="forbid", hide_input_in_errors=True)
 
 
+MAX_CONTACTS = 10  # further emails / phones of one person (Meta takes lists; a CRM rarely holds more)
+PARTIAL_AND_ID_FIELDS = (
+    "first_name_prefix", "last_name_prefix", "first_initial", "birth_day", "birth_month", "birth_year",
+    "lead_id", "subscription_id", "fb_login_id", "page_id",
+)  # fmt: skip
+
+
 class JsonUserData(_In):
     email: Text | None = None
     phone: Text | None = None
@@ -207,6 +214,18 @@ class JsonUserData(_In):
     gender: Text | None = None
     date_of_birth: Text | None = None
     external_id: Id | None = None
+    emails: list[Text] = Field(default_factory=list, max_length=MAX_CONTACTS)  # beside email: the person's others
+    phones: list[Text] = Field(default_factory=list, max_length=MAX_CONTACTS)
+    first_name_prefix: Text | None = None  # Meta f5first: what a site knows of a first name (5 letters)
+    last_name_prefix: Text | None = None  # Meta f5last
+    first_initial: Text | None = None  # Meta fi
+    birth_day: Id | None = None  # Meta dobd
+    birth_month: Id | None = None  # Meta dobm
+    birth_year: Id | None = None  # Meta doby
+    lead_id: Id | None = None  # Meta lead ads / CRM lead id
+    subscription_id: Id | None = None
+    fb_login_id: Id | None = None
+    page_id: Id | None = None
 
 
 class JsonConsent(_In):
@@ -227,6 +246,7 @@ class JsonClickIds(_In):
     dclid: Text | None = None
     ttclid: Text | None = None
     ttp: Text | None = None
+    ctwa_clid: Text | None = None
 
 
 class JsonItem(BaseModel):
@@ -502,6 +522,9 @@ def _event(raw: RawHit, ctx: HitContext, i: int, ev: JsonEvent, checked: _Checke
             "gender": ud.gender,
             "date_of_birth": ud.date_of_birth,
             "external_id": ud.external_id,
+            "other_emails": ud.emails,
+            "other_phones": ud.phones,
+            **{key: getattr(ud, key) for key in PARTIAL_AND_ID_FIELDS},
             "address": {
                 "first_name": ud.first_name,
                 "last_name": ud.last_name,

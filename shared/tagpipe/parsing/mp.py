@@ -128,13 +128,17 @@ def _first(value: Any) -> Any:
 
 
 def _user_data(ud: dict[str, Any]) -> dict[str, Any]:
+    """MP user_data ([doc] GA4 MP user-provided data: sha256_email_address[] and sha256_phone_number[] may
+    hold several values): the first is the email / phone, the others other_emails / other_phones."""
     user: dict[str, Any] = {}
-    email = _first(ud.get("sha256_email_address"))
-    if email is not None:
-        user["email"] = _str("user_data.sha256_email_address", email)
-    phone = _first(ud.get("sha256_phone_number"))
-    if phone is not None:
-        user["phone"] = _str("user_data.sha256_phone_number", phone)
+    for key, field in (("sha256_email_address", "email"), ("sha256_phone_number", "phone")):
+        given = ud.get(key)
+        values = given if isinstance(given, list) else [] if given is None else [given]
+        texts = [t for i, v in enumerate(values) if (t := _str(f"user_data.{key}[{i}]", v)) is not None]
+        if texts:
+            user[field] = texts[0]
+        if texts[1:]:
+            user[f"other_{field}s"] = texts[1:]
     addr = _first(ud.get("address"))
     if addr is not None:
         addr = _obj("user_data.address[0]", addr)
