@@ -11,6 +11,8 @@
 
 from __future__ import annotations
 
+from tagpipe.reasons import require as registered_reason
+
 
 class TagpipeError(Exception):
     """Base of every error tagpipe raises on purpose."""
@@ -26,7 +28,7 @@ class ConfigError(TagpipeError):
 
 class InvalidInput(TagpipeError):
     def __init__(self, code: str, message: str, status: int = 400) -> None:
-        self.code, self.message, self.status = code, message, status
+        self.code, self.message, self.status = registered_reason(code), message, status
         super().__init__(f"{code}: {message}")
 
     def as_json(self) -> dict:

@@ -16,7 +16,9 @@ import time
 from enum import Enum
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from tagpipe.reasons import require as registered_reason
 
 Scalar = str | int | float | bool | None
 
@@ -264,11 +266,16 @@ class Outcome(_Model):
     event_uid: str = HIT_LEVEL
     destination: str = HIT_LEVEL
     outcome: OutcomeKind
-    reason: str = ""  # short machine code: consent, bot, invalid_json, meta:190, ...
+    reason: str = ""  # short machine code: consent, bot, invalid_json, meta:190, ... (tagpipe.reasons)
     detail: str = ""  # one human sentence, never PII
     event_name: str | None = None
     identifiers: list[str] = Field(default_factory=list)  # match keys carried (delivered outcomes)
     at: float = Field(default_factory=time.time)
+
+    @field_validator("reason")
+    @classmethod
+    def _registered(cls, reason: str) -> str:
+        return registered_reason(reason) if reason else reason
 
 
 FAILED_EVENT_SCHEMA = "tagpipe/failed_event/1-0-0"

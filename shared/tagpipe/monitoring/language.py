@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import re
 
+from tagpipe import reasons
+
 VENDOR_NAMES = {
     "meta": "Meta", "ga4": "GA4", "google_ads": "Google Ads", "tiktok": "TikTok", "webhook": "Webhook",
     "log": "Dry run",
@@ -34,42 +36,9 @@ IDENTIFIER_NAMES = {
     "address": "address",
 }
 
-# exact reason codes -> what happened, in words ({name} is the destination's display name)
-REASONS = {
-    "meta:190": "the access token expired",
-    "meta:102": "the Meta session expired",
-    "meta:10": "the access token lacks permission for this pixel",
-    "meta:100": "Meta refused a parameter in the request",
-    "meta:event_too_old": "the events were older than Meta accepts (7 days)",
-    "meta:4": "Meta is rate-limiting this app",
-    "meta:17": "Meta is rate-limiting this ad account",
-    "google_ads:oauth_token_expired": "the Google Ads sign-in expired",
-    "google_ads:unauthenticated": "Google Ads refused the credentials",
-    "google_ads:no_access_token": "no Google Ads access token could be obtained",
-    "google_ads:oauth_unavailable": "Google's sign-in service was unavailable",
-    "google_ads:no_match_key": "the events carried no click ID or customer data to match on",
-    "google_ads:user_identifiers_withheld_no_consent": "customer data was withheld for lack of consent",
-    "http:401": "{name} refused the credentials (HTTP 401)",
-    "http:403": "{name} refused access (HTTP 403)",
-    "http:404": "the {name} endpoint was not found (HTTP 404): check the IDs in the config",
-    "http:413": "the requests were too large for {name} (HTTP 413)",
-    "http:429": "{name} is rate-limiting us (HTTP 429)",
-    "network": "{name} could not be reached",
-    "timeout": "{name} did not answer in time",
-    "max_attempts": "delivery kept failing until the retries ran out",
-    # filtered / collect
-    "consent": "the visitor did not give consent",
-    "duplicate": "the same event_id was already delivered",
-    "not_mapped": "the destination does not take this event",
-    "disabled": "the destination is disabled",
-    "no_destination": "no destination is configured",
-    "invalid_json": "the body was not valid JSON",
-    "invalid_utf8": "the body was not valid UTF-8",
-    "body_too_large": "the request was too large",
-    "query_too_large": "the query string was too long",
-    "invalid_message": "a queued hit could not be read",
-    "invalid_task": "a queued delivery could not be read",
-}
+# exact reason codes -> what happened, in words ({name} is the destination's display name); the
+# registry (tagpipe.reasons, reasons.json) is where they are defined
+REASONS = {code: r.words for code, r in reasons.codes().items() if r.words}
 
 
 def destination_label(dest_id: str, dest_type: str | None = None) -> str:
@@ -96,16 +65,7 @@ def identifier_name(key: str) -> str:
 
 def explain_reason(reason: str, detail: str = "", name: str = "the destination") -> str:
     """What a reason code means, in words; the code itself is appended by the caller."""
-    text = REASONS.get(reason)
-    if text is None:
-        m = re.fullmatch(r"http:(\d{3})", reason or "")
-        if m and m.group(1).startswith("5"):
-            text = "{name}'s servers were failing (HTTP " + m.group(1) + ")"
-        elif m:
-            text = "{name} refused the requests (HTTP " + m.group(1) + ")"
-    if text is None:
-        text = clean_detail(detail) or "an unexpected error"
-    return text.replace("{name}", name)
+    return reasons.words(reason or "", name) or clean_detail(detail) or "an unexpected error"
 
 
 def clean_detail(detail: str) -> str:

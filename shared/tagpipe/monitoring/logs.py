@@ -15,6 +15,7 @@ import time
 from collections import Counter
 from collections.abc import Iterable
 
+from tagpipe import reasons
 from tagpipe.models import Outcome
 
 _RESERVED = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime"}
@@ -79,9 +80,20 @@ def log_outcomes(outcomes: Iterable[Outcome], weight: int = 1) -> None:
     counts = Counter((o.destination, o.outcome.value, o.reason) for o in outcomes)
     for (destination, outcome, reason), n in counts.items():
         _outcome_log.info("outcome_counts", extra={"destination": destination, "outcome": outcome,
-                                                   "reason": reason, "count": n * weight})
+                                                   "reason": reason, "count": n * weight,
+                                                   "unexpected": bool(reason) and reasons.is_unexpected(reason)})
     # match keys carried by delivered events: the numerator of the match-quality alert on GCP
     # (the denominator is outcome_counts with outcome=delivered)
     keys = Counter((o.destination, key) for o in outcomes if o.outcome.value == "delivered" for key in o.identifiers)
     for (destination, key), n in keys.items():
         _outcome_log.info("match_key_counts", extra={"destination": destination, "key": key, "count": n})
+
+
+def log_unexpected(outcomes: Iterable[Outcome], reason: str) -> None:
+    """Outcomes that were not written for an unexpected `reason` (e.g. second_outcome), counted apart
+    from outcome_counts: `outcome` / `outcome_reason` say what was not written."""
+    counts = Counter((o.destination, o.outcome.value, o.reason) for o in outcomes)
+    for (destination, outcome, outcome_reason), n in counts.items():
+        _outcome_log.warning("unexpected_outcome_counts", extra={
+            "destination": destination, "reason": reason, "outcome": outcome, "outcome_reason": outcome_reason,
+            "count": n, "unexpected": True})

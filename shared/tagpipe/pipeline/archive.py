@@ -14,7 +14,7 @@ from pydantic import ValidationError
 
 from tagpipe.errors import StoreUnavailable
 from tagpipe.models import DeliveryTask, FailedEvent, Outcome, OutcomeKind, RawHit
-from tagpipe.monitoring.logs import log_outcomes
+from tagpipe.pipeline.outcomes import settle_outcomes
 from tagpipe.pipeline.stage import ACK, Decision, nack
 from tagpipe.privacy import scrub_text
 from tagpipe.runtime import Runtime
@@ -66,8 +66,7 @@ class DeadLetterArchive:
                                         error_code="dead_lettered", message=f"from {source}: {reason}", payload=payload))
         try:
             self.rt.store.record_failures(failures)
-            self.rt.store.record_outcomes(outcomes)
-            log_outcomes(outcomes)
+            settle_outcomes(self.rt.store, outcomes, stage="deliver")
         except StoreUnavailable as exc:
             log.error("archive could not record %d dead letters: %s", len(messages), exc)
             return {m.ack_id: nack(5.0) for m in messages}

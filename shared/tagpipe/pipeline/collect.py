@@ -30,8 +30,9 @@ from tagpipe.bots import BotFilter
 from tagpipe.errors import InvalidInput, StoreUnavailable
 from tagpipe.identity import CookieFilter, hit_consent, identity_config, plan_cookies, referenced_cookies
 from tagpipe.models import FailedEvent, Outcome, OutcomeKind, RawHit
-from tagpipe.monitoring.logs import log_outcomes, register_secrets
+from tagpipe.monitoring.logs import register_secrets
 from tagpipe.parsing import EventSketch, validate_hit
+from tagpipe.pipeline.outcomes import settle_outcomes
 from tagpipe.privacy import privacy_config, scrub_text
 from tagpipe.runtime import Runtime, get_runtime
 from tagpipe.transport.base import RAW_HITS
@@ -293,8 +294,8 @@ class Collector:
             self.rt.store.record_failures([FailedEvent(stage="collect", hit_id=hit_id, error_code=exc.code,
                                                        message=exc.message, payload=summary)])
             rejected = [Outcome(hit_id=hit_id, outcome=OutcomeKind.REJECTED, reason=exc.code, detail=exc.message)]
-            self.rt.store.record_outcomes(rejected)
-            log_outcomes(rejected, count)  # the log line Cloud Monitoring's collect rejection policy counts
+            # the log line Cloud Monitoring's collect rejection policy counts
+            settle_outcomes(self.rt.store, rejected, stage="collect", weight=count)
         except StoreUnavailable as store_exc:
             log.error("collect could not record a rejected hit (%s): %s", exc.code, store_exc)
 

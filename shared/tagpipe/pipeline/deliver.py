@@ -23,8 +23,8 @@ from pydantic import ValidationError
 from tagpipe.destinations.base import Batch, Destination, Result, VendorRequest, Verdict
 from tagpipe.errors import ConfigError, DeliveryError, RetryableDelivery, StoreUnavailable
 from tagpipe.models import DeliveryTask, FailedEvent, Outcome, OutcomeKind
-from tagpipe.monitoring.logs import log_outcomes
 from tagpipe.monitoring.redact import only_events
+from tagpipe.pipeline.outcomes import settle_outcomes
 from tagpipe.pipeline.stage import ACK, Decision, nack
 from tagpipe.runtime import Runtime
 from tagpipe.storage.base import DeliveredKey
@@ -72,7 +72,7 @@ class Deliverer:
         try:
             if outcomes or failures:
                 self.rt.store.record_failures(failures)
-                self.rt.store.record_outcomes(outcomes)
+                settle_outcomes(self.rt.store, outcomes, stage="deliver")
             for dest_id, items in by_dest.items():
                 decisions.update(self._deliver(dest_id, items))
         except StoreUnavailable as exc:
@@ -94,7 +94,7 @@ class Deliverer:
             for m, t in items:
                 outcomes.append(self._outcome(t, OutcomeKind.FILTERED, "disabled", "destination no longer enabled"))
                 decisions[m.ack_id] = ACK
-            self.rt.store.record_outcomes(outcomes)
+            settle_outcomes(self.rt.store, outcomes, stage="deliver")
             return decisions
 
         # dedup: against what was delivered before (for the events in the destination's dedup scope),
@@ -183,10 +183,9 @@ class Deliverer:
             outcomes += [self._outcome(t, OutcomeKind.DEAD_LETTERED, reason, detail) for m, t, reason, detail in dead]
         if failures:
             self.rt.store.record_failures(failures)
-        self.rt.store.record_outcomes(outcomes, delivered)
+        settle_outcomes(self.rt.store, outcomes, delivered, stage="deliver")
         if settled_keys:
             self.rt.store.clear_inflight(dest_id, settled_keys)
-        log_outcomes(outcomes)
         return decisions
 
     def _guarded(self, dest_id: str, destination: Destination) -> Callable[[DeliveryTask], bool]:

@@ -20,8 +20,8 @@ from tagpipe.consent import ConsentPolicy
 from tagpipe.errors import InvalidInput, StoreUnavailable
 from tagpipe.identity import enrich_event, identity_config
 from tagpipe.models import HIT_LEVEL, DeliveryTask, Event, FailedEvent, Outcome, OutcomeKind, RawHit
-from tagpipe.monitoring.logs import log_outcomes
 from tagpipe.parsing import parse_hit
+from tagpipe.pipeline.outcomes import settle_outcomes
 from tagpipe.pipeline.stage import ACK, Decision, nack
 from tagpipe.privacy import privacy_config, redact_event, scrub_text, stored_event, vendor_event
 from tagpipe.runtime import Runtime
@@ -96,8 +96,7 @@ class Transformer:
             if failures:
                 store.record_failures(failures)
             if outcomes:
-                store.record_outcomes(outcomes)
-                log_outcomes(outcomes)
+                settle_outcomes(store, outcomes, stage="transform")
             for token, hit_id, data in traces:
                 store.record_trace(token, hit_id, "transform", data)
         except StoreUnavailable as exc:

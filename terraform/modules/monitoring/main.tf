@@ -104,13 +104,11 @@ locals {
   mk_share_now = "((${local.mk_keys_now} or 0 * ${local.mk_keys_was}) / on (destination) group_left ${local.mk_dlv_now})"
   mk_share_was = "(${local.mk_keys_was} / on (destination) group_left ${local.mk_dlv_was})"
 
-  # Reason codes that mean "the destination refused our credentials" (shared/tagpipe/monitoring/language.py
-  # REASONS; shared/tagpipe/destinations/*): renewing a token fixes them, then the dead letters are replayed.
-  credential_reasons = [
-    "meta:190", "meta:102", "meta:10",
-    "google_ads:oauth_token_expired", "google_ads:unauthenticated", "google_ads:no_access_token",
-    "http:401", "http:403",
-  ]
+  # Reason codes that mean "the destination refused our credentials": renewing a token fixes them, then the
+  # dead letters are replayed. The registry of reason codes (shared/tagpipe/reasons.json, read by the code
+  # too) marks them `credentials`.
+  reason_registry    = jsondecode(file("${path.module}/../../../shared/tagpipe/reasons.json"))
+  credential_reasons = sort([for code, reason in local.reason_registry.codes : code if try(reason.credentials, false)])
 
   # urlencode() writes spaces as "+"; %20 is the safe form inside the console's ;query= parameter
   logs_query = "https://console.cloud.google.com/logs/query;query=${replace(urlencode("jsonPayload.message=\"outcome_counts\"\njsonPayload.outcome=(\"rejected\" OR \"dead_lettered\")"), "+", "%20")}?project=${var.project_id}"
@@ -201,7 +199,7 @@ resource "google_logging_metric" "outcomes" {
     labels {
       key         = "reason"
       value_type  = "STRING"
-      description = "Reason code (meta:190, http:503, consent, invalid_json, ...; shared/tagpipe/monitoring/language.py)."
+      description = "Reason code (meta:190, http:503, consent, invalid_json, ...; shared/tagpipe/reasons.json)."
     }
   }
 
