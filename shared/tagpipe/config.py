@@ -53,6 +53,11 @@ class ServerConfig(_Section):
     max_body_bytes: int = Field(256_000, ge=1_000, description="larger bodies get 413")
     trust_forwarded_for: bool = Field(True, description="take the client IP from X-Forwarded-For")
     cors_origins: list[str] = Field(default_factory=list, description="[] allows any origin")
+    browser_paths: list[str] | None = Field(
+        None, description="collect paths that take browser hits (no key, held to cors_origins, identity cookies); "
+        "default: paths.gtag, plus paths.events unless api_keys_env/hmac_secret_env is set. Every other path "
+        "(always paths.mp) is server-to-server and needs the key or signature on every request",
+    )
     debug_header: str = "x-tagpipe-debug"
     debug_param: str = "tp_debug"
     api_keys_env: str | None = Field(None, description="env var with API keys (comma-separated) server-to-server calls must present")

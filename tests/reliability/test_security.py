@@ -24,6 +24,7 @@ KEY = "tp_live_0123456789abcdef"
 HMAC_SECRET = "whsec_fedcba9876543210"
 EVENT = {"event_name": "purchase", "event_id": "s-1", "value": 1, "currency": "EUR",
          "page_location": "https://shop.example/"}
+GTAG_HIT = "/g/collect?v=2&tid=G-X&cid=1.2&en=page_view"
 
 
 @pytest.fixture
@@ -95,9 +96,10 @@ def test_hmac_signature(client):
 
 
 def test_browsers_are_held_to_the_origin_allow_list(client):
-    ok = client.post("/events", json=EVENT, headers={"origin": "https://shop.example"})
-    assert ok.status_code == 200 and ok.headers["access-control-allow-origin"] == "https://shop.example"
-    bad = client.post("/events", json=EVENT, headers={"origin": "https://evil.example"})
+    # with a key configured, /events is server-to-server (server.browser_paths): the browser endpoint is gtag's
+    ok = client.get(GTAG_HIT, headers={"origin": "https://shop.example"})
+    assert ok.status_code == 204 and ok.headers["access-control-allow-origin"] == "https://shop.example"
+    bad = client.get(GTAG_HIT, headers={"origin": "https://evil.example"})
     assert bad.status_code == 403 and bad.json()["error"] == "origin_not_allowed"
     # the refusal is readable by that page, so a tag there stops instead of retrying a "network error"
     assert bad.headers["access-control-allow-origin"] == "https://evil.example"

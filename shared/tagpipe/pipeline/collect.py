@@ -113,8 +113,17 @@ class Collector:
         self.bots = BotFilter.from_config(cfg)
         self.auth = ServerAuth(cfg.server.api_keys_env, cfg.server.hmac_secret_env)
         register_secrets(k.decode() for k in self.auth.keys + self.auth.hmac_secrets)
+        self.browser_paths = self._browser_paths(cfg)
         self.limiter = RateLimiter(cfg.server.rate_limit_per_ip, cfg.server.rate_limit_burst)
         self.throttled = ThrottledTally()
+
+    def _browser_paths(self, cfg) -> frozenset[str]:
+        """Browser endpoints by path, from the config: never from headers a client sets (Origin, Sec-Fetch-*)."""
+        if cfg.server.browser_paths is not None:
+            return frozenset(cfg.server.browser_paths) - {cfg.paths.mp}
+        if self.auth.enabled:  # a key is configured: the JSON endpoint is server-to-server unless listed
+            return frozenset({cfg.paths.gtag})
+        return frozenset({cfg.paths.gtag, cfg.paths.events})
 
     def cors_headers(self, headers: dict[str, str]) -> dict[str, str]:
         origin = headers.get("origin")
@@ -136,7 +145,7 @@ class Collector:
         headers = request_headers(request.scope)
         cors = self.cors_headers(headers)
         if method == "OPTIONS":
-            if headers.get("origin") and not cors:
+            if "origin" in headers and not cors:
                 return _json(403, {"ok": False, "error": "origin_not_allowed", "reason": "origin is not in server.cors_origins"})
             return Response(status_code=204, headers={
                 **cors,
@@ -144,7 +153,7 @@ class Collector:
                 "access-control-allow-headers": f"content-type, {self.server.debug_header}",
                 "access-control-max-age": "86400",
             })
-        browser = self._is_browser(headers, source)
+        browser = path in self.browser_paths
         try:
             client_ip = self._client_ip(request, headers)
             wait = self.limiter.allow(client_ip)
@@ -158,19 +167,21 @@ class Collector:
                 raise exc
             if method not in methods:
                 raise InvalidInput("method_not_allowed", f"{path} accepts {', '.join(sorted(methods))}", 405)
-            if headers.get("origin") and self.allowed_origins and not cors:
+            if "origin" in headers and (self.allowed_origins or not headers["origin"]) and not cors:
                 # readable by the refused page, so its tag sees a 403 and stops instead of retrying what
                 # would look like a network error; the hit itself is refused, which is the allow-list's job
-                cors = _cors_for(headers["origin"])
+                cors = _cors_for(headers["origin"]) if headers["origin"] else {}
                 raise InvalidInput("origin_not_allowed", "origin is not in server.cors_origins", 403)
             raw = await self._read(request, source, method, path, query, headers, client_ip)
-            if not browser:
+            if not browser:  # a server-to-server endpoint: the key or signature on every request
                 self.auth.check(headers, raw.query, raw.body.encode())
             events = validate_hit(raw)  # refuses what transform's parse_hit would; builds no Event
         except InvalidInput as exc:
             self._record_rejection(exc, {"source": source, "method": method, "path": path, "query": query[:2000]})
             return _json(exc.status, exc.as_json(), cors)
-        set_cookies = self._identity(headers, raw, events) if browser else []
+        # which cookies to set is no security decision, so here a browser's own headers may tell a page from a server
+        looks_like_a_page = source == "gtag" or "origin" in headers or "sec-fetch-mode" in headers
+        set_cookies = self._identity(headers, raw, events) if browser and looks_like_a_page else []
         try:
             data = raw.model_dump_json().encode()
             if self.publish_async is not None:
@@ -202,12 +213,6 @@ class Collector:
         if request.headers.get("if-none-match") == script.etag:
             return Response(status_code=304, headers=headers)
         return Response(b"" if request.method == "HEAD" else script.body, headers=headers)
-
-    def _is_browser(self, headers: dict[str, str], source: str) -> bool:
-        """A hit a browser sent (cookies mean something), not a server-to-server request."""
-        if source == "mp":
-            return False
-        return source == "gtag" or "origin" in headers or "sec-fetch-mode" in headers
 
     def _identity(self, headers: dict[str, str], raw: RawHit, events: list[EventSketch]) -> list[str]:
         """Set-Cookie headers for this browser hit; adds the values the browser now holds to raw.cookies."""
