@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, model_validator
 
 from tagpipe.bots import BotConfig
 from tagpipe.consent import ConsentConfig
@@ -51,7 +51,17 @@ class ServerConfig(_Section):
     host: str = "127.0.0.1"
     port: int = Field(8080, ge=1, le=65535)
     max_body_bytes: int = Field(256_000, ge=1_000, description="larger bodies get 413")
-    trust_forwarded_for: bool = Field(True, description="take the client IP from X-Forwarded-For")
+    trusted_proxies: int | None = Field(
+        None, ge=0, le=10, description="proxies in front of collect that append to X-Forwarded-For; the client IP is "
+        "the entry the outermost of them appended (rightmost-N), never a value the client wrote. 0 = forwarded "
+        "headers are ignored (the socket's peer). Unset: 1 on Cloud Run / Cloud Functions (K_SERVICE is set; "
+        "Google's front end appends the caller), 0 elsewhere. Behind an external Application Load Balancer, which "
+        "appends \"<client>,<lb>\", or your own reverse proxy in front of the function: 2 (docs/first-party-serving.md)",
+    )
+    forwarded_host: bool = Field(
+        False, description="cookies' host from X-Forwarded-Host (its rightmost entry, the one your first-party proxy "
+        "set) instead of Host; needs trusted_proxies >= 1. A value that is not a host name is ignored",
+    )
     cors_origins: list[str] = Field(default_factory=list, description="[] allows any origin")
     browser_paths: list[str] | None = Field(
         None, description="collect paths that take browser hits (no key, held to cors_origins, identity cookies); "
@@ -68,6 +78,14 @@ class ServerConfig(_Section):
         "threads", description='local stack: transform/deliver/archive as threads beside collect, or "process": in a '
         "child process of their own, so a backlog being drained does not slow collect down (one more core)",
     )
+
+    @model_validator(mode="after")
+    def _resolve_proxies(self) -> ServerConfig:
+        if self.trusted_proxies is None:  # K_SERVICE: set by Cloud Run (and Cloud Functions gen2) itself
+            self.trusted_proxies = 1 if os.environ.get("K_SERVICE") else 0
+        if self.forwarded_host and not self.trusted_proxies:
+            raise ValueError("forwarded_host needs trusted_proxies >= 1 (else any client chooses the cookies' host)")
+        return self
 
 
 class PathsConfig(_Section):

@@ -157,10 +157,19 @@ def registrable_domain(host: str) -> str | None:
     return psl.privatesuffix(host) if psl is not None else None
 
 
+_HOSTNAME = re.compile(r"(?=.{1,253}$)(?!-)[a-z0-9-]{1,63}(?<!-)(\.(?!-)[a-z0-9-]{1,63}(?<!-))*")
+
+
+def is_hostname(host: str) -> bool:
+    """RFC 1123 letters-digits-hyphen labels (IDNs arrive as punycode): nothing that could end a
+    Set-Cookie attribute (';', ',', spaces) or name another domain gets into Domain=."""
+    return bool(_HOSTNAME.fullmatch(host))
+
+
 def cookie_domain_for(host: str, setting: str) -> str | None:
-    """The Domain attribute to send, or None for a host-only cookie."""
+    """The Domain attribute to send, or None for a host-only cookie (also when the host is not a host name)."""
     host = host_of(host)
-    if not setting or not host or is_ip(host):
+    if not setting or not host or is_ip(host) or not is_hostname(host):
         return None
     if setting == "auto":
         return registrable_domain(host)
@@ -174,7 +183,7 @@ def cookie_domain_for(host: str, setting: str) -> str | None:
 def subdomain_index(host: str, domain: str | None) -> int:
     """Meta's subdomainIndex: labels of the domain the cookie lives on, minus one (IP -> 0)."""
     target = domain or host_of(host)
-    if not target or is_ip(target):
+    if not target or is_ip(target) or not is_hostname(target):
         return 0
     return len(target.split(".")) - 1
 

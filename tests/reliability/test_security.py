@@ -156,6 +156,9 @@ TEST_IP = "198.51.100.77"
 def test_no_pii_and_no_secret_in_the_logs_of_a_full_run(tmp_path):
     with FakeVendors() as fakes:
         config = f"""
+[server]
+trusted_proxies = 1  # so the client IP below is the one collect uses and sends on
+
 [delivery]
 max_attempts = 2
 min_backoff = 0.05

@@ -7,6 +7,8 @@ import json
 import socket
 from dataclasses import dataclass
 
+BROWSER_UA = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36"
+
 
 @dataclass
 class RawResponse:
@@ -24,6 +26,8 @@ class RawResponse:
 def send(port: int, method: str, target: str, headers: list[tuple[str, str]], body: bytes = b"",
          timeout: float = 10.0) -> RawResponse:
     """One request with exactly these headers (plus Host, Content-Length, Connection: close)."""
+    if not any(k.lower() == "user-agent" for k, _ in headers):  # a browser's, so bot filtering lets the hit in
+        headers = [("User-Agent", BROWSER_UA), *headers]
     lines = [f"{method} {target} HTTP/1.1", "Host: 127.0.0.1", *(f"{k}: {v}" if v else f"{k}:" for k, v in headers),
              f"Content-Length: {len(body)}", "Connection: close"]
     request = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body

@@ -153,7 +153,10 @@ def run(config: Config | None = None, host: str | None = None, port: int | None 
     port = port or cfg.server.port
     log.info("tagpipe local stack: collect on http://%s:%d (config %s, data in %s)", host, port, cfg.source, cfg.storage.dir)
     server = uvicorn.Server(uvicorn.Config(collect_app(), host=host, port=port, log_level="warning",
-                                           access_log=False, lifespan="off"))
+                                           access_log=False, lifespan="off",
+                                           # collect reads X-Forwarded-For itself, per server.trusted_proxies;
+                                           # uvicorn's own would trust any client's header from a local peer
+                                           proxy_headers=False))
     # uvicorn re-raises SIGINT/SIGTERM after its graceful shutdown: turn both into a clean exit
     signal.signal(signal.SIGTERM, _exit_cleanly)
     try:

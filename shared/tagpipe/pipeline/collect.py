@@ -15,6 +15,7 @@ collect also serves the site tag (shared/tagpipe/sitetag) at paths.sitetag.
 from __future__ import annotations
 
 import gc
+import ipaddress
 import json
 import logging
 import re
@@ -74,6 +75,22 @@ def request_headers(scope: dict) -> dict[str, str]:
         if name not in out:
             out[name] = value.decode("latin-1")
     return out
+
+
+def forwarded_client(forwarded_for: str | None, trusted_proxies: int) -> str | None:
+    """The client address as the outermost trusted proxy saw it: the trusted_proxies-th entry from
+    the right of X-Forwarded-For (each proxy appends the address it was called from, so anything to
+    the left of that entry is whatever the client wrote). None when the header cannot be trusted."""
+    if not trusted_proxies or not forwarded_for:
+        return None
+    entries = [e.strip() for e in forwarded_for.split(",")]
+    if len(entries) < trusted_proxies:  # the request did not come through all our proxies
+        return None
+    candidate = entries[-trusted_proxies]
+    try:
+        return str(ipaddress.ip_address(candidate))
+    except ValueError:
+        return None
 
 
 def path_and_query(request: Request) -> tuple[str, str]:
@@ -222,8 +239,8 @@ class Collector:
         if self.bots.cfg.enabled and self.bots.is_bot(raw.headers.get("user-agent")):
             return []
         host = headers.get("host", "")
-        if self.server.trust_forwarded_for and (fwd := headers.get("x-forwarded-host")):
-            host = fwd.split(",")[0].strip()
+        if self.server.forwarded_host and (fwd := headers.get("x-forwarded-host")):
+            host = fwd.split(",")[-1].strip()  # the one our own proxy set (a client's own value comes first)
         page_url = next((e.page_url for e in events if e.page_url), None)
         # one event: its consent is the hit's (the cookie plan reads only the four purposes)
         consent = events[0].consent if len(events) == 1 else hit_consent(e.consent for e in events)
@@ -271,12 +288,9 @@ class Collector:
         return self._cookie_filter
 
     def _client_ip(self, request: Request, headers: dict[str, str]) -> str | None:
-        if self.server.trust_forwarded_for:
-            forwarded = headers.get("x-forwarded-for")
-            if forwarded:
-                return forwarded.split(",")[0].strip()
         client = request.scope.get("client")
-        return client[0] if client else None
+        peer = client[0] if client else None
+        return forwarded_client(headers.get("x-forwarded-for"), self.server.trusted_proxies) or peer
 
     def _record_throttled(self) -> None:
         """One record per (source, path) for the rate-limited requests not recorded one by one."""
