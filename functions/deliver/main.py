@@ -8,7 +8,6 @@
   (tagpipe.pipeline.drain; TAGPIPE_DRAIN_SECONDS bounds a drain).
 """
 
-import os
 
 import functions_framework.aio
 
@@ -16,6 +15,7 @@ from tagpipe.pipeline.deliver import Deliverer
 from tagpipe.pipeline.drain import handle_drain, is_drain_request
 from tagpipe.pipeline.push import PushBatcher, handle_push
 from tagpipe.runtime import get_runtime
+from tagpipe.settings import Settings
 
 _batcher = None
 
@@ -24,7 +24,7 @@ _batcher = None
 async def deliver(request):
     global _batcher
     if _batcher is None:
-        linger = float(os.environ.get("TAGPIPE_PUSH_LINGER_MS", "100")) / 1000
+        linger = Settings.load().push_linger_ms / 1000
         _batcher = PushBatcher(Deliverer(get_runtime()), max_batch=1000, linger=linger)
     stage = _batcher.stage
     if is_drain_request(request):

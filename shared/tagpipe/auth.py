@@ -4,7 +4,9 @@ rate limit for everyone.
 Browsers cannot keep a secret, so browser hits (gtag, the site tag) are held to the CORS origin
 allow-list instead; a server-to-server call (no Origin header, or /mp/collect) must present one of
   Authorization: Bearer <key>  |  X-Api-Key: <key>  |  api_secret=<key> (GA4 MP's own parameter)
-  X-Tagpipe-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256(secret, "<t>.<raw body>")>
+  X-Tagpipe-Signature: t=<unix seconds>,v2=<hex HMAC-SHA256(secret, signed_message(...))>
+  (signed: "<t>\n<METHOD>\n<path>\n<query>\n" + the raw body, so a signature is good for one
+  request only; each one is accepted once within the 5-minute window)
 when [server] api_keys_env / hmac_secret_env name environment variables that hold them.
 """
 
@@ -12,12 +14,12 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import os
 import time
 from collections import OrderedDict
 from urllib.parse import parse_qsl
 
 from tagpipe.errors import ConfigError, InvalidInput
+from tagpipe.settings import secret as secret_from_env
 
 SIGNATURE_HEADER = "x-tagpipe-signature"
 SIGNATURE_TOLERANCE = 300  # seconds a signature stays valid (replay window), as Stripe does
@@ -26,7 +28,7 @@ SIGNATURE_TOLERANCE = 300  # seconds a signature stays valid (replay window), as
 def _secret_list(env_name: str | None, key: str) -> list[str]:
     if not env_name:
         return []
-    value = os.environ.get(env_name, "")
+    value = secret_from_env(env_name)
     secrets = [v.strip() for v in value.split(",") if v.strip()]
     if not secrets:
         raise ConfigError(key, f"environment variable {env_name} is not set",
@@ -38,12 +40,14 @@ class ServerAuth:
     def __init__(self, api_keys_env: str | None, hmac_secret_env: str | None) -> None:
         self.keys = [k.encode() for k in _secret_list(api_keys_env, "server.api_keys_env")]
         self.hmac_secrets = [s.encode() for s in _secret_list(hmac_secret_env, "server.hmac_secret_env")]
+        self.seen = SeenSignatures()
 
     @property
     def enabled(self) -> bool:
         return bool(self.keys or self.hmac_secrets)
 
-    def check(self, headers, query: str, body: bytes, now: float | None = None) -> None:
+    def check(self, headers, query: str, body: bytes, now: float | None = None, *, method: str = "POST",
+              path: str = "/") -> None:
         """Raises InvalidInput(401) unless the request carries a valid key or signature."""
         if not self.enabled:
             return
@@ -57,12 +61,13 @@ class ServerAuth:
             return
         signature = headers.get(SIGNATURE_HEADER)
         if signature and self.hmac_secrets:
-            self._check_signature(signature, body, time.time() if now is None else now)
+            self._check_signature(signature, signed_message, (method, path, query, body),
+                                  time.time() if now is None else now)
             return
         raise InvalidInput("unauthorized", "server-to-server calls need an API key (Authorization: Bearer, "
                            "X-Api-Key or api_secret) or an X-Tagpipe-Signature", 401)
 
-    def _check_signature(self, signature: str, body: bytes, now: float) -> None:
+    def _check_signature(self, signature: str, message, request: tuple[str, str, str, bytes], now: float) -> None:
         parts = dict(p.split("=", 1) for p in signature.split(",") if "=" in p)
         try:
             stamp = int(parts.get("t", ""))
@@ -70,13 +75,44 @@ class ServerAuth:
             raise InvalidInput("unauthorized", "X-Tagpipe-Signature needs t=<unix seconds>", 401) from None
         if abs(now - stamp) > SIGNATURE_TOLERANCE:
             raise InvalidInput("unauthorized", "X-Tagpipe-Signature is too old or from the future", 401)
-        signed = str(stamp).encode() + b"." + body
-        given = parts.get("v1", "").encode()
+        given = parts.get("v2", "").encode()
+        if not given:
+            raise InvalidInput("unauthorized", "X-Tagpipe-Signature needs v2=<hex HMAC-SHA256 of t, method, path, "
+                               "query and body> (v1 signed the body only, so it could be replayed to any path)", 401)
+        signed = message(stamp, *request)
         for secret in self.hmac_secrets:
             expected = hmac.new(secret, signed, hashlib.sha256).hexdigest().encode()
             if hmac.compare_digest(given, expected):
+                if not self.seen.first_time(given, now):
+                    raise InvalidInput("unauthorized", "X-Tagpipe-Signature was already used (a replay)", 401)
                 return
-        raise InvalidInput("unauthorized", "X-Tagpipe-Signature does not match the body", 401)
+        raise InvalidInput("unauthorized", "X-Tagpipe-Signature does not match the request", 401)
+
+
+def signed_message(stamp: int, method: str, path: str, query: str, body: bytes) -> bytes:
+    """What a v2 signature covers. HTTP forbids newlines in the method, path and query, so the
+    fields cannot be shifted into one another."""
+    return f"{stamp}\n{method.upper()}\n{path}\n{query}\n".encode() + body
+
+
+class SeenSignatures:
+    """Signatures accepted in the last SIGNATURE_TOLERANCE seconds: one of them again is a replay.
+    Bounded (the oldest go first); per process, so a replay to another instance within the window is
+    caught by the event_id dedup instead (a retried hit keeps its ids: parsing.hit_fingerprint)."""
+
+    def __init__(self, max_entries: int = 100_000) -> None:
+        self.max_entries = max_entries
+        self.entries: OrderedDict[bytes, float] = OrderedDict()
+
+    def first_time(self, signature: bytes, now: float) -> bool:
+        while self.entries and next(iter(self.entries.values())) < now - SIGNATURE_TOLERANCE:
+            self.entries.popitem(last=False)
+        if signature in self.entries:
+            return False
+        self.entries[signature] = now
+        if len(self.entries) > self.max_entries:
+            self.entries.popitem(last=False)
+        return True
 
 
 class RateLimiter:

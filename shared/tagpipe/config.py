@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import os
 import tomllib
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -26,6 +27,7 @@ from tagpipe.errors import ConfigError
 from tagpipe.identity import IdentityConfig
 from tagpipe.monitoring.config import MonitoringConfig
 from tagpipe.privacy import PrivacyConfig
+from tagpipe.settings import Settings, secret
 
 CONFIG_ENV = "TAGPIPE_CONFIG"
 DEFAULT_FILE = "tagpipe.toml"
@@ -73,6 +75,11 @@ class ServerConfig(_Section):
     api_keys_env: str | None = Field(None, description="env var with API keys (comma-separated) server-to-server calls must present")
     hmac_secret_env: str | None = Field(None, description="env var with a secret for X-Tagpipe-Signature (HMAC-SHA256)")
     rate_limit_per_ip: float = Field(100.0, ge=0, description="requests/s per client IP; 0 turns it off")
+    header_timeout: float = Field(10.0, gt=0, le=300, description="seconds a client has to send its request headers "
+                                  "(local stack; slower connections get 408 and are closed)")
+    body_timeout: float = Field(30.0, gt=0, le=600, description="seconds a client has to send its body (408 after)")
+    max_connections: int = Field(1000, ge=10, le=100_000, description="open connections the local stack takes; "
+                                 "beyond it uvicorn answers 503")
     rate_limit_burst: int = Field(1000, ge=1, description="requests an IP may send at once")
     workers: Literal["threads", "process"] = Field(
         "threads", description='local stack: transform/deliver/archive as threads beside collect, or "process": in a '
@@ -82,7 +89,7 @@ class ServerConfig(_Section):
     @model_validator(mode="after")
     def _resolve_proxies(self) -> ServerConfig:
         if self.trusted_proxies is None:  # K_SERVICE: set by Cloud Run (and Cloud Functions gen2) itself
-            self.trusted_proxies = 1 if os.environ.get("K_SERVICE") else 0
+            self.trusted_proxies = 1 if Settings.load().on_cloud_run else 0
         if self.forwarded_host and not self.trusted_proxies:
             raise ValueError("forwarded_host needs trusted_proxies >= 1 (else any client chooses the cookies' host)")
         return self
@@ -143,7 +150,8 @@ class DestinationEntry:
     enabled: bool
     consent: list[str]
     settings: Any  # the destination's own Settings model
-    secrets: dict[str, str] = field(default_factory=dict)
+    secret_vars: dict[str, str] = field(default_factory=dict)  # secret name -> the variable holding it
+    secrets: dict[str, str] = field(default_factory=dict)  # filled by Config.resolved_entries, at runtime build
 
 
 class Config(BaseModel):
@@ -165,9 +173,41 @@ class Config(BaseModel):
     source: str = "<defaults>"
     _text: str = PrivateAttr("")  # the file's text, to point errors at a line
     _tagging: Any = PrivateAttr(None)
+    _entries: dict[str, DestinationEntry] | None = PrivateAttr(None)
 
     def destination_entries(self) -> dict[str, DestinationEntry]:
-        return load_destinations(self.destinations, self.source, self._text)
+        """The validated [destinations.<id>] entries, built once (without their secrets)."""
+        if self._entries is None:
+            self._entries = load_destinations(self.destinations, self.source, self._text)
+        return self._entries
+
+    def resolved_entries(self, environ: Mapping[str, str] | None = None) -> dict[str, DestinationEntry]:
+        """The entries with their secrets read from the environment (or `environ`): done when a runtime
+        is built. A required secret of an enabled destination that is unset is a ConfigError."""
+        from tagpipe.destinations import destination_class
+
+        out: dict[str, DestinationEntry] = {}
+        for entry in self.destination_entries().values():
+            secrets: dict[str, str] = {}
+            if entry.enabled:
+                optional = getattr(destination_class(entry.type), "optional_secrets", ())
+                for name, var in entry.secret_vars.items():
+                    if value := secret(var, environ):
+                        secrets[name] = value
+                    elif f"{name}_env" not in optional:
+                        key = f"destinations.{entry.id}.{name}_env"
+                        raise ConfigError(
+                            key, f"environment variable {var} is not set",
+                            f"export {var}=... (or set {name}_env to another variable name, or enabled = false)",
+                            _where(self.source, self._text, key),
+                        )
+            out[entry.id] = replace(entry, secrets=secrets)
+        return out
+
+    def secret_variables(self) -> dict[str, str]:
+        """The variables the enabled destinations read secrets from -> their setting (`access_token_env`)."""
+        return {var: f"{name}_env" for e in self.destination_entries().values() if e.enabled
+                for name, var in e.secret_vars.items()}
 
     def tagging(self):
         """The compiled [variables] / [triggers] / [tags] (tagpipe.tagging.Tagging), built once."""
@@ -239,27 +279,16 @@ def load_destinations(tables: dict[str, Any], source: str, text: str = "") -> di
             settings = cls.Settings(**table)
         except ValidationError as exc:
             _raise_validation(exc, prefix, source, text)
-        secrets: dict[str, str] = {}
-        if enabled:
-            for name, value in settings.model_dump().items():
-                if name.endswith("_env") and value:
-                    secret = os.environ.get(value)
-                    if secret:
-                        secrets[name[: -len("_env")]] = secret
-                    elif name not in getattr(cls, "optional_secrets", ()):
-                        raise error(
-                            f"{prefix}.{name}",
-                            f"environment variable {value} is not set",
-                            f"export {value}=... (or set {name} to another variable name, or enabled = false)",
-                        )
-        entries[dest_id] = DestinationEntry(dest_id, type_, enabled, list(consent), settings, secrets)
+        secret_vars = {name[: -len("_env")]: value for name, value in settings.model_dump().items()
+                       if name.endswith("_env") and value}
+        entries[dest_id] = DestinationEntry(dest_id, type_, enabled, list(consent), settings, secret_vars)
     return entries
 
 
 def config_path(path: str | os.PathLike | None = None) -> str | os.PathLike | None:
     """The file load_config reads: `path`, else $TAGPIPE_CONFIG, else ./tagpipe.toml if present, else None."""
     if path is None:
-        path = os.environ.get(CONFIG_ENV) or (DEFAULT_FILE if Path(DEFAULT_FILE).exists() else None)
+        path = Settings.load().config or (DEFAULT_FILE if Path(DEFAULT_FILE).exists() else None)
     return path
 
 
@@ -284,6 +313,6 @@ def load_config(path: str | os.PathLike | None = None) -> Config:
         except ValidationError as exc:
             _raise_validation(exc, "", source, text)
         config._text = text
-    config.destination_entries()  # validate destinations and secrets now, not at the first event
+    config.destination_entries()  # validate destinations now, not at the first event (secrets: at runtime build)
     config.tagging()  # compile and check variables, triggers and tags now too
     return config

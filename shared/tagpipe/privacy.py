@@ -22,6 +22,16 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from tagpipe.models import Address, Event, UserData
 
+# `name=value` pairs whose value is a credential: GA4 MP's api_secret (and our own key sent as one),
+# vendor tokens in URLs. Masked in whatever is stored (raw hits, failed events), logged or shown.
+SECRET_PARAM = re.compile(
+    r"(?i)\b(access_token|api_secret|api_key|appsecret_proof|token|secret|password|developer-token|key)=([^&\s\"']+)")
+SECRET_MASK = "***"
+
+
+def mask_secret_params(text: str) -> str:
+    return SECRET_PARAM.sub(lambda m: f"{m.group(1)}={SECRET_MASK}", text) if "=" in text else text
+
 EMAIL_RE = re.compile(r"[A-Za-z0-9._%+\-]+(?:@|%40)[A-Za-z0-9.\-]+\.[A-Za-z]{2,}")
 PHONE_RE = re.compile(r"(?<![\w.])(?:\+|%2B|00)?\d[\d\s().\-]{6,}\d(?![\w.])")
 IPV4_RE = re.compile(r"\b(?:\d{1,3}\.){3}\d{1,3}\b")
@@ -44,6 +54,10 @@ class PrivacyConfig(BaseModel):
         "auto", description="the IP stored events keep; auto = full if store_raw_pii else truncated"
     )
     retention_days: int = Field(0, ge=0, le=3650, description="delete local records older than this; 0 = keep")
+    raw_hits_retention_days: int = Field(
+        30, ge=0, le=3650, description="raw hits (as received: raw email, phone, IP; the replayable input) are "
+        "deleted after this many days (as BigQuery's raw_hits partitions expire); 0 = kept as retention_days says",
+    )
     emails_to_vendors: Literal["scrub", "keep"] = Field(
         "scrub", description="scrub: email addresses out of page URLs, referrers, titles and custom parameters before "
         "destinations see them (the customer's email still goes, hashed, in user data)",

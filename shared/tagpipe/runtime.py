@@ -1,9 +1,5 @@
-"""Everything a stage needs, built once per process from the environment and the config.
-
-    TAGPIPE_CONFIG      config file (see tagpipe.config)
-    TAGPIPE_TRANSPORT   local (default) | pubsub
-    TAGPIPE_STORE       sqlite (default) | bigquery
-    TAGPIPE_GCP_PROJECT, TAGPIPE_TOPIC_PREFIX, TAGPIPE_BQ_DATASET   for the GCP implementations
+"""Everything a stage needs, built once per process from the environment (tagpipe.settings: which
+transport and store, the GCP names) and the config; the destinations' secrets are read here too.
 
 Heavy parts (destinations, the HTTP client, GCP clients) are created on first use, so the collect
 function's cold start imports only what it needs.
@@ -11,12 +7,13 @@ function's cold start imports only what it needs.
 
 from __future__ import annotations
 
-import os
 import threading
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
 
 from tagpipe.config import Config, DestinationEntry, load_config
+from tagpipe.settings import Settings
 from tagpipe.storage.base import Store
 from tagpipe.transport.base import TOPOLOGY, Bus, Subscription, per_destination
 
@@ -26,11 +23,13 @@ class Runtime:
     config: Config
     bus: Bus
     store: Store
+    secrets_from: Mapping[str, str] | None = field(default=None, repr=False)  # None: the process environment
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     @cached_property
     def entries(self) -> dict[str, DestinationEntry]:
-        return self.config.destination_entries()
+        """The config's destination entries with their secrets, read once."""
+        return self.config.resolved_entries(self.secrets_from)
 
     @cached_property
     def destinations(self):
@@ -81,31 +80,39 @@ def exact_outcomes(config: Config):
     return lambda destination: delivery.dedup_scope(destination) == "all"
 
 
-def build_runtime(config: Config | None = None) -> Runtime:
+def build_runtime(config: Config | None = None, environ: Mapping[str, str] | None = None, *,
+                  secrets: Mapping[str, str] | None = None) -> Runtime:
+    """`environ`: where the settings (and, unless `secrets` is given, the secrets) come from; default:
+    the process environment."""
     config = config or load_config()
-    transport = os.environ.get("TAGPIPE_TRANSPORT", "local")
-    store_kind = os.environ.get("TAGPIPE_STORE", "sqlite")
+    settings = Settings.load(environ)
     topology = topology_for(config)
-    if transport == "pubsub":
+    if settings.transport == "pubsub":
         from tagpipe.transport.pubsub import PubSubBus
 
         # one deliveries topic and subscription per destination, as Terraform creates them
         enabled = [e.id for e in config.destination_entries().values() if e.enabled]
-        bus: Bus = PubSubBus.from_env(topology=per_destination(topology, enabled))
+        bus: Bus = PubSubBus.from_settings(settings, topology=per_destination(topology, enabled))
     else:
         from tagpipe.transport.local import LocalBus
 
         bus = LocalBus(config.storage.dir, topology)
-    if store_kind == "bigquery":
+    if settings.store == "bigquery":
         from tagpipe.storage.bigquery import BigQueryStore
 
-        store: Store = BigQueryStore.from_env(bus=bus if transport == "pubsub" else None,
-                                              exact_outcomes=exact_outcomes(config))
+        store: Store = BigQueryStore.from_settings(settings, bus=bus if settings.transport == "pubsub" else None,
+                                                   exact_outcomes=exact_outcomes(config))
     else:
         from tagpipe.storage.sqlite import SqliteStore
 
         store = SqliteStore(config.storage.dir)
-    return Runtime(config, bus, store)
+    runtime = Runtime(config, bus, store, secrets if secrets is not None else environ)
+    try:
+        runtime.entries  # a missing secret stops the start, not the first event  # noqa: B018
+    except BaseException:
+        runtime.close()
+        raise
+    return runtime
 
 
 _runtime: Runtime | None = None

@@ -101,9 +101,10 @@ def fakes_server():
 
 
 @pytest.fixture
-def fakes(fakes_server: FakeVendors) -> FakeVendors:
+def fakes(fakes_server: FakeVendors):
     fakes_server.reset()
-    return fakes_server
+    yield fakes_server
+    fakes_server.check_refusals()
 
 
 @pytest.fixture(scope="session")

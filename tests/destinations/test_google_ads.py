@@ -207,6 +207,7 @@ def test_oauth_failures(fakes: FakeVendors, client):
 
 
 def test_delivers_to_the_fake_with_a_partial_failure(fakes: FakeVendors, client, real_now):
+    fakes.google_ads.expect_refusal("UNPARSEABLE_GCLID")  # the bad row, on purpose
     dest = fake_ads(fakes)
     events = [make_event(i, timestamp=real_now - 60) for i in range(3)]
     events[1].click_ids = ClickIds(gclid="GCLID-BAD")
@@ -219,6 +220,7 @@ def test_delivers_to_the_fake_with_a_partial_failure(fakes: FakeVendors, client,
 
 
 def test_fake_refuses_what_google_refuses(fakes: FakeVendors, client, real_now):
+    fakes.google_ads.expect_refusal("*")  # every request below is one Google refuses
     dest = fake_ads(fakes)
     dest.before_send(client)
     task = task_for(dest, make_event(timestamp=real_now - 60))
@@ -249,6 +251,7 @@ def test_fake_refuses_what_google_refuses(fakes: FakeVendors, client, real_now):
 
 
 def test_expired_access_token_is_retried_with_a_fresh_one(fakes: FakeVendors, client, real_now):
+    fakes.google_ads.expect_refusal("token_expired")
     dest = fake_ads(fakes)
     task = task_for(dest, make_event(timestamp=real_now - 60))
     dest.before_send(client)

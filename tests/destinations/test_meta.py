@@ -307,6 +307,7 @@ def test_delivers_to_the_fake_meta(fakes: FakeVendors, client, real_now):
 
 
 def test_fake_meta_refuses_what_meta_refuses(fakes: FakeVendors, client, real_now):
+    fakes.meta.expect_refusal("*")  # every request below but the good one is one Meta refuses
     dest = meta(now=None, endpoint=fakes.url, secrets=fakes.secrets("meta"))
     good = task_for(dest, make_event(0, timestamp=real_now - 30))
     unhashed = good.model_copy(update={"event_uid": "u1", "payload": {
@@ -329,6 +330,7 @@ def test_fake_meta_refuses_what_meta_refuses(fakes: FakeVendors, client, real_no
 
 def test_fake_meta_checks_appsecret_proof(client, real_now):
     with FakeVendors(meta_app_secret="s3cret") as fakes:
+        fakes.meta.expect_refusal("appsecret_proof")  # the wrong proof, on purpose
         right = meta(now=None, endpoint=fakes.url, secrets=fakes.secrets("meta"))
         wrong = meta(now=None, endpoint=fakes.url, secrets={**fakes.secrets("meta"), "app_secret": "other"})
         event = make_event(timestamp=real_now - 5)

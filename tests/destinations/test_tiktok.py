@@ -106,6 +106,7 @@ def test_delivers_to_the_fake(fakes: FakeVendors, client, real_now):
 
 
 def test_fake_answers_errors_with_http_200_and_a_code(fakes: FakeVendors, client, real_now):
+    fakes.tiktok.expect_refusal("*")  # the unhashed email and the bad token, on purpose
     dest = tiktok(secrets=fakes.secrets("tiktok"), endpoint=fakes.url)
     good = task_for(dest, make_event(timestamp=real_now - 5))
     unhashed = good.model_copy(update={"payload": {**good.payload, "user": {**good.payload["user"], "email": "jane@example.com"}}})

@@ -45,10 +45,28 @@ def test_signature_is_stripe_style_and_delivery_id_is_stable():
     t, v1 = (part.split("=", 1)[1] for part in request.headers["X-Tagpipe-Signature"].split(","))
     assert t == str(int(NOW))
     assert v1 == hmac.new(b"whsec_test", f"{t}.".encode() + request.content, hashlib.sha256).hexdigest()
-    assert request.headers["X-Tagpipe-Delivery"] == delivery_id(["hit0:0", "hit1:0"])
+    ids = [hashlib.sha256(f"hook\n{uid}".encode()).hexdigest()[:32] for uid in ("hit0:0", "hit1:0")]
+    assert [e["delivery_id"] for e in json.loads(request.content)["events"]] == ids
+    assert request.headers["X-Tagpipe-Delivery"] == delivery_id(ids[::-1])  # the set, whatever the order
     assert dest.build_requests(tasks).requests[0].headers["X-Tagpipe-Delivery"] == request.headers["X-Tagpipe-Delivery"]
     assert json.loads(request.content)["events"][0]["event_id"] == "evt-0"
     assert sign("k", 1, b"{}") == "t=1,v1=" + hmac.new(b"k", b"1.{}", hashlib.sha256).hexdigest()
+
+
+def test_a_resent_event_keeps_its_delivery_id_in_any_batch():
+    """Issue 14 item 9: after a crash the event is resent with others (or alone): same id per event."""
+    dest = webhook(batch_size=10)
+    tasks = [task_for(dest, make_event(i)) for i in range(3)]
+    first = json.loads(dest.build_requests(tasks).requests[0].content)["events"]
+    alone = dest.build_requests([tasks[1]]).requests[0]
+    again = json.loads(dest.build_requests([tasks[2], tasks[1]]).requests[0].content)["events"]
+    assert json.loads(alone.content)["events"][0]["delivery_id"] == first[1]["delivery_id"] == again[1]["delivery_id"]
+    assert alone.headers["X-Tagpipe-Delivery"] == first[1]["delivery_id"]
+    assert len({e["delivery_id"] for e in first}) == 3
+    other = webhook(batch_size=10)
+    other.id = "hook2"
+    assert json.loads(other.build_requests([tasks[1]]).requests[0].content)["events"][0]["delivery_id"] != \
+        first[1]["delivery_id"]  # per destination
 
 
 def test_reserved_headers_cannot_be_overridden():

@@ -87,6 +87,7 @@ def test_gtag_and_json_events_reach_meta_hashed_and_deduplicable(tmp_path, fakes
 
 
 def test_expired_token_dead_letters_with_a_reason(tmp_path, fakes):
+    fakes.meta.expect_refusal("token")
     env = {"META_ACCESS_TOKEN": "wrong-token"}
     with LocalStack(tmp_path / "s", meta_config(fakes.url), env) as stack:
         r = httpx.post(f"{stack.url}/events", headers={"user-agent": "Mozilla/5.0 Chrome/131.0"}, json={

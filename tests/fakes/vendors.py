@@ -25,6 +25,7 @@ a destination bug is not mirrored by the fake. Thread-safe: every vendor's state
 
 from __future__ import annotations
 
+import fnmatch
 import hashlib
 import hmac
 import itertools
@@ -70,7 +71,9 @@ class VendorState:
         self.lock = threading.Lock()
         self.events: list[dict[str, Any]] = []  # accepted vendor events, in arrival order
         self.requests: list[dict[str, Any]] = []  # every request: path, status answered, events in it
-        self.refused: list[dict[str, Any]] = []  # what the vendor refused or dropped, with a reason
+        self._refused: list[dict[str, Any]] = []  # what the vendor refused or dropped, with a reason
+        self._refusals_read = False  # the test looked at them (reading .refused)
+        self.expected_refusals: set[str] = set()  # reasons (fnmatch patterns) the test means to cause
         self.faults: deque[Fault] = deque()
         self.token_rejected = False
 
@@ -109,7 +112,26 @@ class VendorState:
 
     def refuse(self, reason: str, **info: Any) -> None:
         with self.lock:
-            self.refused.append({"reason": reason, **info})
+            self._refused.append({"reason": reason, **info})
+
+    @property
+    def refused(self) -> list[dict[str, Any]]:
+        """What the vendor refused; reading it tells the fake the test checks its refusals itself."""
+        with self.lock:
+            self._refusals_read = True
+            return list(self._refused)
+
+    def expect_refusal(self, *reasons: str) -> None:
+        """Refusals this test causes on purpose (a broken token, a bad row); others fail the test."""
+        with self.lock:
+            self.expected_refusals.update(reasons)
+
+    def unexpected_refusals(self) -> list[dict[str, Any]]:
+        with self.lock:
+            if self._refusals_read:
+                return []
+            return [r for r in self._refused
+                    if not any(fnmatch.fnmatchcase(str(r["reason"]), p) for p in self.expected_refusals)]
 
     @property
     def count(self) -> int:
@@ -127,7 +149,9 @@ class VendorState:
         with self.lock:
             self.events.clear()
             self.requests.clear()
-            self.refused.clear()
+            self._refused.clear()
+            self._refusals_read = False
+            self.expected_refusals.clear()
             self.faults.clear()
             self.token_rejected = False
 
@@ -192,8 +216,18 @@ class FakeVendors:
         self.start()
         return self
 
-    def __exit__(self, *exc: Any) -> None:
+    def __exit__(self, exc_type: Any, *exc: Any) -> None:
         self.stop()
+        if exc_type is None:
+            self.check_refusals()
+
+    def check_refusals(self) -> None:
+        """Fail the test on a refusal it did not expect (as Relay's mini_sentry fails on unexpected
+        outcomes): a request our destination built that the vendor would refuse is a bug even when the
+        test's own assertions pass. Expected ones: vendor.expect_refusal(reason) or reading vendor.refused."""
+        unexpected = {name: found for name, v in self.vendors.items() if (found := v.unexpected_refusals())}
+        if unexpected:
+            raise AssertionError(f"the fake vendors refused requests this test did not expect: {unexpected}"[:4000])
 
     def start(self) -> None:
         handler = type("Handler", (_Handler,), {"fakes": self})

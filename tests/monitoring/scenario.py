@@ -90,6 +90,8 @@ def traced_pipeline(tmp_path, fakes, monkeypatch, hits: list[dict[str, Any]], *,
     from tagpipe.transport.local import LocalBus
 
     monkeypatch.setenv("META_ACCESS_TOKEN", "wrong-token" if break_meta else fakes.meta_token)
+    if break_meta:
+        fakes.meta.expect_refusal("token")
     config = Config(storage={"dir": str(tmp_path / "data")},
                     delivery={"min_backoff": 0.01, "max_backoff": 0.01, "max_attempts": 1},
                     destinations={"meta": {"type": "meta", "pixel_id": PIXEL, "endpoint": fakes.url},

@@ -24,6 +24,11 @@ with warnings.catch_warnings():
 
 TYPES = {"meta": "meta", "ga4": "ga4"}
 
+def local_client(app, **kwargs):
+    """A client that calls the dashboard by the name it answers to (any other Host gets 421)."""
+    return TestClient(app, base_url="http://127.0.0.1:8081", **kwargs)
+
+
 
 def pii_free(text: str) -> None:
     lowered = text.lower()
@@ -46,7 +51,7 @@ def client(store, tmp_path):
     add(store, "meta", "delivered", NOW - 7200, 999)  # outside the hour
     app = create_dashboard_app(store=store, bus=None, destination_types=TYPES, state_dir=tmp_path / "data",
                                clock=clock, token="")
-    return TestClient(app)
+    return local_client(app)
 
 
 def test_summary_numbers(client):
@@ -73,7 +78,7 @@ def test_alerts_firing_show_on_the_dashboard(client, store, tmp_path):
 
 def test_token_guards_everything_but_health(store, tmp_path):
     app = create_dashboard_app(store=store, token="let-me-in", state_dir=tmp_path)
-    c = TestClient(app, follow_redirects=False)
+    c = local_client(app, follow_redirects=False)
     assert c.get("/healthz").status_code == 200
     assert c.get("/api/summary").status_code == 401
     assert c.get("/").status_code == 401 and "TAGPIPE_DASHBOARD_TOKEN" in c.get("/").text
@@ -87,7 +92,7 @@ def test_token_guards_everything_but_health(store, tmp_path):
 
 def test_token_from_the_environment_and_security_headers(store, tmp_path, monkeypatch):
     monkeypatch.setenv("TAGPIPE_DASHBOARD_TOKEN", "from-env")
-    c = TestClient(create_dashboard_app(store=store, state_dir=tmp_path, monitoring=MonitoringConfig()))
+    c = local_client(create_dashboard_app(store=store, state_dir=tmp_path, monitoring=MonitoringConfig()))
     assert c.get("/api/alerts").status_code == 401
     r = c.get("/api/alerts", headers={"authorization": "Bearer from-env"})
     assert r.status_code == 200 and r.headers["x-frame-options"] == "DENY" and "default-src 'self'" in r.headers["content-security-policy"]
@@ -120,7 +125,7 @@ def test_debug_api_traces_a_real_hit_without_pii(tmp_path, monkeypatch):
                                           "page_location": "https://shop.example/thanks"}}]  # not traced
     with FakeVendors() as fakes:
         rt = traced_pipeline(tmp_path, fakes, monkeypatch, hits)
-    c = TestClient(create_dashboard_app(store=rt.store, bus=rt.bus, destination_types={"meta": "meta", "dry_run": "log"},
+    c = local_client(create_dashboard_app(store=rt.store, bus=rt.bus, destination_types={"meta": "meta", "dry_run": "log"},
                                         state_dir=tmp_path, token=""))
     assert [t["token"] for t in c.get("/api/debug/tokens").json()["tokens"]] == ["qa-1"]
     r = c.get("/api/debug/qa-1")
@@ -144,7 +149,7 @@ def test_debug_api_shows_the_vendor_refusal(tmp_path, monkeypatch):
                                                                          "page_location": "https://shop.example/"}}]
     with FakeVendors() as fakes:
         rt = traced_pipeline(tmp_path, fakes, monkeypatch, hits, break_meta=True)
-    c = TestClient(create_dashboard_app(store=rt.store, destination_types={"meta": "meta"}, state_dir=tmp_path, token=""))
+    c = local_client(create_dashboard_app(store=rt.store, destination_types={"meta": "meta"}, state_dir=tmp_path, token=""))
     (hit,) = c.get("/api/debug/expired").json()["hits"]
     meta = next(d for d in hit["events"][0]["destinations"] if d["destination"] == "meta")
     assert (meta["outcome"]["outcome"], meta["outcome"]["reason"]) == ("dead_lettered", "meta:190")

@@ -6,7 +6,7 @@ import uuid
 
 import pytest
 
-from tagpipe.parsing import MAX_BATCH_EVENTS, event_id_for, parse_hit
+from tagpipe.parsing import MAX_BATCH_EVENTS, event_id_for, hit_fingerprint, parse_hit
 from tagpipe.parsing._common import EVENT_ID_NAMESPACE, geo_from_headers, hostname_of, parse_number
 
 from .helpers import BASE, RECEIVED, UA, gtag_hit, json_hit, mp_hit, one, refused
@@ -31,7 +31,12 @@ def test_generated_event_id_is_stable_across_replays_and_flagged() -> None:
     assert [e.event_id for e in first] == [e.event_id for e in second]
     assert first[0].event_id != first[1].event_id
     assert all(e.event_id_generated for e in first)
-    assert first[0].event_id == event_id_for("h1", 0)
+    assert first[0].event_id == event_id_for(hit_fingerprint(raw), 0)
+    # a retry or replay is a new request (new hit_id, later arrival) with the same content: the same ids
+    again = parse_hit(raw.model_copy(update={"hit_id": "h2", "received_at": raw.received_at + 30}))
+    assert [e.event_id for e in again] == [e.event_id for e in first]
+    other = parse_hit(raw.model_copy(update={"body": "en=a\nen=c"}))
+    assert other[0].event_id != first[0].event_id  # its own content, its own ids (index 0 is not enough)
 
 
 def test_event_id_from_each_source() -> None:

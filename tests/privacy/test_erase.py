@@ -224,3 +224,25 @@ def test_retention_job_runs_at_start_and_stops(tmp_path):
     job.close()
     assert not job.thread.is_alive()
     assert dump_store(tmp_path)["raw_hits"] == []
+
+
+def test_raw_hits_have_a_default_retention_even_when_nothing_else_does(tmp_path):
+    from tagpipe.ops.erase import retention_plan
+    from tagpipe.privacy import PrivacyConfig
+
+    plan = retention_plan(PrivacyConfig())  # the defaults: retention_days 0 (keep), raw hits 30 days
+    assert plan["raw_hits"] == 30 and plan["events"] == 0
+    assert retention_plan(PrivacyConfig(retention_days=7))["raw_hits"] == 7  # the shorter one wins
+    assert retention_plan(PrivacyConfig(raw_hits_retention_days=0))["raw_hits"] == 0
+    store = SqliteStore(tmp_path)
+    now = time.time()
+    old = now - 40 * 86_400
+    store.record_hits([RawHit(hit_id="old", source="json", received_at=old, body='{"email": "jane@example.com"}'),
+                       RawHit(hit_id="new", source="json", received_at=now)])
+    store.record_events([Event(event_uid="old:0", hit_id="old", event_id="old", name="x", timestamp=old, source="json")])
+    store.close()
+    deleted = purge_older_than(tmp_path, plan, now=now)
+    assert {k: v for k, v in deleted.items() if v} == {"raw_hits": 1}
+    left = dump_store(tmp_path)
+    assert len(left["raw_hits"]) == 1 and "jane@example.com" not in " ".join(left["raw_hits"])
+    assert len(left["events"]) == 1  # pseudonymised events stay, as retention_days (0) says

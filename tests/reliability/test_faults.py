@@ -98,6 +98,7 @@ def test_retry_after_is_respected(tmp_path, fakes):
 
 
 def test_permanent_rejection_is_dead_lettered_not_retried_forever(tmp_path, fakes):
+    fakes.meta.expect_refusal("token")  # the revoked token, on purpose
     with LocalStack(tmp_path / "s", config(fakes), {**env_for(fakes), "META_ACCESS_TOKEN": "revoked"}) as stack:
         send(stack, ["a", "b", "c"])
         wait_until(lambda: len(outcomes_by(stack, "meta")) == 3, timeout=30, what="meta outcomes")

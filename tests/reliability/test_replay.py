@@ -40,6 +40,7 @@ def meta_outcomes(stack: LocalStack) -> dict[str, str]:
 def test_replay_after_fixing_the_token_delivers_each_dead_letter_once(tmp_path, monkeypatch):
     ids = [f"r-{i}" for i in range(25)]
     with FakeVendors() as fakes:
+        fakes.meta.expect_refusal("token")  # until the user fixes it
         stack = LocalStack(tmp_path / "s", meta_table(fakes), {"META_ACCESS_TOKEN": "expired"})
         with stack:
             post_events(stack, ids)

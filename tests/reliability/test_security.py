@@ -81,8 +81,11 @@ def test_mp_uses_its_api_secret_as_the_key(client):
     assert client.post(f"/mp/collect?measurement_id=G-X&api_secret={KEY}", json=body).status_code == 204
 
 
-def sign(body: bytes, t: int, secret: str = HMAC_SECRET) -> str:
-    return f"t={t},v1=" + hmac.new(secret.encode(), f"{t}.".encode() + body, hashlib.sha256).hexdigest()
+def sign(body: bytes, t: int, secret: str = HMAC_SECRET, method: str = "POST", path: str = "/events",
+         query: str = "") -> str:
+    """docs/destinations.md's recipe, written out here: t, method, path, query and body, newline-separated."""
+    message = f"{t}\n{method}\n{path}\n{query}\n".encode() + body
+    return f"t={t},v2=" + hmac.new(secret.encode(), message, hashlib.sha256).hexdigest()
 
 
 def test_hmac_signature(client):
@@ -90,7 +93,8 @@ def test_hmac_signature(client):
     now = int(time.time())
     ok = client.post("/events", content=body, headers={"x-tagpipe-signature": sign(body, now)})
     assert ok.status_code == 200
-    for signature in (sign(body, now, "wrong"), sign(body, now - 3600), sign(body + b" ", now), "t=x,v1=00"):
+    for signature in (sign(body, now, "wrong"), sign(body, now - 3600), sign(body + b" ", now), "t=x,v2=00",
+                      sign(body, now, path="/mp/collect")):
         r = client.post("/events", content=body, headers={"x-tagpipe-signature": signature})
         assert r.status_code == 401, signature
 
@@ -155,6 +159,7 @@ TEST_IP = "198.51.100.77"
 
 def test_no_pii_and_no_secret_in_the_logs_of_a_full_run(tmp_path):
     with FakeVendors() as fakes:
+        fakes.meta.expect_refusal("token")  # the broken destination's token
         config = f"""
 [server]
 trusted_proxies = 1  # so the client IP below is the one collect uses and sends on

@@ -24,11 +24,12 @@ class RawResponse:
 
 
 def send(port: int, method: str, target: str, headers: list[tuple[str, str]], body: bytes = b"",
-         timeout: float = 10.0) -> RawResponse:
-    """One request with exactly these headers (plus Host, Content-Length, Connection: close)."""
+         timeout: float = 10.0, host_header: bool = True) -> RawResponse:
+    """One request with exactly these headers (plus Host unless host_header=False, Content-Length,
+    Connection: close)."""
     if not any(k.lower() == "user-agent" for k, _ in headers):  # a browser's, so bot filtering lets the hit in
         headers = [("User-Agent", BROWSER_UA), *headers]
-    lines = [f"{method} {target} HTTP/1.1", "Host: 127.0.0.1", *(f"{k}: {v}" if v else f"{k}:" for k, v in headers),
+    lines = [f"{method} {target} HTTP/1.1", *(["Host: 127.0.0.1"] if host_header else []), *(f"{k}: {v}" if v else f"{k}:" for k, v in headers),
              f"Content-Length: {len(body)}", "Connection: close"]
     request = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body
     with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:

@@ -37,6 +37,7 @@ class Module:
     modules: dict[str, dict] = field(default_factory=dict)
     locals: dict[str, Any] = field(default_factory=dict)
     terraform: list[dict] = field(default_factory=list)
+    providers: dict[str, dict] = field(default_factory=dict)
     text: str = ""
 
     def resource(self, kind: str, name: str) -> dict:
@@ -80,6 +81,8 @@ def modules() -> dict[str, Module]:
         for block in doc.get("locals", []):
             mod.locals.update(block)
         mod.terraform += doc.get("terraform", [])
+        for block in doc.get("provider", []):
+            mod.providers.update(block)
     return out
 
 

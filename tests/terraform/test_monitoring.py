@@ -33,6 +33,7 @@ from tagpipe.monitoring.config import (
 from tagpipe.monitoring.logs import JsonFormatter, log_outcomes
 from tests.terraform.hcl import ROOT, TF, block, modules
 from tests.terraform.test_static import SECRET_PATTERNS
+from tests.tools import missing
 
 DOC = ROOT / "docs" / "monitoring.md"
 MODULE = TF / "modules" / "monitoring"
@@ -355,7 +356,7 @@ def rendered(tmp: Path) -> dict:
 @pytest.fixture(scope="module")
 def render(tmp_path_factory):
     if shutil.which("terraform") is None:
-        pytest.skip("terraform not installed: the queries are not rendered")
+        missing("terraform", "terraform not installed: the queries are not rendered")
     return rendered(tmp_path_factory.mktemp("monitoring-render"))
 
 
@@ -390,7 +391,7 @@ def test_rendered_promql_names_the_metrics_the_module_creates(render):
 
 def test_rendered_promql_parses(render):
     if not PROMQL_PYTHON.exists():
-        pytest.skip("promql-parser not installed: python3 -m venv .venv/tools/promql && "
+        missing("promql", "promql-parser not installed: python3 -m venv .venv/tools/promql && "
                     ".venv/tools/promql/bin/pip install promql-parser")
     queries = promql_queries(render)
     script = ("import json, sys, promql_parser\n"

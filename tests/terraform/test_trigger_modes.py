@@ -17,6 +17,7 @@ import pytest
 
 from tagpipe.transport.base import DEAD_LETTER, RAW_HITS, TOPOLOGY, destination_topic, per_destination
 from tests.terraform.hcl import TF, block, modules
+from tests.tools import missing
 
 DESTINATIONS = ["meta", "ga4", "tiktok"]
 RECORDS = {"records-outcomes": "p.ds.outcomes", "records-events": "p.ds.events"}
@@ -39,7 +40,7 @@ def apply_locals(tmp: Path, main_tf: str, variables_tf: Path, tfvars: str) -> di
     """`terraform apply` of locals and outputs only (no provider is needed), then the outputs' values."""
     terraform = shutil.which("terraform")
     if terraform is None:
-        pytest.skip("terraform not installed: the locals are not rendered")
+        missing("terraform", "terraform not installed: the locals are not rendered")
     tmp.mkdir(parents=True, exist_ok=True)
     (tmp / "main.tf").write_text(main_tf)
     shutil.copy(variables_tf, tmp / "variables.tf")

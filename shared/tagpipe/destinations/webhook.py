@@ -2,7 +2,7 @@
 
     POST {endpoint}
     Content-Type: application/json
-    X-Tagpipe-Delivery: <id, the same on every retry of the same batch>
+    X-Tagpipe-Delivery: <the event's delivery_id for a one-event request, else a digest of the events' ids>
     X-Tagpipe-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256(secret, "<t>.<raw body>")>
     {"events": [<event>, ...]}
 
@@ -10,7 +10,8 @@ Verifying on the receiving side (Stripe's scheme; see docs/destinations.md for a
     1. split the header on "," into t=... and v1=... (ignore other keys, so a v2 can be added later);
     2. expected = hex(HMAC_SHA256(secret, f"{t}.".encode() + raw_body_bytes));
     3. compare with hmac.compare_digest against every v1 value; refuse when none match;
-    4. refuse when |now - t| > 300 s (replay protection); dedupe on X-Tagpipe-Delivery / event_id.
+    4. refuse when |now - t| > 300 s (replay protection); dedupe each event on its `delivery_id`
+       (stable per event and destination, the same on every resend in any batch) or on event_id.
 The body is signed as sent (bytes), so verify before parsing JSON.
 
 Each event: event_id, event_name, event_time (unix seconds, float), action_source, page, client (no IP
@@ -56,9 +57,18 @@ def sign(secret: str, timestamp: int, body: bytes) -> str:
     return f"t={timestamp},v1={digest}"
 
 
-def delivery_id(event_uids: list[str]) -> str:
-    """Stable per batch: a retry of the same events carries the same id, so receivers can dedupe."""
-    return hashlib.sha256("\n".join(event_uids).encode()).hexdigest()[:32]
+def event_delivery_id(destination: str, event_uid: str) -> str:
+    """Stable per (event, destination): every copy of a resent event carries it, whatever batch it
+    lands in after a crash or a timeout (issue 14: the per-batch id changed when batches re-formed)."""
+    return hashlib.sha256(f"{destination}\n{event_uid}".encode()).hexdigest()[:32]
+
+
+def delivery_id(event_delivery_ids: list[str]) -> str:
+    """The request's header: the event's own id for a one-event request, else a digest of the set
+    (order-free), so the same events resent together carry the same header."""
+    if len(event_delivery_ids) == 1:
+        return event_delivery_ids[0]
+    return hashlib.sha256("\n".join(sorted(event_delivery_ids)).encode()).hexdigest()[:32]
 
 
 class WebhookSettings(HttpDestinationSettings):
@@ -152,11 +162,13 @@ class Webhook(Destination):
         masked = mask_url(self.settings.endpoint, ("token", "key", "secret", "api_key", "access_token", "sig"))
         for part in chunks(tasks, self.max_batch):
             uids = [t.event_uid for t in part]
-            body = json.dumps({"events": [t.payload for t in part]}, separators=(",", ":"), ensure_ascii=False).encode()
+            ids = [event_delivery_id(self.id, uid) for uid in uids]
+            events = [{**t.payload, "delivery_id": d} for t, d in zip(part, ids, strict=True)]
+            body = json.dumps({"events": events}, separators=(",", ":"), ensure_ascii=False).encode()
             headers = {
                 **self.settings.headers,
                 "Content-Type": "application/json",
-                DELIVERY_HEADER: delivery_id(uids),
+                DELIVERY_HEADER: delivery_id(ids),
                 SIGNATURE_HEADER: sign(secret, timestamp, body),
             }
             batch.requests.append(

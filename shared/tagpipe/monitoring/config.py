@@ -14,7 +14,6 @@ the same TOML file itself.
 
 from __future__ import annotations
 
-import os
 import tomllib
 from typing import Annotated, Any, Literal
 
@@ -160,6 +159,24 @@ class DashboardConfig(_Section):
     port: int = Field(8081, ge=0, le=65535)
     token_env: str = Field("TAGPIPE_DASHBOARD_TOKEN", description="env var with the access token (required off loopback)")
     public_url: str | None = Field(None, description="the dashboard's URL as linked from alerts")
+    allowed_hosts: list[str] = Field(
+        default_factory=list, description="Host names the dashboard answers to besides 127.0.0.1, localhost, ::1, "
+        "its own host and public_url's: any other Host (a DNS-rebinding page) gets 421",
+    )
+
+    def answers_to(self, host_header: str | None) -> bool:
+        """Whether a request with this Host header is for this dashboard (not a rebound name)."""
+        from urllib.parse import urlsplit
+
+        if not host_header:
+            return False
+        name = urlsplit(f"//{host_header}").hostname or ""
+        own = {"127.0.0.1", "localhost", "::1", *(h.lower() for h in self.allowed_hosts)}
+        if self.host not in ("0.0.0.0", "::", ""):
+            own.add(self.host.lower())
+        if self.public_url:
+            own.add((urlsplit(self.public_url).hostname or "").lower())
+        return name.lower() in own
 
     @property
     def url(self) -> str:
@@ -227,5 +244,6 @@ def load_monitoring_config(config: Any) -> MonitoringConfig:
 
 def dashboard_port(cfg: MonitoringConfig) -> int:
     """The dashboard port: $TAGPIPE_DASHBOARD_PORT overrides the config (like PORT does for collect)."""
-    value = os.environ.get(DASHBOARD_PORT_ENV)
-    return int(value) if value else cfg.dashboard.port
+    from tagpipe.settings import Settings
+
+    return Settings.load().dashboard_port or cfg.dashboard.port

@@ -19,8 +19,6 @@ import hmac
 import json
 import logging
 import math
-import os
-import re
 import socket
 import threading
 import time
@@ -39,6 +37,8 @@ from tagpipe.monitoring.alerts import read_alert_state
 from tagpipe.monitoring.config import MonitoringConfig, load_monitoring_config
 from tagpipe.monitoring.metrics import KINDS, WEEK, DestStats, Metrics
 from tagpipe.monitoring.redact import for_display, only_events, raw_hit_for_display, scrub_string
+from tagpipe.privacy import mask_secret_params
+from tagpipe.settings import secret
 
 log = logging.getLogger("tagpipe.dashboard")
 STATIC = Path(__file__).parent / "static"
@@ -46,7 +46,6 @@ COOKIE = "tagpipe_dashboard"
 BASELINE_TTL = 300.0  # seconds a window's 7-day baseline is reused
 WINDOWS = {"15m": 900, "1h": 3600, "6h": 6 * 3600, "24h": 86400, "7d": 7 * 86400}
 MATCH_KEYS = ("em", "ph", "fn", "ln", "external_id", "fbp", "fbc", "ip_ua", "client_id", "gclid", "ttclid", "ttp")
-SECRET_PARAM = re.compile(r"((?:access_token|api_secret|appsecret_proof|key|token|secret)=)[^&\s\"']+", re.I)
 
 
 def bucket_for(window: float) -> float:
@@ -227,10 +226,10 @@ class DashboardData:
                 hits[hit_id]["deliveries"].append({
                     "destination": dest, "label": self.label(dest), "at": at,
                     "verdict": trace.get("verdict"), "reason": trace.get("reason"),
-                    "request": {"method": request.get("method"), "url": SECRET_PARAM.sub(r"\1***", str(request.get("url", ""))),
+                    "request": {"method": request.get("method"), "url": mask_secret_params(str(request.get("url", ""))),
                                 "body": only_events(for_display(request.get("body")), event_ids.get(hit_id, set()))},
                     "response": {"status": response.get("status"), "elapsed_ms": response.get("elapsed_ms"),
-                                 "body": scrub_string(SECRET_PARAM.sub(r"\1***", str(response.get("body", ""))))[:2000]},
+                                 "body": scrub_string(mask_secret_params(str(response.get("body", ""))))[:2000]},
                 })
         for hit_id, event_uid, dest, outcome, reason, detail, _name, identifiers, at in data["outcomes"]:
             record = {"outcome": outcome, "reason": reason, "detail": scrub_string(detail or ""), "at": at,
@@ -283,7 +282,7 @@ def create_dashboard_app(runtime: Any = None, *, store: Any = None, bus: Any = N
                 destination_types = {}
     monitoring = monitoring or MonitoringConfig()
     if token is None:
-        token = os.environ.get(monitoring.dashboard.token_env) or None
+        token = secret(monitoring.dashboard.token_env) or None
     if not hasattr(store, "outcome_breakdown"):
         raise TypeError(f"the dashboard reads a SqliteStore; got {type(store).__name__}")
     data = DashboardData(store, bus, destination_types=destination_types, state_dir=state_dir, clock=clock)
@@ -296,6 +295,9 @@ def create_dashboard_app(runtime: Any = None, *, store: Any = None, bus: Any = N
 
     def guard(fn):
         async def endpoint(request: Request) -> Response:
+            if not monitoring.dashboard.answers_to(request.headers.get("host")):  # DNS rebinding
+                return JSONResponse({"ok": False, "error": "misdirected_request", "reason": "this dashboard answers "
+                                     "to 127.0.0.1 / localhost and monitoring.dashboard.allowed_hosts only"}, 421)
             offered = request.query_params.get("token")
             if token and offered is not None:
                 if not hmac.compare_digest(offered.encode(), token.encode()):

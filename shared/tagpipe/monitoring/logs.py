@@ -17,11 +17,11 @@ from collections.abc import Iterable
 
 from tagpipe import reasons
 from tagpipe.models import Outcome
+from tagpipe.privacy import mask_secret_params
 
 _RESERVED = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime"}
 
 
-SECRET_PARAM = re.compile(r"(?i)\b(access_token|api_secret|api_key|token|secret|password|developer-token|key)=([^&\s\"']+)")
 BEARER = re.compile(r"(?i)\bbearer\s+[A-Za-z0-9._~+/=-]+")
 _secrets: set[str] = set()
 
@@ -32,7 +32,7 @@ def register_secrets(values) -> None:
 
 
 def mask_secrets(text: str) -> str:
-    text = BEARER.sub("Bearer ***", SECRET_PARAM.sub(r"\1=***", text))
+    text = BEARER.sub("Bearer ***", mask_secret_params(text))
     for secret in _secrets:
         if secret in text:
             text = text.replace(secret, "***")
@@ -61,6 +61,21 @@ class JsonFormatter(logging.Formatter):
 class _MaskingFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         return mask_secrets(super().format(record))
+
+
+def configure_from_environment() -> None:
+    """TAGPIPE_LOG_LEVEL / TAGPIPE_LOG_FORMAT (tagpipe.settings); a bad value falls back to INFO / JSON
+    with a warning rather than stopping the process before it can say why."""
+    from tagpipe.errors import ConfigError
+    from tagpipe.settings import Settings
+
+    try:
+        s = Settings.load()
+    except ConfigError as exc:
+        configure()
+        logging.getLogger("tagpipe").warning("%s", exc)
+        return
+    configure(s.log_level, json_lines=s.log_format == "json")
 
 
 def configure(level: str = "INFO", json_lines: bool = True) -> None:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import html
 import ipaddress
 import logging
-import os
 import smtplib
 import ssl
 import time
@@ -23,6 +22,7 @@ import httpx
 
 from tagpipe.monitoring.alerts import Alert
 from tagpipe.monitoring.config import EmailConfig, MonitoringConfig, SlackConfig
+from tagpipe.settings import secret
 
 log = logging.getLogger("tagpipe.alerts")
 
@@ -189,8 +189,11 @@ class EmailNotifier:
             raise NotifyError(f"smtp {cfg.host}:{cfg.port}: {type(exc).__name__}: {exc}") from None
 
 
-def build_notifiers(cfg: MonitoringConfig, env: Mapping[str, str] = os.environ) -> list[Any]:
-    """The log, plus Slack when its webhook env var is set, plus email when a host is configured."""
+def build_notifiers(cfg: MonitoringConfig, env: Mapping[str, str] | None = None) -> list[Any]:
+    """The log, plus Slack when its webhook env var is set, plus email when a host is configured.
+    `env`: where the secrets are read (default: the process environment, via tagpipe.settings.secret)."""
+    env = {name: value for name in (cfg.alerts.slack.webhook_url_env, cfg.alerts.email.username_env,
+                                    cfg.alerts.email.password_env) if name and (value := secret(name, env))}
     notifiers: list[Any] = [LogNotifier()]
     slack: SlackConfig = cfg.alerts.slack
     if slack.enabled and env.get(slack.webhook_url_env):

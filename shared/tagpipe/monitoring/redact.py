@@ -18,7 +18,16 @@ import re
 from typing import Any
 from urllib.parse import parse_qsl
 
-from tagpipe.privacy import EMAIL_RE, HEX64_RE, IPV4_RE, PHONE_RE, REDACTED, truncate_ip
+from tagpipe.privacy import (
+    EMAIL_RE,
+    HEX64_RE,
+    IPV4_RE,
+    PHONE_RE,
+    REDACTED,
+    SECRET_MASK,
+    mask_secret_params,
+    truncate_ip,
+)
 
 PII_KEYS = {
     "email", "em", "email_address", "sha256_email_address", "phone", "ph", "pn", "phone_number",
@@ -30,8 +39,10 @@ IP_KEYS = {"ip", "client_ip", "client_ip_address", "uip", "_uip", "ip_address", 
 ID_KEYS = {
     "external_id", "user_id", "uid", "client_id", "cid", "fbp", "fbc", "fbclid", "gclid", "gbraid", "wbraid",
     "dclid", "ttclid", "ttp", "_fbp", "_fbc", "_ga", "_gid", "_ttp", "sid", "session_id", "anonymous_id",
-    "cookie", "cookies", "authorization", "access_token", "api_secret",
+    "cookie", "cookies",
 }
+SECRET_KEYS = {"authorization", "access_token", "api_secret", "api_key", "appsecret_proof", "token", "secret",
+               "password", "developer-token", "developer_token", "x-api-key", "key"}  # masked whole, never a prefix
 NUMERIC_KEYS = {"_p", "_s", "_et", "tfd", "event_time", "timestamp", "timestamp_micros", "ts", "value", "price",
                 "quantity", "_ss", "_fv", "sct", "seg", "_nsi", "_z", "dma", "npa"}
 HEX64_ANY = re.compile(r"\b[0-9a-fA-F]{64}\b")
@@ -47,6 +58,7 @@ def mask_id(value: Any) -> str:
 
 
 def scrub_string(text: str, phone_like: bool = True) -> str:
+    text = mask_secret_params(text)
     text = HEX64_ANY.sub(lambda m: short_hash(m.group(0).lower()), text)
     text = EMAIL_RE.sub(REDACTED, text)
     text = IPV4_RE.sub(REDACTED, text)
@@ -78,6 +90,8 @@ def for_display(value: Any, key: str = "") -> Any:
     leaf = _leaf_key(key) if key else ""
     if leaf in PII_KEYS or key.lower() in PII_KEYS:
         return _pii_value(value)
+    if leaf in SECRET_KEYS and value not in (None, ""):
+        return SECRET_MASK
     if leaf in ("cookies", "cookie") and isinstance(value, dict):
         return {k: mask_id(v) for k, v in value.items()}
     if leaf in IP_KEYS:

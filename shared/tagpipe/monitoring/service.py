@@ -10,10 +10,10 @@ Neither part can take the pipeline down: a busy port or a failing rule is a log 
 from __future__ import annotations
 
 import logging
-import os
 from typing import Any
 
 from tagpipe.monitoring.config import dashboard_port, load_monitoring_config
+from tagpipe.settings import secret
 
 log = logging.getLogger("tagpipe.monitoring")
 
@@ -42,7 +42,7 @@ class Monitoring:
         if cfg.dashboard.enabled and readable:
             try:
                 app = create_dashboard_app(rt, monitoring=cfg)
-                token_set = bool(os.environ.get(cfg.dashboard.token_env))
+                token_set = bool(secret(cfg.dashboard.token_env))
                 server = DashboardServer(app, cfg.dashboard.host, dashboard_port(cfg), token_set)
                 if server.start():
                     self.server = server

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from collections.abc import Callable
 
@@ -25,36 +24,34 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    from tagpipe.config import config_path
-    from tagpipe.ops.preview import placeholder_secrets
+    from tagpipe.ops.preview import placeholder_environ, placeholders_in
 
-    path = config_path(args.config)
-    fake = getattr(args, "fake_secrets", False)
-    with placeholder_secrets(path if fake else None) as placeholders:
-        config = _load(args.config)
-        entries = config.destination_entries()
-        print(f"config OK: {config.source}")
-        for e in entries.values():
-            state = "enabled" if e.enabled else "disabled"
-            secrets = ", ".join(f"{k}=***" for k in e.secrets) or "no secrets"
-            print(f"  destination {e.id}: {e.type} ({state}; consent {e.consent or 'none'}; {secrets})")
-        tagging = config.tagging()
-        for dest_id, tags in tagging.by_destination.items():
-            names = ", ".join(t.name + ("" if t.enabled else " (disabled)") for t in tags)
-            print(f"  tags for {dest_id}: {names} (only firing tags send to it)")
-        if tagging:
-            print(f"  {len(tagging.tags)} tags, {len(tagging.triggers)} triggers, "
-                  f"{len(config.variables)} declared variables")
-        for warning in tagging.warnings:
-            print(f"  warning: {warning}")
-        if placeholders:
-            print(f"  secrets not set, placeholders used for this preview: {', '.join(placeholders)}")
-        if getattr(args, "sample", None):
-            return _preview(config, args)
+    config = _load(args.config)
+    environ = placeholder_environ(config) if getattr(args, "fake_secrets", False) else None
+    placeholders = placeholders_in(environ or {})
+    entries = config.resolved_entries(environ)
+    print(f"config OK: {config.source}")
+    for e in entries.values():
+        state = "enabled" if e.enabled else "disabled"
+        secrets = ", ".join(f"{k}=***" for k in e.secrets) or "no secrets"
+        print(f"  destination {e.id}: {e.type} ({state}; consent {e.consent or 'none'}; {secrets})")
+    tagging = config.tagging()
+    for dest_id, tags in tagging.by_destination.items():
+        names = ", ".join(t.name + ("" if t.enabled else " (disabled)") for t in tags)
+        print(f"  tags for {dest_id}: {names} (only firing tags send to it)")
+    if tagging:
+        print(f"  {len(tagging.tags)} tags, {len(tagging.triggers)} triggers, "
+              f"{len(config.variables)} declared variables")
+    for warning in tagging.warnings:
+        print(f"  warning: {warning}")
+    if placeholders:
+        print(f"  secrets not set, placeholders used for this preview: {', '.join(placeholders)}")
+    if getattr(args, "sample", None):
+        return _preview(config, args, environ)
     return 0
 
 
-def _preview(config, args: argparse.Namespace) -> int:
+def _preview(config, args: argparse.Namespace, environ: dict[str, str] | None) -> int:
     from tagpipe.errors import InvalidInput
     from tagpipe.ops.preview import load_samples, preview, render
 
@@ -63,7 +60,7 @@ def _preview(config, args: argparse.Namespace) -> int:
     except InvalidInput as exc:
         print(f"sample error: {exc.code}: {exc.message}", file=sys.stderr)
         return 2
-    report = preview(config, hits)
+    report = preview(config, hits, environ)
     if args.json:
         print(json.dumps(report, indent=2, ensure_ascii=False))
     else:
@@ -125,21 +122,20 @@ def _replay_run(args: argparse.Namespace, label: str):
     """Run replay_dead_letters or backfill over [--since, --until) with a progress bar."""
     import time
 
-    from tagpipe.config import config_path
     from tagpipe.ops import replay
-    from tagpipe.ops.preview import placeholder_secrets
+    from tagpipe.ops.preview import placeholder_environ
     from tagpipe.runtime import build_runtime
 
     # vendor tokens are used by deliver only (build_requests), never to route or republish: the
     # operator needs none of them, and on GCP no access to Secret Manager
-    with placeholder_secrets(config_path(args.config)):
-        rt = build_runtime(_load(args.config))
-        try:
-            fn = replay.replay_dead_letters if label == "replay" else replay.backfill
-            return fn(rt, args.destination, _when(args.since, 0.0), _when(args.until, time.time() + 1),
-                      progress=replay.progress_bar(label), confirm=_confirm_scan(args))
-        finally:
-            rt.close()
+    config = _load(args.config)
+    rt = build_runtime(config, secrets=placeholder_environ(config))
+    try:
+        fn = replay.replay_dead_letters if label == "replay" else replay.backfill
+        return fn(rt, args.destination, _when(args.since, 0.0), _when(args.until, time.time() + 1),
+                  progress=replay.progress_bar(label), confirm=_confirm_scan(args))
+    finally:
+        rt.close()
 
 
 def cmd_replay(args: argparse.Namespace) -> int:
@@ -179,28 +175,28 @@ def cmd_erase(args: argparse.Namespace) -> int:
 
 
 def cmd_purge(args: argparse.Namespace) -> int:
-    from tagpipe.ops.erase import purge_older_than
+    from tagpipe.ops.erase import purge_older_than, retention_plan
     from tagpipe.privacy import privacy_config
 
     config = _load(args.config)
-    days = args.days or privacy_config(config).retention_days
-    if days <= 0:
-        print("purge: give --days N or set [privacy] retention_days", file=sys.stderr)
+    days = args.days or retention_plan(privacy_config(config))
+    if not (days if isinstance(days, int) else any(days.values())):
+        print("purge: give --days N or set [privacy] retention_days / raw_hits_retention_days", file=sys.stderr)
         return 2
     print(json.dumps(purge_older_than(config.storage.dir, days), indent=2))
     return 0
 
 
 def main(argv: list[str] | None = None) -> int:
-    from tagpipe.monitoring.logs import configure
+    from tagpipe.monitoring.logs import configure_from_environment
 
-    configure(os.environ.get("TAGPIPE_LOG_LEVEL", "INFO"), json_lines=os.environ.get("TAGPIPE_LOG_FORMAT", "json") == "json")
+    configure_from_environment()
     parser = argparse.ArgumentParser(prog="tagpipe", description=__doc__)
     parser.add_argument("--config", help="config file (default: $TAGPIPE_CONFIG or ./tagpipe.toml)")
     sub = parser.add_subparsers(dest="command", required=True)
     run = sub.add_parser("run", help="run collect + transform + deliver locally")
     run.add_argument("--host")
-    run.add_argument("--port", type=int, default=int(os.environ["PORT"]) if os.environ.get("PORT") else None)
+    run.add_argument("--port", type=int, help="default: $PORT, else server.port")
     run.set_defaults(func=cmd_run)
     check = sub.add_parser("check", help="validate the config file (and preview a sample hit)")
     check.add_argument("--sample", help="a RawHit JSON, a JSON-API event, a gtag query string or URL, or a file "

@@ -32,7 +32,7 @@ import logging
 import sqlite3
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -315,21 +315,34 @@ def _queued_matches(text: str, ids: Identifiers, hit_ids: set[str], event_uids: 
 # --------------------------------------------------------------------------- retention
 
 
-def purge_older_than(storage_dir: str | Path, days: int, *, now: float | None = None) -> dict[str, int]:
-    """Delete store rows older than `days` (by each table's time column). Returns rows per table."""
-    if days <= 0:
+def retention_plan(privacy) -> dict[str, int]:
+    """Days each local table is kept ([privacy] retention_days; raw_hits_retention_days for raw hits,
+    which hold raw email, phone and IP); 0 = kept."""
+    plan = {table: privacy.retention_days for table in TIME_COLUMNS}
+    raw = [d for d in (privacy.raw_hits_retention_days, privacy.retention_days) if d > 0]
+    plan["raw_hits"] = min(raw) if raw else 0
+    return plan
+
+
+def purge_older_than(storage_dir: str | Path, days: int | Mapping[str, int], *,
+                     now: float | None = None) -> dict[str, int]:
+    """Delete store rows older than `days` (one number, or days per table with 0 = keep), by each
+    table's time column. Returns rows deleted per table."""
+    plan = dict(days) if isinstance(days, Mapping) else dict.fromkeys(TIME_COLUMNS, days)
+    if not any(d > 0 for d in plan.values()):
         raise ValueError("days must be positive")
     path = Path(storage_dir) / "store.db"
     if not path.exists():
         return {}
-    cutoff = (time.time() if now is None else now) - days * 86_400
+    now = time.time() if now is None else now
     conn = _open(path)
     deleted: dict[str, int] = {}
     try:
         tables = _tables(conn)
         for table, column in TIME_COLUMNS.items():
-            if table not in tables:
+            if table not in tables or plan.get(table, 0) <= 0:
                 continue
+            cutoff = now - plan[table] * 86_400
             n = 0
             while True:  # small transactions: the running stack keeps writing meanwhile
                 cur = conn.execute(
@@ -344,7 +357,7 @@ def purge_older_than(storage_dir: str | Path, days: int, *, now: float | None = 
     finally:
         conn.close()
     if any(deleted.values()):
-        log.info("retention: deleted rows older than %d days: %s", days, deleted)
+        log.info("retention: deleted rows older than %s days: %s", days, deleted)
     return deleted
 
 
@@ -354,7 +367,7 @@ class RetentionJob:
     The local stack's hook: `RetentionJob(cfg.storage.dir, days, stop_event).start()`.
     """
 
-    def __init__(self, storage_dir: str | Path, days: int, stop: threading.Event | None = None,
+    def __init__(self, storage_dir: str | Path, days: int | Mapping[str, int], stop: threading.Event | None = None,
                  interval: float = 86_400.0) -> None:  # fmt: skip
         self.storage_dir, self.days, self.interval = storage_dir, days, interval
         self.stop = stop or threading.Event()

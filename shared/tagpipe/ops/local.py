@@ -17,12 +17,13 @@ from pathlib import Path
 
 from tagpipe.config import Config
 from tagpipe.monitoring.service import Monitoring
-from tagpipe.ops.erase import RetentionJob
+from tagpipe.ops.erase import RetentionJob, retention_plan
 from tagpipe.pipeline.archive import DeadLetterArchive
 from tagpipe.pipeline.deliver import Deliverer
 from tagpipe.pipeline.stage import run_worker
 from tagpipe.pipeline.transform import Transformer
 from tagpipe.runtime import Runtime, build_runtime, set_runtime
+from tagpipe.settings import Settings
 from tagpipe.transport.local import LocalBus
 
 log = logging.getLogger("tagpipe.local")
@@ -63,9 +64,9 @@ class Workers:
     def start(self) -> Workers:
         for t in self.threads:
             t.start()
-        days = self.runtime.config.privacy.retention_days
-        if days > 0:  # [privacy] retention_days: purge old local records at start, then daily
-            self.retention = RetentionJob(self.runtime.config.storage.dir, days, self.stop).start()
+        plan = retention_plan(self.runtime.config.privacy)
+        if any(plan.values()):  # [privacy] retention: purge old local records at start, then daily
+            self.retention = RetentionJob(self.runtime.config.storage.dir, plan, self.stop).start()
         return self
 
     def close(self, timeout: float = 10.0) -> None:
@@ -115,9 +116,9 @@ class WorkerProcess:
 def worker_main(config_path: str | None, parent_pid: int) -> None:
     """The child of WorkerProcess."""
     from tagpipe.config import load_config
-    from tagpipe.monitoring.logs import configure
+    from tagpipe.monitoring.logs import configure_from_environment
 
-    configure(os.environ.get("TAGPIPE_LOG_LEVEL", "INFO"), json_lines=os.environ.get("TAGPIPE_LOG_FORMAT", "json") == "json")
+    configure_from_environment()
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())  # Ctrl-C reaches the whole process group
@@ -150,10 +151,16 @@ def run(config: Config | None = None, host: str | None = None, port: int | None 
     workers = (WorkerProcess if cfg.server.workers == "process" else Workers)(runtime).start()
     monitoring.start()  # the dashboard (127.0.0.1:8081) and the alert rules, on their own threads
     host = host or cfg.server.host
-    port = port or cfg.server.port
+    port = port or Settings.load().port or cfg.server.port
     log.info("tagpipe local stack: collect on http://%s:%d (config %s, data in %s)", host, port, cfg.source, cfg.storage.dir)
+    from tagpipe.ops.http_server import guarded_protocol
+    from tagpipe.pipeline.collect import refuse_connection
+
+    protocol = guarded_protocol(cfg.server.header_timeout, lambda: refuse_connection(
+        "request_timeout", f"the request headers did not arrive within {cfg.server.header_timeout:g} s", 408))
     server = uvicorn.Server(uvicorn.Config(collect_app(), host=host, port=port, log_level="warning",
-                                           access_log=False, lifespan="off",
+                                           access_log=False, lifespan="off", http=protocol,
+                                           limit_concurrency=cfg.server.max_connections,
                                            # collect reads X-Forwarded-For itself, per server.trusted_proxies;
                                            # uvicorn's own would trust any client's header from a local peer
                                            proxy_headers=False))

@@ -17,9 +17,6 @@ import json
 import os
 import re
 import time
-import tomllib
-from collections.abc import Iterator
-from contextlib import contextmanager
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -27,6 +24,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from tagpipe.errors import ConfigError, InvalidInput
 from tagpipe.models import HIT_LEVEL, RawHit, new_id
+from tagpipe.settings import secret
 
 MASK = "***"
 SECRET_PARAMS = frozenset({"access_token", "api_secret", "appsecret_proof", "key", "api_key", "token", "secret",
@@ -144,40 +142,20 @@ def _lower(headers: dict | None) -> dict[str, str]:
 
 def secret_env_names(config_path: str | os.PathLike) -> dict[str, str]:
     """The environment variables the file's enabled destinations read secrets from -> their setting."""
-    from tagpipe.destinations import REGISTRY, destination_class
+    from tagpipe.config import load_config
 
-    with open(config_path, "rb") as f:
-        data = tomllib.load(f)
-    out: dict[str, str] = {}
-    for table in (data.get("destinations") or {}).values():
-        if not isinstance(table, dict) or table.get("type") not in REGISTRY or table.get("enabled") is False:
-            continue
-        cls = destination_class(table["type"])
-        for field_name, field in cls.Settings.model_fields.items():
-            if field_name.endswith("_env"):
-                env = table.get(field_name, field.default)
-                if isinstance(env, str) and env:
-                    out[env] = field_name
-    return out
+    return load_config(config_path).secret_variables()
 
 
-@contextmanager
-def placeholder_secrets(config_path: str | os.PathLike | None) -> Iterator[list[str]]:
-    """Set every secret variable the config needs and the environment lacks to a placeholder, for the
-    duration (preview never sends, and masks secrets anyway). Yields the names it set."""
-    names: list[str] = []
-    if config_path is not None and Path(config_path).is_file():
-        try:
-            names = [n for n in secret_env_names(config_path) if not os.environ.get(n)]
-        except (OSError, tomllib.TOMLDecodeError, ValueError):
-            names = []  # load_config reports the file's problem
-    for n in names:
-        os.environ[n] = PLACEHOLDER + n.lower()
-    try:
-        yield names
-    finally:
-        for n in names:
-            os.environ.pop(n, None)
+def placeholder_environ(config) -> dict[str, str]:
+    """Every secret variable the config's enabled destinations read: its value, or a placeholder where
+    it is unset (preview never sends, and masks secrets anyway). Passed to the runtime, never written
+    to the process environment."""
+    return {var: secret(var) or PLACEHOLDER + var.lower() for var in config.secret_variables()}
+
+
+def placeholders_in(environ: dict[str, str]) -> list[str]:
+    return [var for var, value in environ.items() if value.startswith(PLACEHOLDER)]
 
 
 def _mask_url(url: str) -> str:
@@ -211,12 +189,13 @@ def _scrub(value: Any, secrets: list[str]) -> Any:
 class PreviewRuntime:
     """What Transformer.route needs from a Runtime (config, entries, destinations), without bus or store."""
 
-    def __init__(self, config) -> None:
+    def __init__(self, config, environ: dict[str, str] | None = None) -> None:
         self.config = config
+        self.environ = environ
 
     @cached_property
     def entries(self):
-        return self.config.destination_entries()
+        return self.config.resolved_entries(self.environ)
 
     @cached_property
     def destinations(self):
@@ -230,12 +209,13 @@ def _split_uid(uid: str) -> tuple[str, str | None]:
     return base, tag or None
 
 
-def preview(config, hits: list[tuple[str, RawHit]]) -> dict[str, Any]:
-    """The structured report for these hits (JSON-serialisable, secrets masked)."""
+def preview(config, hits: list[tuple[str, RawHit]], environ: dict[str, str] | None = None) -> dict[str, Any]:
+    """The structured report for these hits (JSON-serialisable, secrets masked). `environ`: where the
+    destinations' secrets come from (placeholder_environ), default the process environment."""
     from tagpipe.parsing import parse_hit
     from tagpipe.pipeline.transform import Transformer
 
-    runtime = PreviewRuntime(config)
+    runtime = PreviewRuntime(config, environ)
     transformer = Transformer(runtime)  # type: ignore[arg-type]
     tagging = config.tagging()
     secrets = sorted({v for e in runtime.entries.values() for v in e.secrets.values() if len(v) >= 4}, key=len,

@@ -29,6 +29,7 @@ from ._common import (
     EventSketch,
     HitContext,
     event_id_for,
+    hit_fingerprint,
 )
 
 __all__ = [
@@ -36,6 +37,7 @@ __all__ = [
     "validate_hit",
     "EventSketch",
     "event_id_for",
+    "hit_fingerprint",
     "InvalidInput",
     "MAX_BATCH_EVENTS",
     "MAX_FUTURE_SKEW_SECONDS",

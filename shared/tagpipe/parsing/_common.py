@@ -188,12 +188,23 @@ def truthy(s: Any) -> bool:
 _NS_BYTES = EVENT_ID_NAMESPACE.bytes
 
 
-def event_id_for(hit_id: str, index: int) -> str:
-    """The deterministic event_id of event `index` of hit `hit_id` (same on every replay).
+def hit_fingerprint(raw: RawHit) -> str:
+    """What a hit says, whoever sends it again: source, method, path, query and body; not its hit_id,
+    arrival time or client address. A client's retry or an attacker's replay of the same request gets
+    the same generated event_ids, so deliver sends it once (issue 14: 3 replays were 3 purchases)."""
+    h = hashlib.sha256()
+    for part in (raw.source, raw.method, raw.path, raw.query):
+        h.update(part.encode("utf-8", "surrogatepass") + b"\n")
+    h.update(raw.body.encode("utf-8", "surrogatepass"))
+    return h.hexdigest()[:32]
 
-    Equal to str(uuid.uuid5(EVENT_ID_NAMESPACE, f"{hit_id}:{index}")), without building UUID objects.
+
+def event_id_for(key: str, index: int) -> str:
+    """The deterministic event_id of event `index` of the hit whose fingerprint is `key`.
+
+    Equal to str(uuid.uuid5(EVENT_ID_NAMESPACE, f"{key}:{index}")), without building UUID objects.
     """
-    h = bytearray(hashlib.sha1(_NS_BYTES + f"{hit_id}:{index}".encode()).digest()[:16])
+    h = bytearray(hashlib.sha1(_NS_BYTES + f"{key}:{index}".encode()).digest()[:16])
     h[6] = (h[6] & 0x0F) | 0x50  # version 5
     h[8] = (h[8] & 0x3F) | 0x80  # RFC 4122 variant
     x = h.hex()
@@ -361,6 +372,8 @@ class HitContext:
         "cookies",
         "debug",
         "debug_token",
+        "_raw",
+        "_event_key",
     )
 
     def __init__(self, raw: RawHit) -> None:
@@ -376,6 +389,15 @@ class HitContext:
         self.cookies = cookies
         self.debug_token = raw.debug_token or None
         self.debug = bool(raw.debug_token)
+        self._raw = raw
+        self._event_key: str | None = None
+
+    @property
+    def event_key(self) -> str:
+        """hit_fingerprint of the hit, computed once and only if an event lacks an id."""
+        if self._event_key is None:
+            self._event_key = hit_fingerprint(self._raw)
+        return self._event_key
 
 
 def click_ids(
@@ -438,7 +460,7 @@ def event_base(
     return {
         "event_uid": f"{raw.hit_id}:{index}",
         "hit_id": raw.hit_id,
-        "event_id": given or event_id_for(raw.hit_id, index),
+        "event_id": given or event_id_for(ctx.event_key, index),
         "event_id_generated": given is None,
         "name": name,
         "timestamp": ts,

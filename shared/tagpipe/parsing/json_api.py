@@ -43,6 +43,7 @@ from ._common import (
     finite_float,
     ga_cookie_client_id,
     given_event_id,
+    hit_fingerprint,
     parse_json_timestamp,
     parse_number,
     take_experiments,
@@ -438,13 +439,14 @@ def validate(raw: RawHit, now: float) -> list[EventSketch]:
     ga_client_id = ga_cookie_client_id(raw.cookies)
     inputs, prefix = _inputs(raw)
     out = []
+    key: str | None = None  # hit_fingerprint, only if an event lacks an id
     for i, ev in enumerate(inputs):
         _checked(raw, ev, prefix(i), now)
         out.append(EventSketch(
             page_url=ev.page_location,
             consent=Consent.model_validate(_consent(ev)),
             client_id=ev.client_id or ga_client_id,
-            event_id=given_event_id(ev.event_id) or event_id_for(raw.hit_id, i),
+            event_id=given_event_id(ev.event_id) or event_id_for(key or (key := hit_fingerprint(raw)), i),
         ))  # fmt: skip
     return out
 

@@ -14,6 +14,7 @@ collect also serves the site tag (shared/tagpipe/sitetag) at paths.sitetag.
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import ipaddress
 import json
@@ -22,7 +23,7 @@ import re
 import time
 from urllib.parse import parse_qsl
 
-from starlette.requests import Request, cookie_parser
+from starlette.requests import ClientDisconnect, Request, cookie_parser
 from starlette.responses import JSONResponse, Response
 
 from tagpipe import sitetag
@@ -34,7 +35,7 @@ from tagpipe.models import FailedEvent, Outcome, OutcomeKind, RawHit
 from tagpipe.monitoring.logs import register_secrets
 from tagpipe.parsing import EventSketch, validate_hit
 from tagpipe.pipeline.outcomes import settle_outcomes
-from tagpipe.privacy import privacy_config, scrub_text
+from tagpipe.privacy import mask_secret_params, privacy_config, scrub_text
 from tagpipe.runtime import Runtime, get_runtime
 from tagpipe.transport.base import RAW_HITS
 
@@ -178,10 +179,7 @@ class Collector:
                 self._record_throttled()
             if wait:
                 cors = _retry_after(cors, max(1, round(wait)))
-                exc = InvalidInput("rate_limited", "too many requests from this address; retry later", 429)
-                if not self.throttled.count(source, path):  # recorded one by one only at the start of a flood
-                    return _json(exc.status, exc.as_json(), cors)
-                raise exc
+                raise InvalidInput("rate_limited", "too many requests from this address; retry later", 429)
             if method not in methods:
                 raise InvalidInput("method_not_allowed", f"{path} accepts {', '.join(sorted(methods))}", 405)
             if "origin" in headers and (self.allowed_origins or not headers["origin"]) and not cors:
@@ -191,10 +189,14 @@ class Collector:
                 raise InvalidInput("origin_not_allowed", "origin is not in server.cors_origins", 403)
             raw = await self._read(request, source, method, path, query, headers, client_ip)
             if not browser:  # a server-to-server endpoint: the key or signature on every request
-                self.auth.check(headers, raw.query, raw.body.encode())
+                self.auth.check(headers, raw.query, raw.body.encode(), method=method, path=path)
+            raw.query = mask_secret_params(raw.query)  # checked; no credential is queued or stored
             events = validate_hit(raw)  # refuses what transform's parse_hit would; builds no Event
         except InvalidInput as exc:
-            self._record_rejection(exc, {"source": source, "method": method, "path": path, "query": query[:2000]})
+            # any refusal class can be flooded: only the first ones of a window get a record each
+            if self.throttled.count(source, path, exc.code, exc.status):
+                self._record_rejection(exc, {"source": source, "method": method, "path": path,
+                                             "query": mask_secret_params(query[:2000])})
             return _json(exc.status, exc.as_json(), cors)
         # which cookies to set is no security decision, so here a browser's own headers may tell a page from a server
         looks_like_a_page = source == "gtag" or "origin" in headers or "sec-fetch-mode" in headers
@@ -261,10 +263,17 @@ class Collector:
         text = ""
         if declared != "0" and (declared or "transfer-encoding" in headers):  # else HTTP/1.1 says no body
             body = b""
-            async for chunk in request.stream():
-                body += chunk
-                if len(body) > limit:
-                    raise InvalidInput("body_too_large", f"body exceeds {limit} bytes", 413)
+            seconds = self.server.body_timeout
+            try:
+                async with asyncio.timeout(seconds):  # a client that trickles its body holds a connection
+                    async for chunk in request.stream():
+                        body += chunk
+                        if len(body) > limit:
+                            raise InvalidInput("body_too_large", f"body exceeds {limit} bytes", 413)
+            except TimeoutError:
+                raise InvalidInput("request_timeout", f"the body did not arrive within {seconds:g} s", 408) from None
+            except ClientDisconnect:  # an aborted upload: counted like any refusal, no traceback
+                raise InvalidInput("client_disconnected", "the client closed the connection mid-body", 400) from None
             try:
                 text = body.decode("utf-8")
             except UnicodeDecodeError as exc:
@@ -293,11 +302,11 @@ class Collector:
         return forwarded_client(headers.get("x-forwarded-for"), self.server.trusted_proxies) or peer
 
     def _record_throttled(self) -> None:
-        """One record per (source, path) for the rate-limited requests not recorded one by one."""
-        for (source, path), (n, seconds) in self.throttled.drain().items():
+        """One record per (source, path, reason) for the refusals of a flood not recorded one by one."""
+        for (source, path, code, status), (n, seconds) in self.throttled.drain().items():
             self._record_rejection(InvalidInput(
-                "rate_limited", f"{n} more requests to {path} refused by the per-IP rate limit in {seconds:.0f} s "
-                "(recorded as one; the first ones of the flood have records of their own)", 429),
+                code, f"{n} more requests to {path} refused ({code}, {status}) in {seconds:.0f} s "
+                "(recorded as one; the first ones of the flood have records of their own)", status),
                 {"source": source, "path": path, "requests": n}, count=n)
 
     def _record_rejection(self, exc: InvalidInput, request: dict, count: int = 1) -> None:
@@ -320,31 +329,32 @@ class Collector:
 
 
 class ThrottledTally:
-    """Rate-limited requests, so that a flood cannot turn into a flood of records and log lines: the first
-    `individually` refusals of each window get a record each; the rest are counted per (source, path) and
-    recorded as one summary when the window is over (at the next request that reaches the limiter)."""
+    """Refused requests (rate-limited, malformed, unauthorised, too large, ...), so that a flood cannot turn
+    into a flood of records and log lines: the first `individually` refusals of each window get a record
+    each; the rest are counted per (source, path, reason) and recorded as one summary when the window is
+    over (at the next request that reaches collect)."""
 
     def __init__(self, window: float = 10.0, individually: int = 20, clock=time.monotonic) -> None:
         self.window, self.individually, self.clock = window, individually, clock
         self.started: float | None = None
         self.recorded = 0
-        self.counts: dict[tuple[str, str], int] = {}
+        self.counts: dict[tuple[str, str, str, int], int] = {}
 
-    def count(self, source: str, path: str) -> bool:
+    def count(self, source: str, path: str, code: str = "rate_limited", status: int = 429) -> bool:
         """True: record this refusal on its own; False: it is counted in the window's summary."""
         if self.started is None:
             self.started = self.clock()
         if self.recorded < self.individually:
             self.recorded += 1
             return True
-        key = (source, path)
+        key = (source, path, code, status)
         self.counts[key] = self.counts.get(key, 0) + 1
         return False
 
     def due(self) -> bool:
         return self.started is not None and self.clock() - self.started >= self.window
 
-    def drain(self) -> dict[tuple[str, str], tuple[int, float]]:
+    def drain(self) -> dict[tuple[str, str, str, int], tuple[int, float]]:
         seconds = self.clock() - self.started if self.started is not None else 0.0
         counts, self.counts, self.started, self.recorded = self.counts, {}, None, 0
         return {key: (n, seconds) for key, n in counts.items()}
@@ -354,8 +364,8 @@ _collector: Collector | None = None
 _frozen = False
 
 
-async def handle(request: Request) -> Response:
-    """The collect function's body: built once per process, on the first request."""
+def collector() -> Collector:
+    """The process's collector, built once (on the first request, or the first refused connection)."""
     global _collector
     if _collector is None or _collector.rt is not get_runtime():
         _collector = Collector(get_runtime())
@@ -366,4 +376,19 @@ async def handle(request: Request) -> Response:
             # docs/benchmarks.md). Once: a test process builds many runtimes.
             gc.freeze()
             _frozen = True
-    return await _collector(request)
+    return _collector
+
+
+async def handle(request: Request) -> Response:
+    """The collect function's body."""
+    return await collector()(request)
+
+
+def refuse_connection(code: str, message: str, status: int) -> None:
+    """A refusal below the app (the HTTP server timed a connection out): counted and recorded as any
+    refused request, through the flood guard."""
+    c = collector()
+    if c.throttled.due():
+        c._record_throttled()
+    if c.throttled.count("http", "*", code, status):
+        c._record_rejection(InvalidInput(code, message, status), {"source": "http", "path": "*"})

@@ -142,9 +142,10 @@ class Deliverer:
             resent = self.rt.store.mark_inflight(dest_id, journal) if journal else set()
             for request, (result, response_info) in zip(batch.requests, self._send_all(destination, batch.requests),
                                                         strict=True):
-                keys = [key_of[uid] for uid in request.event_uids if key_of[uid] in scoped]
-                if response_info.get("status") is not None or result.verdict is Verdict.OK:
-                    settled_keys.extend(keys)
+                # the vendor answered: this attempt did not reach it twice. An entry left by an interrupted
+                # earlier attempt stays until the pair is settled, so a retry after an HTTP error still
+                # labels the delivery as possibly a second copy (issue 14)
+                answered = response_info.get("status") is not None or result.verdict is Verdict.OK
                 for uid in request.event_uids:
                     m, t = by_uid[uid]
                     verdict, reason, detail = result.per_event.get(uid, (result.verdict, result.reason, result.detail))
@@ -170,6 +171,9 @@ class Deliverer:
                         if delay is None:
                             delay = self._backoff(m.delivery_attempt)
                         decisions[m.ack_id] = nack(delay, throttled=verdict is Verdict.THROTTLE)
+                    key = key_of[uid]
+                    if answered and key in scoped and (key not in resent or decisions[m.ack_id] is ACK):
+                        settled_keys.append(key)
                 if any(t.debug_token for t in (by_uid[u][1] for u in request.event_uids)):
                     self._trace(request, result, response_info, [by_uid[u][1] for u in request.event_uids])
 

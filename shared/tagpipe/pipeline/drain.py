@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import time
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import asdict, dataclass
@@ -34,8 +33,9 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from tagpipe.errors import ConfigError, InvalidInput, StoreUnavailable
+from tagpipe.errors import InvalidInput, StoreUnavailable
 from tagpipe.pipeline.stage import Stage, process
+from tagpipe.settings import Settings
 from tagpipe.transport.base import ROUTING_ATTRIBUTE, Bus, Message, deliver_subscription, destination_of
 
 log = logging.getLogger("tagpipe.drain")
@@ -127,18 +127,9 @@ def is_drain_request(request: Request) -> bool:
     return request.url.path.rstrip("/").endswith(DRAIN_PATH)
 
 
-def drain_budget(environ: Mapping[str, str] = os.environ) -> float:
-    raw = environ.get(BUDGET_ENV, "")
-    if not raw:
-        return DEFAULT_BUDGET
-    try:
-        value = float(raw)
-    except ValueError:
-        value = -1.0
-    if not 0 < value <= 3600:
-        raise ConfigError(BUDGET_ENV, f"{raw!r} is not a number of seconds in (0, 3600]",
-                          fix=f"set {BUDGET_ENV} to e.g. 30, well under the function timeout")
-    return value
+def drain_budget(environ: Mapping[str, str] | None = None) -> float:
+    """TAGPIPE_DRAIN_SECONDS (tagpipe.settings): seconds in (0, 3600], default 25."""
+    return Settings.load(environ).drain_seconds
 
 
 def drain_subscription(body: bytes, stage: Stage, destinations: Collection[str] | None = None) -> str:

@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -46,6 +45,7 @@ from pydantic import BaseModel
 
 from tagpipe.errors import ConfigError, StoreUnavailable
 from tagpipe.models import Event, FailedEvent, Outcome, OutcomeKind, RawHit
+from tagpipe.settings import Settings
 from tagpipe.storage.base import DeliveredKey, Store
 
 # --------------------------------------------------------------------------- schemas
@@ -225,7 +225,7 @@ class FirestoreIndex:
     ) -> None:
         self.project, self.database = project, database
         emulator_host = (
-            emulator_host if emulator_host is not None else os.environ.get("FIRESTORE_EMULATOR_HOST")
+            emulator_host if emulator_host is not None else Settings.load().firestore_emulator_host
         )
         self.emulator = bool(emulator_host)
         base = f"http://{emulator_host}/v1" if emulator_host else FIRESTORE_URL
@@ -396,16 +396,13 @@ class BigQueryStore(Store):
         self._lock = threading.Lock()
 
     @classmethod
-    def from_env(cls, environ: Mapping[str, str] = os.environ, **kwargs: Any) -> BigQueryStore:
-        prefix = environ.get("TAGPIPE_TOPIC_PREFIX") or "tagpipe"
-        return cls(
-            environ.get("TAGPIPE_GCP_PROJECT") or environ.get("GOOGLE_CLOUD_PROJECT", ""),
-            environ.get("TAGPIPE_BQ_DATASET") or "tagpipe",
-            prefix,
-            firestore_database=environ.get("TAGPIPE_FIRESTORE_DATABASE") or None,
-            dedup_ttl_days=float(environ.get("TAGPIPE_DEDUP_TTL_DAYS") or 35),
-            **kwargs,
-        )
+    def from_env(cls, environ: Mapping[str, str] | None = None, **kwargs: Any) -> BigQueryStore:
+        return cls.from_settings(Settings.load(environ), **kwargs)
+
+    @classmethod
+    def from_settings(cls, settings: Settings, **kwargs: Any) -> BigQueryStore:
+        return cls(settings.gcp_project, settings.bq_dataset, settings.topic_prefix,
+                   firestore_database=settings.firestore_database, dedup_ttl_days=settings.dedup_ttl_days, **kwargs)
 
     # -- parts, built lazily and once
     @property

@@ -23,13 +23,13 @@ FIRESTORE_EMULATOR_HOST and PUBSUB_EMULATOR_HOST do for the others.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
 from tagpipe.errors import StoreUnavailable
 from tagpipe.models import DeliveryTask
+from tagpipe.settings import Settings
 from tagpipe.storage.base import Confirm, Selection
 from tagpipe.storage.bigquery import OUTCOMES, BigQueryStore, doc_id
 
@@ -108,7 +108,7 @@ class BigQueryReplaySource:
 
     def client(self):
         if self._client is None:
-            host = os.environ.get("BIGQUERY_EMULATOR_HOST")
+            host = Settings.load().bigquery_emulator_host
             if host:
                 from google.api_core.client_options import ClientOptions
                 from google.auth.credentials import AnonymousCredentials

@@ -30,12 +30,12 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import threading
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from tagpipe.errors import ConfigError, StoreUnavailable
+from tagpipe.settings import Settings
 from tagpipe.transport.base import (
     DEAD_LETTER,
     DELIVERIES,
@@ -109,18 +109,15 @@ class PubSubBus(Bus):
         self._lock = threading.Lock()
 
     @classmethod
-    def from_env(cls, environ: Mapping[str, str] = os.environ, **kwargs: Any) -> PubSubBus:
-        """TAGPIPE_GCP_PROJECT (or GOOGLE_CLOUD_PROJECT), TAGPIPE_TOPIC_PREFIX (default tagpipe) and
-        TAGPIPE_PUBSUB_BATCH_MS (the publisher's batch window, default 2)."""
-        project = environ.get("TAGPIPE_GCP_PROJECT") or environ.get("GOOGLE_CLOUD_PROJECT", "")
-        window = environ.get("TAGPIPE_PUBSUB_BATCH_MS", "").strip()
-        if window:
-            try:
-                kwargs.setdefault("batch_max_latency", _clamp(float(window), 0.0, 1000.0) / 1000)
-            except ValueError:
-                raise ConfigError("TAGPIPE_PUBSUB_BATCH_MS", f"not a number of milliseconds: {window[:20]!r}",
-                                  fix="set it to e.g. 0 or 2") from None
-        return cls(project, environ.get("TAGPIPE_TOPIC_PREFIX") or "tagpipe", **kwargs)
+    def from_env(cls, environ: Mapping[str, str] | None = None, **kwargs: Any) -> PubSubBus:
+        return cls.from_settings(Settings.load(environ), **kwargs)
+
+    @classmethod
+    def from_settings(cls, settings: Settings, **kwargs: Any) -> PubSubBus:
+        """TAGPIPE_GCP_PROJECT (or GOOGLE_CLOUD_PROJECT), TAGPIPE_TOPIC_PREFIX and TAGPIPE_PUBSUB_BATCH_MS
+        (the publisher's batch window)."""
+        kwargs.setdefault("batch_max_latency", settings.pubsub_batch_ms / 1000)
+        return cls(settings.gcp_project, settings.topic_prefix, **kwargs)
 
     # -- names
     def topic_path(self, topic: str) -> str:
