@@ -29,6 +29,7 @@ class Reason:
     words: str | None = None  # what happened ({name}: the destination, {status}: an HTTP status)
     unexpected: bool = False
     credentials: bool = False
+    noise: bool = False  # not a hit at all (a crawler's /robots.txt, a probe's TRACE): counted, never alerted on
 
 
 class UnknownReason(ValueError):
@@ -36,9 +37,16 @@ class UnknownReason(ValueError):
         super().__init__(f"reason code {code!r} is not in the registry (tagpipe/reasons.json)")
 
 
+def _no_repeats(pairs: list[tuple[str, object]]) -> dict:
+    keys = [k for k, _ in pairs]
+    if repeated := sorted({k for k in keys if keys.count(k) > 1}):
+        raise ValueError(f"reasons.json defines {repeated} twice")
+    return dict(pairs)
+
+
 @cache
 def _registry() -> tuple[dict[str, Reason], tuple[Reason, ...]]:
-    data = json.loads(REGISTRY_FILE.read_text())
+    data = json.loads(REGISTRY_FILE.read_text(), object_pairs_hook=_no_repeats)
     codes = {code: Reason(code, **spec) for code, spec in data["codes"].items()}
     families = tuple(sorted((Reason(prefix, **spec) for prefix, spec in data["families"].items()),
                             key=lambda r: -len(r.code)))
@@ -72,6 +80,11 @@ def words(code: str, name: str = "the destination") -> str | None:
         return None
     status = code.rpartition(":")[2]
     return reason.words.replace("{name}", name).replace("{status}", status)
+
+
+def is_noise(code: str) -> bool:
+    reason = lookup(code)
+    return reason is not None and reason.noise
 
 
 def is_unexpected(code: str) -> bool:

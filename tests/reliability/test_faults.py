@@ -158,6 +158,14 @@ def test_sigkill_mid_stream_loses_nothing_and_resends_only_what_was_in_flight(tm
             " WHERE o.destination = ? AND o.detail LIKE '%resent after an interrupted attempt%'", (dest,))}
         assert set(vendor.duplicates()) <= resent, f"unexplained double deliveries at {dest}"
         assert all(n == 2 for n in vendor.duplicates().values())
+        # zero double-counted: one outcome per event, each of them delivered
+        counted = stack.store.query("SELECT outcome, COUNT(*) FROM outcomes WHERE destination = ? GROUP BY 1", (dest,))
+        assert counted == [("delivered", n)], (dest, counted)
+    # every copy of a resent webhook event carries the same delivery id
+    by_event: dict[str, set[str]] = {}
+    for e in fakes.webhook.events:
+        by_event.setdefault(e["event_id"], set()).add(e["delivery_id"])
+    assert all(len(d) == 1 for d in by_event.values())
     print(f"resent after kills: meta {len(fakes.meta.duplicates())}, webhook {len(fakes.webhook.duplicates())}")
 
 

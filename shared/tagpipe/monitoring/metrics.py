@@ -11,6 +11,7 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
+from tagpipe import reasons
 from tagpipe.models import HIT_LEVEL
 
 DAY = 86400.0
@@ -120,7 +121,8 @@ class Metrics:
         return names
 
     def collect_rejections(self, since: float, until: float) -> list[Reason]:
-        return self.reasons(since, until, HIT_LEVEL, ("rejected",))
+        """Refused hits; requests that were no hit at all (reasons marked noise) are counted, not here."""
+        return [r for r in self.reasons(since, until, HIT_LEVEL, ("rejected",)) if not reasons.is_noise(r.reason)]
 
     # -- hits
     def hits(self, since: float, until: float) -> int:

@@ -19,11 +19,22 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 TIMEOUT_BODY = json.dumps({"ok": False, "error": "request_timeout",
                            "reason": "the request headers did not arrive in time"}).encode()
+MALFORMED_BODY = json.dumps({"ok": False, "error": "malformed_http", "reason": "not a valid HTTP/1.1 request "
+                             "(a request line, headers or URL the parser refused; URLs over 64 KB included)"}).encode()
+# what functions-framework's router takes (others get its plain-text 405 on GCP, JSON here)
+ROUTED_METHODS = frozenset({"GET", "POST", "PUT", "DELETE", "OPTIONS", "HEAD", "PATCH"})
+NOT_HITS = frozenset({"/robots.txt", "/favicon.ico"})  # functions-framework answers them itself, in plain text
 
 
-def guarded_protocol(header_timeout: float, on_timeout) -> type[HttpToolsProtocol]:
+def _response(status: str, body: bytes) -> bytes:
+    return (f"HTTP/1.1 {status}\r\ncontent-type: application/json\r\ncontent-length: {len(body)}\r\n"
+            "connection: close\r\n\r\n").encode() + body
+
+
+def guarded_protocol(header_timeout: float, on_timeout, on_malformed) -> type[HttpToolsProtocol]:
     """An HttpToolsProtocol that closes connections whose request headers are not complete within
-    `header_timeout` seconds; `on_timeout()` counts each one."""
+    `header_timeout` seconds (`on_timeout()` counts each one) and answers what its parser refuses
+    in JSON (`on_malformed()` counts it) instead of uvicorn's plain text."""
 
     class GuardedHttpToolsProtocol(HttpToolsProtocol):
         _header_timer: Any = None
@@ -58,10 +69,39 @@ def guarded_protocol(header_timeout: float, on_timeout) -> type[HttpToolsProtoco
             self._header_timer = None
             if self.transport.is_closing():
                 return
-            self.transport.write(b"HTTP/1.1 408 Request Timeout\r\ncontent-type: application/json\r\n"
-                                 b"content-length: " + str(len(TIMEOUT_BODY)).encode() + b"\r\n"
-                                 b"connection: close\r\n\r\n" + TIMEOUT_BODY)
+            self.transport.write(_response("408 Request Timeout", TIMEOUT_BODY))
             self.transport.close()
             on_timeout()
 
+        def send_400_response(self, msg: str) -> None:
+            self._disarm()
+            self.transport.write(_response("400 Bad Request", MALFORMED_BODY))
+            self.transport.close()
+            on_malformed()
+
     return GuardedHttpToolsProtocol
+
+
+class CountedRefusals:
+    """ASGI: the requests functions-framework's router answers itself in plain text and nobody counts
+    (TRACE, CONNECT, PROPFIND, ...; /robots.txt, /favicon.ico) get JSON here and a counted refusal."""
+
+    def __init__(self, app, refuse) -> None:
+        self.app, self.refuse = app, refuse
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] == "http":
+            method, path = scope["method"], scope["path"]
+            refusal = (("method_not_allowed", 405, f"collect does not take {method[:20]}")
+                       if method not in ROUTED_METHODS else
+                       ("not_found", 404, f"no collect endpoint at {path[:200]}") if path in NOT_HITS else None)
+            if refusal is not None:
+                code, status, message = refusal
+                self.refuse(code, message, status, path)
+                body = json.dumps({"ok": False, "error": code, "reason": message}).encode()
+                await send({"type": "http.response.start", "status": status,
+                            "headers": [(b"content-type", b"application/json"),
+                                        (b"content-length", str(len(body)).encode())]})
+                await send({"type": "http.response.body", "body": body})
+                return
+        await self.app(scope, receive, send)

@@ -153,12 +153,16 @@ def run(config: Config | None = None, host: str | None = None, port: int | None 
     host = host or cfg.server.host
     port = port or Settings.load().port or cfg.server.port
     log.info("tagpipe local stack: collect on http://%s:%d (config %s, data in %s)", host, port, cfg.source, cfg.storage.dir)
-    from tagpipe.ops.http_server import guarded_protocol
+    from tagpipe.ops.http_server import CountedRefusals, guarded_protocol
     from tagpipe.pipeline.collect import refuse_connection
 
-    protocol = guarded_protocol(cfg.server.header_timeout, lambda: refuse_connection(
-        "request_timeout", f"the request headers did not arrive within {cfg.server.header_timeout:g} s", 408))
-    server = uvicorn.Server(uvicorn.Config(collect_app(), host=host, port=port, log_level="warning",
+    protocol = guarded_protocol(
+        cfg.server.header_timeout,
+        on_timeout=lambda: refuse_connection(
+            "request_timeout", f"the request headers did not arrive within {cfg.server.header_timeout:g} s", 408),
+        on_malformed=lambda: refuse_connection("malformed_http", "a request the HTTP parser refused", 400))
+    app = CountedRefusals(collect_app(), refuse_connection)
+    server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning",
                                            access_log=False, lifespan="off", http=protocol,
                                            limit_concurrency=cfg.server.max_connections,
                                            # collect reads X-Forwarded-For itself, per server.trusted_proxies;

@@ -158,7 +158,10 @@ class Collector:
             return self._script(request)
         route = self.routes.get(path)
         if route is None:
-            return _json(404, {"ok": False, "error": "not_found", "reason": f"no collect endpoint at {path}"})
+            exc = InvalidInput("not_found", f"no collect endpoint at {path[:200]}", 404)
+            if self.throttled.count("http", "*", exc.code, exc.status):
+                self._record_rejection(exc, {"source": "http", "method": method, "path": path[:200]})
+            return _json(404, exc.as_json())
         source, methods = route
         headers = request_headers(request.scope)
         cors = self.cors_headers(headers)
@@ -384,11 +387,11 @@ async def handle(request: Request) -> Response:
     return await collector()(request)
 
 
-def refuse_connection(code: str, message: str, status: int) -> None:
+def refuse_connection(code: str, message: str, status: int, path: str = "*") -> None:
     """A refusal below the app (the HTTP server timed a connection out): counted and recorded as any
     refused request, through the flood guard."""
     c = collector()
     if c.throttled.due():
         c._record_throttled()
     if c.throttled.count("http", "*", code, status):
-        c._record_rejection(InvalidInput(code, message, status), {"source": "http", "path": "*"})
+        c._record_rejection(InvalidInput(code, message, status), {"source": "http", "path": path[:200]})
