@@ -29,8 +29,16 @@ SECRET_PARAM = re.compile(
 SECRET_MASK = "***"
 
 
+# every name SECRET_PARAM matches ends in one of these: a plain substring test (~1 µs) spares the
+# regex (~30 µs on a 700-byte gtag query) on the hits that carry no credential, i.e. nearly all
+_SECRET_HINTS = ("token=", "secret=", "key=", "password=", "proof=")
+
+
 def mask_secret_params(text: str) -> str:
-    return SECRET_PARAM.sub(lambda m: f"{m.group(1)}={SECRET_MASK}", text) if "=" in text else text
+    lowered = text.lower()
+    if not any(hint in lowered for hint in _SECRET_HINTS):
+        return text
+    return SECRET_PARAM.sub(lambda m: f"{m.group(1)}={SECRET_MASK}", text)
 
 EMAIL_RE = re.compile(r"[A-Za-z0-9._%+\-]+(?:@|%40)[A-Za-z0-9.\-]+\.[A-Za-z]{2,}")
 PHONE_RE = re.compile(r"(?<![\w.])(?:\+|%2B|00)?\d[\d\s().\-]{6,}\d(?![\w.])")

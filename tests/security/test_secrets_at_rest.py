@@ -56,3 +56,13 @@ def test_an_api_secret_in_the_query_is_checked_then_never_stored(stack):
     stored = _bytes_under(stack.data_dir)
     assert KEY.encode() not in stored
     assert b"guessed-key-987654" not in stored
+
+
+@pytest.mark.parametrize("name", ["access_token", "api_secret", "api_key", "appsecret_proof", "token", "secret",
+                                  "password", "developer-token", "key", "API_SECRET", "Access_Token"])
+def test_every_credential_name_is_masked_despite_the_fast_path(name):
+    from tagpipe.privacy import SECRET_PARAM, mask_secret_params
+
+    assert mask_secret_params(f"a=1&{name}=s3cr3t-value&b=2") == f"a=1&{name}=***&b=2"
+    assert SECRET_PARAM.search(f"{name}=x")  # the regex and the pre-check agree on the names
+    assert mask_secret_params("monkey=1&tp_key=2&keyword=3") == "monkey=1&tp_key=2&keyword=3"
