@@ -61,13 +61,12 @@ class ServerAuth:
             return
         signature = headers.get(SIGNATURE_HEADER)
         if signature and self.hmac_secrets:
-            self._check_signature(signature, signed_message, (method, path, query, body),
-                                  time.time() if now is None else now)
+            self._check_signature(signature, (method, path, query, body), time.time() if now is None else now)
             return
         raise InvalidInput("unauthorized", "server-to-server calls need an API key (Authorization: Bearer, "
                            "X-Api-Key or api_secret) or an X-Tagpipe-Signature", 401)
 
-    def _check_signature(self, signature: str, message, request: tuple[str, str, str, bytes], now: float) -> None:
+    def _check_signature(self, signature: str, request: tuple[str, str, str, bytes], now: float) -> None:
         parts = dict(p.split("=", 1) for p in signature.split(",") if "=" in p)
         try:
             stamp = int(parts.get("t", ""))
@@ -79,7 +78,7 @@ class ServerAuth:
         if not given:
             raise InvalidInput("unauthorized", "X-Tagpipe-Signature needs v2=<hex HMAC-SHA256 of t, method, path, "
                                "query and body> (v1 signed the body only, so it could be replayed to any path)", 401)
-        signed = message(stamp, *request)
+        signed = signed_message(stamp, *request)
         for secret in self.hmac_secrets:
             expected = hmac.new(secret, signed, hashlib.sha256).hexdigest().encode()
             if hmac.compare_digest(given, expected):

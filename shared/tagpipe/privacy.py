@@ -24,14 +24,14 @@ from tagpipe.models import Address, Event, UserData
 
 # `name=value` pairs whose value is a credential: GA4 MP's api_secret (and our own key sent as one),
 # vendor tokens in URLs. Masked in whatever is stored (raw hits, failed events), logged or shown.
-SECRET_PARAM = re.compile(
-    r"(?i)\b(access_token|api_secret|api_key|appsecret_proof|token|secret|password|developer-token|key)=([^&\s\"']+)")
+SECRET_NAMES = ("access_token", "api_secret", "api_key", "appsecret_proof", "token", "secret", "password",
+                "developer-token", "key")
+SECRET_PARAM = re.compile(rf"(?i)\b({'|'.join(map(re.escape, SECRET_NAMES))})=([^&\s\"']+)")
 SECRET_MASK = "***"
 
-
-# every name SECRET_PARAM matches ends in one of these: a plain substring test (~1 µs) spares the
+# the names' last words ("token=", "secret=", "key=", ...): a plain substring test (~1 µs) spares the
 # regex (~30 µs on a 700-byte gtag query) on the hits that carry no credential, i.e. nearly all
-_SECRET_HINTS = ("token=", "secret=", "key=", "password=", "proof=")
+_SECRET_HINTS = tuple({re.split(r"[_-]", name)[-1] + "=" for name in SECRET_NAMES})
 
 
 def mask_secret_params(text: str) -> str:

@@ -229,7 +229,7 @@ class DashboardData:
                     "request": {"method": request.get("method"), "url": mask_secret_params(str(request.get("url", ""))),
                                 "body": only_events(for_display(request.get("body")), event_ids.get(hit_id, set()))},
                     "response": {"status": response.get("status"), "elapsed_ms": response.get("elapsed_ms"),
-                                 "body": scrub_string(mask_secret_params(str(response.get("body", ""))))[:2000]},
+                                 "body": scrub_string(str(response.get("body", "")))[:2000]},
                 })
         for hit_id, event_uid, dest, outcome, reason, detail, _name, identifiers, at in data["outcomes"]:
             record = {"outcome": outcome, "reason": reason, "detail": scrub_string(detail or ""), "at": at,

@@ -25,6 +25,7 @@ from tagpipe.privacy import (
     PHONE_RE,
     REDACTED,
     SECRET_MASK,
+    SECRET_NAMES,
     mask_secret_params,
     truncate_ip,
 )
@@ -41,8 +42,7 @@ ID_KEYS = {
     "dclid", "ttclid", "ttp", "_fbp", "_fbc", "_ga", "_gid", "_ttp", "sid", "session_id", "anonymous_id",
     "cookie", "cookies",
 }
-SECRET_KEYS = {"authorization", "access_token", "api_secret", "api_key", "appsecret_proof", "token", "secret",
-               "password", "developer-token", "developer_token", "x-api-key", "key"}  # masked whole, never a prefix
+SECRET_KEYS = {*SECRET_NAMES, "authorization", "developer_token", "x-api-key"}  # masked whole, never a prefix
 NUMERIC_KEYS = {"_p", "_s", "_et", "tfd", "event_time", "timestamp", "timestamp_micros", "ts", "value", "price",
                 "quantity", "_ss", "_fv", "sct", "seg", "_nsi", "_z", "dma", "npa"}
 HEX64_ANY = re.compile(r"\b[0-9a-fA-F]{64}\b")

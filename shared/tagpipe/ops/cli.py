@@ -179,8 +179,8 @@ def cmd_purge(args: argparse.Namespace) -> int:
     from tagpipe.privacy import privacy_config
 
     config = _load(args.config)
-    days = args.days or retention_plan(privacy_config(config))
-    if not (days if isinstance(days, int) else any(days.values())):
+    days = args.days or retention_plan(privacy_config(config))  # --days: every table alike
+    if not any(days.values() if isinstance(days, dict) else [days]):
         print("purge: give --days N or set [privacy] retention_days / raw_hits_retention_days", file=sys.stderr)
         return 2
     print(json.dumps(purge_older_than(config.storage.dir, days), indent=2))

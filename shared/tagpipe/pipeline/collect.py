@@ -159,8 +159,7 @@ class Collector:
         route = self.routes.get(path)
         if route is None:
             exc = InvalidInput("not_found", f"no collect endpoint at {path[:200]}", 404)
-            if self.throttled.count("http", "*", exc.code, exc.status):
-                self._record_rejection(exc, {"source": "http", "method": method, "path": path[:200]})
+            self.refuse(exc, "http", "*", {"source": "http", "method": method, "path": path[:200]})
             return _json(404, exc.as_json())
         source, methods = route
         headers = request_headers(request.scope)
@@ -196,10 +195,8 @@ class Collector:
             raw.query = mask_secret_params(raw.query)  # checked; no credential is queued or stored
             events = validate_hit(raw)  # refuses what transform's parse_hit would; builds no Event
         except InvalidInput as exc:
-            # any refusal class can be flooded: only the first ones of a window get a record each
-            if self.throttled.count(source, path, exc.code, exc.status):
-                self._record_rejection(exc, {"source": source, "method": method, "path": path,
-                                             "query": mask_secret_params(query[:2000])})
+            self.refuse(exc, source, path, {"source": source, "method": method, "path": path,
+                                            "query": mask_secret_params(query[:2000])})
             return _json(exc.status, exc.as_json(), cors)
         # which cookies to set is no security decision, so here a browser's own headers may tell a page from a server
         looks_like_a_page = source == "gtag" or "origin" in headers or "sec-fetch-mode" in headers
@@ -304,6 +301,15 @@ class Collector:
         peer = client[0] if client else None
         return forwarded_client(headers.get("x-forwarded-for"), self.server.trusted_proxies) or peer
 
+    def refuse(self, exc: InvalidInput, source: str, path: str, request: dict) -> None:
+        """Every refused request goes through here. Any refusal class can be flooded, so only the first
+        ones of a window get a record each; the rest are counted per (source, path, reason) into the
+        window's summary. `path`: the summary's key ("*" where a client chooses it, as for 404s)."""
+        if self.throttled.due():
+            self._record_throttled()
+        if self.throttled.count(source, path, exc.code, exc.status):
+            self._record_rejection(exc, request)
+
     def _record_throttled(self) -> None:
         """One record per (source, path, reason) for the refusals of a flood not recorded one by one."""
         for (source, path, code, status), (n, seconds) in self.throttled.drain().items():
@@ -343,7 +349,7 @@ class ThrottledTally:
         self.recorded = 0
         self.counts: dict[tuple[str, str, str, int], int] = {}
 
-    def count(self, source: str, path: str, code: str = "rate_limited", status: int = 429) -> bool:
+    def count(self, source: str, path: str, code: str, status: int) -> bool:
         """True: record this refusal on its own; False: it is counted in the window's summary."""
         if self.started is None:
             self.started = self.clock()
@@ -390,8 +396,4 @@ async def handle(request: Request) -> Response:
 def refuse_connection(code: str, message: str, status: int, path: str = "*") -> None:
     """A refusal below the app (the HTTP server timed a connection out): counted and recorded as any
     refused request, through the flood guard."""
-    c = collector()
-    if c.throttled.due():
-        c._record_throttled()
-    if c.throttled.count("http", "*", code, status):
-        c._record_rejection(InvalidInput(code, message, status), {"source": "http", "path": path[:200]})
+    collector().refuse(InvalidInput(code, message, status), "http", "*", {"source": "http", "path": path[:200]})
