@@ -1,4 +1,4 @@
-"""`make bench` / `python -m benchmarks [--quick] [--only collect,pipeline,memory,imports,cost] [--json PATH]`
+"""`make bench` / `python -m benchmarks [--quick] [--only collect,pipeline,slow_vendor,memory,imports,cost] [--json PATH]`
 
 Prints the figures kept in docs/benchmarks.md, in one run (~8 minutes; --quick ~2). Loopback only;
 every load is bounded in time (wrk -d) or count. See benchmarks/<section>.py for what each measures.
@@ -14,7 +14,7 @@ import time
 
 from benchmarks import _util
 
-SECTIONS = ["collect", "pipeline", "deliver", "memory", "imports", "cost"]
+SECTIONS = ["collect", "pipeline", "deliver", "slow_vendor", "memory", "imports", "cost"]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -53,6 +53,11 @@ def main(argv: list[str] | None = None) -> int:
 
         section("2-3. end-to-end: the local stack to fake Meta + GA4 (events/s, hit-to-vendor time, batching)",
                 "pipeline", lambda: pipeline.run(args.quick), pipeline.table)
+    if "slow_vendor" in only:
+        from benchmarks import slow_vendor
+
+        section("3b. a slow vendor: duplicates it causes, with the time-out flat and scaled to the batch",
+                "slow_vendor", lambda: slow_vendor.run(args.quick), slow_vendor.table)
     if "memory" in only:
         from benchmarks import memory
 

@@ -130,6 +130,12 @@ class DeliveryConfig(_Section):
     linger_ms: int = Field(50, ge=0, le=5000, description="wait this long to fill a batch")
     connect_timeout: float = Field(2.0, gt=0)
     vendor_concurrency: int = Field(8, ge=1, le=50, description="vendor requests of one batch in flight at once")
+    resend_grace: float = Field(
+        30.0, ge=0, le=3600,
+        description="after a request went unanswered (time-out, crash), its events wait its time-out plus this "
+                    "long before they are sent again: the first copy is no longer in flight and the vendor has "
+                    "had time to record it, so its event_id dedup can catch the second",
+    )
     dedup: DedupScope = Field("all", description="which events get the delivered-key check and the in-flight journal")
     dedup_events: list[str] = Field(
         default_factory=lambda: list(DEFAULT_DEDUP_EVENTS),

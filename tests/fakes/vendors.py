@@ -9,6 +9,7 @@ the vendor answers, records every event it accepted, and plays a fault script fo
         fakes.meta.throttle_next(1, retry_after=1) # Meta code 4 (GA4 / webhook: HTTP 429, TikTok: code 40100,
                                                    #  Google Ads: 429 RESOURCE_EXHAUSTED with retryDelay)
         fakes.tiktok.slow_next(1, seconds=2)       # answer after 2 s (client time-outs)
+        fakes.meta.latency_per_event = 0.003       # every request takes 3 ms per event it carries
         fakes.webhook.reset_next(1)                # close the connection without answering
         fakes.google_ads.reject_token()            # credentials refused until accept_token()
         fakes.google_ads.mark_bad("GCLID-BAD", code="UNPARSEABLE_GCLID")  # a partial-failure row
@@ -76,6 +77,7 @@ class VendorState:
         self.expected_refusals: set[str] = set()  # reasons (fnmatch patterns) the test means to cause
         self.faults: deque[Fault] = deque()
         self.token_rejected = False
+        self.latency_per_event = 0.0  # seconds each request takes per event in it (a vendor slow with size)
 
     # ---- fault script
     def _add(self, n: int, fault: Fault) -> None:
@@ -730,6 +732,19 @@ def _tiktok_event_problem(event: Any, now: float) -> str | None:
 
 
 # --------------------------------------------------------------------------- the HTTP handler
+def _events_in(body: bytes) -> int:
+    """How many events a request body carries (the list under "data", "events" or "conversions")."""
+    try:
+        doc = json.loads(body)
+    except ValueError:
+        return 1
+    if isinstance(doc, dict):
+        for key in ("data", "events", "conversions"):
+            if isinstance(doc.get(key), list):
+                return len(doc[key])
+    return len(doc) if isinstance(doc, list) else 1
+
+
 class _Handler(BaseHTTPRequestHandler):
     fakes: FakeVendors
     protocol_version = "HTTP/1.1"  # keep-alive, like the real vendors (the client pool reuses connections)
@@ -762,6 +777,8 @@ class _Handler(BaseHTTPRequestHandler):
                 pass
             vendor.requests.append({"path": parts.path, "status": "reset", "at": arrived})  # type: ignore[union-attr]
             return
+        if vendor is not None and vendor.latency_per_event:
+            time.sleep(vendor.latency_per_event * _events_in(body))
         if fault is not None and fault.kind == "slow":
             time.sleep(fault.seconds)
             fault = None

@@ -28,6 +28,7 @@ max_attempts = {max_attempts}
 min_backoff = 0.05
 max_backoff = 0.5
 linger_ms = 10
+resend_grace = 0.5  # an unanswered copy's hold: its time-out plus this (test_slow_vendor tests the hold)
 
 [destinations.meta]
 type = "meta"

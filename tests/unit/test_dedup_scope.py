@@ -32,13 +32,13 @@ class CountingStore:
         self.calls["delivered_keys"].append(keys)
         return self._store.delivered_keys(destination, keys)
 
-    def mark_inflight(self, destination, keys):
+    def mark_inflight(self, destination, keys, hold=0.0):
         self.calls["mark_inflight"].append(list(keys))
-        return self._store.mark_inflight(destination, keys)
+        return self._store.mark_inflight(destination, keys, hold)
 
-    def clear_inflight(self, destination, keys):
-        self.calls["clear_inflight"].append(list(keys))
-        return self._store.clear_inflight(destination, keys)
+    def clear_inflight(self, destination, keys, unheld=()):
+        self.calls["clear_inflight"].append(list(keys) + list(unheld))
+        return self._store.clear_inflight(destination, keys, unheld)
 
     def record_outcomes(self, outcomes, delivered=()):
         self.calls["delivered"].extend(d.dedup_key for d in delivered)

@@ -18,6 +18,7 @@ from collections import defaultdict
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 
+import httpx
 from pydantic import ValidationError
 
 from tagpipe.destinations.base import Batch, Destination, Result, VendorRequest, Verdict
@@ -89,6 +90,7 @@ class Deliverer:
         failures: list[FailedEvent] = []
         dead: list[tuple[Message, DeliveryTask, str, str]] = []
         settled_keys: list[str] = []
+        unheld_keys: list[str] = []
         destination = self.rt.destinations.get(dest_id)
         if destination is None:  # removed or disabled since transform routed it
             for m, t in items:
@@ -118,6 +120,20 @@ class Deliverer:
                                               f"event_id already delivered to {dest_id}"))
                 decisions[m.ack_id] = ACK
 
+        # the in-flight journal, claimed in one write with its check: an event another attempt may still
+        # have at the vendor waits for that attempt's hold to pass instead of going out a second time
+        resent: set[str] = set()
+        hold = 0.0
+        journaled = [key_of[t.event_uid] for _, t in fresh if key_of[t.event_uid] in scoped]
+        if journaled:
+            hold = self._hold(destination, len(fresh))
+            claim = self.rt.store.mark_inflight(dest_id, journaled, hold)
+            resent = claim.resent
+            if claim.held:
+                for m, t in fresh:
+                    if key_of[t.event_uid] in claim.held:
+                        decisions[m.ack_id] = nack(claim.held[key_of[t.event_uid]])
+                fresh = [(m, t) for m, t in fresh if key_of[t.event_uid] not in claim.held]
         by_uid = {t.event_uid: (m, t) for m, t in fresh}
         if fresh:
             try:
@@ -138,14 +154,16 @@ class Deliverer:
                 m, t = by_uid[rej.event_uid]
                 outcomes.append(self._outcome(t, OutcomeKind.REJECTED, rej.reason, rej.detail))
                 decisions[m.ack_id] = ACK
-            journal = [key_of[uid] for r in batch.requests for uid in r.event_uids if key_of[uid] in scoped]
-            resent = self.rt.store.mark_inflight(dest_id, journal) if journal else set()
+            sent = {uid for r in batch.requests for uid in r.event_uids}
+            # journaled but not sent (refused while building, or no credentials): nothing of this attempt is out
+            settled_keys += [k for k in {key_of[t.event_uid] for _, t in fresh if t.event_uid not in sent}
+                             if k in scoped and k not in resent]
             for request, (result, response_info) in zip(batch.requests, self._send_all(destination, batch.requests),
                                                         strict=True):
-                # the vendor answered: this attempt did not reach it twice. An entry left by an interrupted
-                # earlier attempt stays until the pair is settled, so a retry after an HTTP error still
-                # labels the delivery as possibly a second copy (issue 14)
-                answered = response_info.get("status") is not None or result.verdict is Verdict.OK
+                # the vendor answered (or the request never reached it): this attempt did not reach it twice.
+                # An entry left by an interrupted earlier attempt stays until the pair is settled, so a retry
+                # after an HTTP error still labels the delivery as possibly a second copy (issue 14)
+                answered = response_info["answered"]
                 for uid in request.event_uids:
                     m, t = by_uid[uid]
                     verdict, reason, detail = result.per_event.get(uid, (result.verdict, result.reason, result.detail))
@@ -170,10 +188,15 @@ class Deliverer:
                         delay = result.retry_after
                         if delay is None:
                             delay = self._backoff(m.delivery_attempt)
+                        if not answered and key_of[uid] in scoped:
+                            delay = max(delay, hold)  # the unanswered copy may still be on its way
                         decisions[m.ack_id] = nack(delay, throttled=verdict is Verdict.THROTTLE)
                     key = key_of[uid]
-                    if answered and key in scoped and (key not in resent or decisions[m.ack_id] is ACK):
-                        settled_keys.append(key)
+                    if answered and key in scoped:
+                        if key not in resent or decisions[m.ack_id] is ACK:
+                            settled_keys.append(key)
+                        else:
+                            unheld_keys.append(key)
                 if any(t.debug_token for t in (by_uid[u][1] for u in request.event_uids)):
                     self._trace(request, result, response_info, [by_uid[u][1] for u in request.event_uids])
 
@@ -188,8 +211,8 @@ class Deliverer:
         if failures:
             self.rt.store.record_failures(failures)
         settle_outcomes(self.rt.store, outcomes, delivered, stage="deliver")
-        if settled_keys:
-            self.rt.store.clear_inflight(dest_id, settled_keys)
+        if settled_keys or unheld_keys:
+            self.rt.store.clear_inflight(dest_id, settled_keys, unheld_keys)
         return decisions
 
     def _guarded(self, dest_id: str, destination: Destination) -> Callable[[DeliveryTask], bool]:
@@ -208,6 +231,12 @@ class Deliverer:
             names = self._conversion_names = (d.dedup_events, frozenset(n.casefold() for n in d.dedup_events))
         events = names[1]
         return lambda t: t.event_name.casefold() in events
+
+    def _hold(self, destination: Destination, events: int) -> float:
+        """How long an attempt with `events` events to send may be at the vendor unanswered: its longest
+        request's time-out, plus the grace for the vendor to record what it got."""
+        timeout = destination.request_timeout(min(events, destination.max_batch)) or 0.0
+        return timeout + self.rt.config.delivery.resend_grace
 
     def _backoff(self, attempt: int) -> float:
         d = self.rt.config.delivery
@@ -230,14 +259,14 @@ class Deliverer:
     def _send(self, destination: Destination, request: VendorRequest) -> tuple[Result, dict]:
         local = destination.send_locally(request)
         if local is not None:
-            return local, {"status": None, "body": local.detail}
+            return local, {"status": None, "body": local.detail, "answered": True}
         started = time.perf_counter()
         response = error = None
         try:
             kwargs = {}
-            timeout = getattr(destination.settings, "timeout", None)
+            timeout = destination.request_timeout(len(request.event_uids))
             if timeout:
-                kwargs["timeout"] = timeout
+                kwargs["timeout"] = httpx.Timeout(timeout, connect=self.rt.config.delivery.connect_timeout)
             response = self.rt.http.request(
                 request.method, request.url, headers=request.headers, json=request.json,
                 content=request.content, **kwargs,
@@ -250,6 +279,8 @@ class Deliverer:
             "status": response.status_code if response is not None else None,
             "body": response.text[:BODY_SNIPPET] if response is not None else f"{type(error).__name__}",
             "elapsed_ms": elapsed_ms,
+            # no connection, no request: the vendor cannot have this attempt's events
+            "answered": response is not None or isinstance(error, httpx.ConnectError | httpx.ConnectTimeout),
         }
         if result.verdict is not Verdict.OK:
             log.warning("%s: %s %s (%s) for %d events", destination.id, result.verdict.value, result.reason,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from tagpipe.models import DeliveryTask, Event, FailedEvent, Outcome, RawHit
@@ -15,6 +15,16 @@ class DeliveredKey:
     destination: str
     dedup_key: str  # "<vendor event name>:<event_id>": what the vendor dedups on
     event_uid: str
+
+
+@dataclass
+class InflightClaim:
+    """What the in-flight journal said about keys about to be sent (Store.mark_inflight)."""
+
+    # an earlier attempt left these in flight and its hold is over: send them, labelled as maybe a second copy
+    resent: set[str] = field(default_factory=set)
+    # an attempt that may still be at the vendor holds these: seconds until they may be sent again
+    held: dict[str, float] = field(default_factory=dict)
 
 
 class Store(ABC):
@@ -42,13 +52,17 @@ class Store(ABC):
     def delivered_keys(self, destination: str, dedup_keys: Iterable[str]) -> dict[str, str]:
         """Of these dedup keys, the ones already delivered to destination -> the event_uid that was."""
 
-    def mark_inflight(self, destination: str, dedup_keys: Sequence[str]) -> set[str]:
-        """Journal keys about to be sent; returns those an earlier attempt left in flight (that
-        attempt's fate is unknown: the vendor may have them, and dedups them by event_id)."""
-        return set()
+    def mark_inflight(self, destination: str, dedup_keys: Sequence[str], hold: float = 0.0) -> InflightClaim:
+        """Journal keys about to be sent, each held for `hold` seconds (the attempt's longest request
+        time plus a grace for the vendor to record it), in one transaction with the check: a key
+        another attempt holds is not journaled again but reported `held`; one an earlier attempt left
+        in flight past its hold is `resent` (that attempt's fate is unknown: the vendor may have it,
+        and dedups it by event_id, which it can only do once it has recorded the first copy)."""
+        return InflightClaim()
 
-    def clear_inflight(self, destination: str, dedup_keys: Sequence[str]) -> None:
-        """The vendor answered for these keys: their fate is known."""
+    def clear_inflight(self, destination: str, dedup_keys: Sequence[str], unheld: Sequence[str] = ()) -> None:
+        """The vendor answered for these keys: their fate is known. `unheld`: the vendor answered this
+        attempt (an error), but an earlier one's fate is still unknown: keep the entry, end its hold."""
 
     def record_trace(self, debug_token: str, hit_id: str, stage: str, data: dict[str, Any]) -> None:
         """Debug view: one step of a traced hit. Stores without a debug view may ignore it."""

@@ -15,7 +15,7 @@ from typing import Any
 
 from tagpipe.errors import StoreUnavailable
 from tagpipe.models import DeliveryTask, Event, FailedEvent, Outcome, RawHit
-from tagpipe.storage.base import DeliveredKey, Selection, Store
+from tagpipe.storage.base import DeliveredKey, InflightClaim, Selection, Store
 from tagpipe.transport.local import connect, write_transaction
 
 SCHEMA = """
@@ -48,7 +48,7 @@ CREATE TABLE IF NOT EXISTS delivered (
   PRIMARY KEY (destination, dedup_key)
 );
 CREATE TABLE IF NOT EXISTS inflight (
-  destination TEXT NOT NULL, dedup_key TEXT NOT NULL, at REAL NOT NULL,
+  destination TEXT NOT NULL, dedup_key TEXT NOT NULL, at REAL NOT NULL, until REAL NOT NULL DEFAULT 0,
   PRIMARY KEY (destination, dedup_key)
 );
 CREATE TABLE IF NOT EXISTS traces (
@@ -65,7 +65,10 @@ class SqliteStore(Store):
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._local = threading.local()
         try:
-            self._conn().executescript(SCHEMA)
+            conn = self._conn()
+            conn.executescript(SCHEMA)
+            if "until" not in {row[1] for row in conn.execute("PRAGMA table_info(inflight)")}:
+                conn.execute("ALTER TABLE inflight ADD COLUMN until REAL NOT NULL DEFAULT 0")  # stores before 2026-12
         except sqlite3.Error as exc:
             raise StoreUnavailable(f"local store: {exc}") from exc
 
@@ -154,26 +157,35 @@ class SqliteStore(Store):
                 found[key] = uid
         return found
 
-    def mark_inflight(self, destination: str, dedup_keys: Sequence[str]) -> set[str]:
+    def mark_inflight(self, destination: str, dedup_keys: Sequence[str], hold: float = 0.0) -> InflightClaim:
         now = time.time()
 
-        def write(conn: sqlite3.Connection) -> set[str]:
-            found: set[str] = set()
+        def write(conn: sqlite3.Connection) -> InflightClaim:
+            claim = InflightClaim()
             for start in range(0, len(dedup_keys), 500):
                 chunk = list(dedup_keys[start : start + 500])
                 marks = ",".join("?" * len(chunk))
-                found.update(k for (k,) in conn.execute(
-                    f"SELECT dedup_key FROM inflight WHERE destination = ? AND dedup_key IN ({marks})",
-                    [destination, *chunk]))
-            conn.executemany("INSERT OR REPLACE INTO inflight VALUES (?, ?, ?)",
-                             [(destination, k, now) for k in dedup_keys])
-            return found
+                for key, until in conn.execute(
+                        f"SELECT dedup_key, until FROM inflight WHERE destination = ? AND dedup_key IN ({marks})",
+                        [destination, *chunk]):
+                    if until > now:
+                        claim.held[key] = until - now
+                    else:
+                        claim.resent.add(key)
+            conn.executemany("INSERT OR REPLACE INTO inflight VALUES (?, ?, ?, ?)",
+                             [(destination, k, now, now + hold) for k in dedup_keys if k not in claim.held])
+            return claim
 
         return self._write(write)
 
-    def clear_inflight(self, destination: str, dedup_keys: Sequence[str]) -> None:
-        self._write(lambda c: c.executemany("DELETE FROM inflight WHERE destination = ? AND dedup_key = ?",
-                                            [(destination, k) for k in dedup_keys]))
+    def clear_inflight(self, destination: str, dedup_keys: Sequence[str], unheld: Sequence[str] = ()) -> None:
+        def write(conn: sqlite3.Connection) -> None:
+            conn.executemany("DELETE FROM inflight WHERE destination = ? AND dedup_key = ?",
+                             [(destination, k) for k in dedup_keys])
+            conn.executemany("UPDATE inflight SET until = 0 WHERE destination = ? AND dedup_key = ?",
+                             [(destination, k) for k in unheld])
+
+        self._write(write)
 
     def record_trace(self, debug_token: str, hit_id: str, stage: str, data: dict[str, Any]) -> None:
         doc = json.dumps(data, default=str, separators=(",", ":"))
