@@ -12,13 +12,13 @@ import pytest
 from tagpipe.config import load_config
 from tagpipe.models import RawHit
 from tagpipe.pipeline.deliver import RESENT_NOTE, Deliverer
-from tagpipe.pipeline.stage import settle
 from tagpipe.pipeline.transform import Transformer
 from tagpipe.runtime import build_runtime
 from tagpipe.transport.base import RAW_HITS
 from tests.e2e.stack import wait_until
 from tests.e2e.test_meta_end_to_end import PIXEL
 from tests.fakes.vendors import FakeVendors
+from tests.unit.test_dedup_scope import run_stage
 
 UA = "Mozilla/5.0 (X11; Linux x86_64) Chrome/131.0"
 
@@ -68,16 +68,12 @@ def publish_purchases(rt, ids: list[str]) -> None:
                            "user_data": {"email": f"{event_id}@example.com"}})
         hit = RawHit(source="json", body=body, headers={"user-agent": UA})
         rt.bus.publish(RAW_HITS, hit.model_dump_json().encode())
-    stage = Transformer(rt)
-    while messages := rt.bus.pull(stage.subscription, 1000):
-        settle(rt.bus, stage.subscription, messages, stage.handle(messages))
+    while run_stage(rt, Transformer(rt), 1000):
+        pass
 
 
 def deliver_once(rt) -> int:
-    stage = Deliverer(rt)
-    messages = rt.bus.pull(stage.subscription, 1000)
-    settle(rt.bus, stage.subscription, messages, stage.handle(messages))
-    return len(messages)
+    return run_stage(rt, Deliverer(rt), 1000)
 
 
 def meta_outcomes(rt) -> list[tuple[str, str]]:

@@ -87,8 +87,8 @@ def env(tmp_path, monkeypatch):
             rt.close()
 
 
-def run_stage(rt, stage) -> int:
-    messages = rt.bus.pull(stage.subscription, 100)
+def run_stage(rt, stage, batch: int = 100) -> int:
+    messages = rt.bus.pull(stage.subscription, batch)
     settle(rt.bus, stage.subscription, messages, stage.handle(messages))
     return len(messages)
 

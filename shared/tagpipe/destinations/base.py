@@ -104,10 +104,10 @@ class HttpDestinationSettings(DestinationSettings):
     # re-sent batches). Our allowance, not a vendor figure: no vendor publishes a latency per event.
     timeout_per_event: float = Field(0.005, ge=0)
     max_timeout: float = Field(60.0, gt=0)  # the cap, whatever the batch size
+    default_phone_country: str | None = None  # ISO alpha-2 used when a phone number lacks a country code
 
     def request_timeout(self, events: int) -> float:
         return min(self.max_timeout, self.timeout + self.timeout_per_event * max(0, events - 1))
-    default_phone_country: str | None = None  # ISO alpha-2 used when a phone number lacks a country code
 
 
 class Destination:

@@ -131,9 +131,9 @@ class Deliverer:
             resent = claim.resent
             if claim.held:
                 for m, t in fresh:
-                    if key_of[t.event_uid] in claim.held:
-                        decisions[m.ack_id] = nack(claim.held[key_of[t.event_uid]])
-                fresh = [(m, t) for m, t in fresh if key_of[t.event_uid] not in claim.held]
+                    if (left := claim.held.get(key_of[t.event_uid])) is not None:
+                        decisions[m.ack_id] = nack(left)
+                fresh = [(m, t) for m, t in fresh if m.ack_id not in decisions]
         by_uid = {t.event_uid: (m, t) for m, t in fresh}
         if fresh:
             try:
