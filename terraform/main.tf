@@ -29,6 +29,7 @@ locals {
     "cloudscheduler.googleapis.com",
     "cloudfunctions.googleapis.com",
     "compute.googleapis.com",
+    "datamanager.googleapis.com", # a data_manager destination calls it with deliver's own service account
     "firestore.googleapis.com",
     "iam.googleapis.com",
     "logging.googleapis.com",

@@ -39,6 +39,7 @@ DEFAULT_CONSENT: dict[str, list[str]] = {
     "meta": ["ad_storage", "ad_user_data"],
     "tiktok": ["ad_storage", "ad_user_data"],
     "google_ads": ["ad_storage", "ad_user_data"],
+    "data_manager": ["ad_storage", "ad_user_data"],
     "ga4": ["analytics_storage"],
     "webhook": [],
     "log": [],

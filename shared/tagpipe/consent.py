@@ -35,7 +35,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from tagpipe.models import ClickIds, ClientContext, Event, UserData
 
 PURPOSES = ("ad_storage", "analytics_storage", "ad_user_data", "ad_personalization")
-AD_PLATFORMS = frozenset({"meta", "tiktok", "google_ads"})
+AD_PLATFORMS = frozenset({"meta", "tiktok", "google_ads", "data_manager"})
 _EPHEMERAL_NS = uuid.uuid5(uuid.NAMESPACE_URL, "https://github.com/tagpipe/tagpipe/cookieless")
 
 

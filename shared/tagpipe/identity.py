@@ -19,7 +19,9 @@ the browser will send on the next hit. Formats follow Meta's parameter builder (
 subdomainIndex is the number of labels of the cookie's domain minus one (`example.co.uk` -> 2, an IP
 or `localhost` -> 0) from the Public Suffix List shipped in the `publicsuffixlist` package (no
 download); the fbclid is kept byte for byte (decoded once); a new fbclid replaces an older `_fbc`
-with a new timestamp; 5-segment cookies (Meta's appendix) are accepted and kept as they are.
+with a new timestamp. The 5th segment (Meta's appendix) is written as the builder writes it: a cookie
+collect mints or replaces gets one, a valid 4-segment cookie gets the builder's "no change" appendix on
+its refresh, and a 5-segment cookie is kept as it is.
 
 Nothing is set, refreshed or minted for a purpose whose consent is not granted; an explicit denial
 also expires the cookies of that purpose (clear_on_denial).
@@ -58,7 +60,7 @@ class ClickIdCookies(BaseModel):
 
 
 DEFAULT_FORWARD_COOKIES = [
-    "_ga", "_ga_*", "_gcl_*", "_fbp", "_fbc", "_ttp", "ttclid", "_wbraid", "FPID", "FPLC",
+    "_ga", "_ga_*", "_gcl_*", "_fbp", "_fbc", "_fbi", "_ttp", "ttclid", "_wbraid", "FPID", "FPLC",
 ]  # fmt: skip
 
 
@@ -193,6 +195,37 @@ def subdomain_index(host: str, domain: str | None) -> int:
 _FB_APPENDIX_V1 = frozenset({"AQ", "Ag", "Aw", "BA", "BQ", "Bg"})  # Meta's legacy 2-char language tokens
 
 
+class FbAppendix(NamedTuple):
+    """The 5th segment Meta's parameter builder writes: base64url of (format, language, type, version)
+    bytes. net_new = a cookie it created, modified_new = one it replaced (a new fbclid), no_change = a
+    4-segment cookie it only tagged (capi_param_builder/param_builder.py _get_appendix, APPENDIX_*)."""
+
+    net_new: str
+    modified_new: str
+    no_change: str
+
+
+@lru_cache(maxsize=1)
+def fb_appendix() -> FbAppendix | None:
+    """The appendix strings of the installed capi-param-builder-python (Meta's reference: its version
+    bytes say which builder wrote the cookie), or None without it: cookies then stay 4-segment, which
+    Meta's builder and pixel also accept."""
+    try:
+        from capi_param_builder import ParamBuilder
+    except ImportError:
+        return None
+    builder = ParamBuilder()
+    return FbAppendix(builder.appendix_net_new, builder.appendix_modified_new, builder.appendix_no_change)
+
+
+def with_appendix(value: str, kind: str) -> str:
+    """`value` + '.' + the builder's appendix of `kind` (a field of FbAppendix), when it has 4 segments."""
+    appendix = fb_appendix()
+    if appendix is None or value.count(".") != 3:
+        return value
+    return f"{value}.{getattr(appendix, kind)}"
+
+
 def parse_fb_cookie(value: str | None) -> list[str] | None:
     """The segments of a valid _fbp/_fbc value (4, or 5 with Meta's appendix), else None."""
     if not value:
@@ -212,11 +245,11 @@ def parse_fb_cookie(value: str | None) -> list[str] | None:
 def make_fbp(index: int, now_ms: int, rand: int | None = None) -> str:
     if rand is None:
         rand = secrets.randbelow(2_147_483_648)  # Meta: randint(0, 2147483647)
-    return f"fb.{index}.{now_ms}.{rand}"
+    return with_appendix(f"fb.{index}.{now_ms}.{rand}", "net_new")
 
 
-def make_fbc(index: int, now_ms: int, fbclid: str) -> str:
-    return f"fb.{index}.{now_ms}.{fbclid}"
+def make_fbc(index: int, now_ms: int, fbclid: str, replaces: bool = False) -> str:
+    return with_appendix(f"fb.{index}.{now_ms}.{fbclid}", "modified_new" if replaces else "net_new")
 
 
 def make_gcl(now_s: int, click_id: str) -> str:
@@ -406,7 +439,8 @@ def plan_cookies(
     if cfg.fbp:
         current = cookies.get("_fbp")
         if parse_fb_cookie(current):
-            put("_fbp", current, ad_age, new=False)
+            tagged = with_appendix(current, "no_change") if cfg.refresh else current
+            put("_fbp", tagged, ad_age, new=tagged != current)
         else:
             put("_fbp", make_fbp(index, now_ms), ad_age, new=True)
 
@@ -417,9 +451,10 @@ def plan_cookies(
         if fbclid and "." in fbclid:
             fbclid = None  # cannot round-trip through the dot-separated format: not a real fbclid anyway
         if fbclid and (parts is None or parts[3] != fbclid):
-            put("_fbc", make_fbc(index, now_ms, fbclid), ad_age, new=True)
+            put("_fbc", make_fbc(index, now_ms, fbclid, replaces=parts is not None), ad_age, new=True)
         elif parts:
-            put("_fbc", current, ad_age, new=False)
+            tagged = with_appendix(current, "no_change") if cfg.refresh else current
+            put("_fbc", tagged, ad_age, new=tagged != current)
 
     if cfg.click_ids:
         for kind, name in (("gclid", names.gclid), ("gbraid", names.gbraid), ("wbraid", names.wbraid)):

@@ -52,6 +52,7 @@ def test_purchase_golden():
                     "city": "san francisco", "region": "ca", "postal_code": "94107", "country": "US",  # not hashed
                 }],
             },
+            "ip_override": "203.0.113.7",  # GA4 geolocates the visitor, not the server
         },
     }
     assert prepared.identifiers == ["client_id", "user_id", "em", "ph", "fn", "ln"]
@@ -223,3 +224,62 @@ def test_validation_server_finds_what_mp_collect_would_silently_drop(fakes: Fake
     result = results[0][1]
     assert result.per_event == {"bad:0": (Verdict.PERMANENT, "ga4:NAME_RESERVED", "events[1].params._reserved: NAME_RESERVED")}
     assert fakes.ga4.count == 1  # the validation server records nothing
+
+
+# --------------------------------------------------------------------------- geo and device
+GTAG_HIT = (
+    "v=2&tid=G-TEST123&cid=1234567.7654321&en=page_view&dl=https%3A%2F%2Fshop.example%2F&ul=de-de&sr=390x844"
+    "&uamb=1&uap=Android&uapv=14.0.0&uam=Pixel%208&uafvl=Not_A%2520Brand%3B8.0.0.0%7CChromium%3B140.0.7339.128"
+    "%7CGoogle%2520Chrome%3B140.0.7339.128&gcs=G111"
+)
+
+
+def test_a_gtag_hit_keeps_its_geo_and_device_at_ga4():
+    from tagpipe.models import RawHit
+    from tagpipe.parsing import parse_hit
+
+    raw = RawHit(source="gtag", method="GET", path="/g/collect", query=GTAG_HIT, client_ip="2a03:2880:f12f:83::25de",
+                 headers={"user-agent": "Mozilla/5.0 (Linux; Android 14)", "x-client-geo-country": "DE",
+                          "x-client-geo-region": "DE-BY", "x-client-geo-city": "Munich"})  # fmt: skip
+    [event] = parse_hit(raw)
+    request = ga4().prepare(event).payload[REQUEST_KEY]
+    assert request["ip_override"] == "2a03:2880:f12f:83::25de"
+    assert request["user_location"] == {"city": "Munich", "country_id": "DE", "region_id": "DE-BY"}
+    assert request["device"] == {
+        "category": "mobile", "language": "de-de", "screen_resolution": "390x844", "operating_system": "Android",
+        "operating_system_version": "14.0.0", "model": "Pixel 8", "browser": "Google Chrome",
+        "browser_version": "140.0.7339.128",
+    }  # fmt: skip
+    assert "device" not in ga4(send_client_context=False).prepare(event).payload[REQUEST_KEY]
+
+
+def test_an_mp_hit_forwards_the_geo_and_device_it_was_given():
+    from tagpipe.models import RawHit
+    from tagpipe.parsing import parse_hit
+
+    body = {
+        "client_id": "1.2", "ip_override": "157.240.22.35",
+        "user_location": {"city": "Mountain View", "region_id": "US-CA", "country_id": "US"},
+        "device": {"category": "desktop", "language": "en", "screen_resolution": "1280x2048",
+                   "operating_system": "MacOS", "operating_system_version": "14.4", "model": "MacBookPro"},
+        "events": [{"name": "sign_up", "params": {"engagement_time_msec": 10}}],
+    }  # fmt: skip
+    raw = RawHit(source="mp", path="/mp/collect", query="measurement_id=G-TEST123", body=json.dumps(body))
+    [event] = parse_hit(raw)
+    request = ga4().prepare(event).payload[REQUEST_KEY]
+    assert request["ip_override"] == body["ip_override"]
+    assert request["user_location"] == body["user_location"]
+    sent = request["device"]
+    assert {k: sent.get(k) for k in ("language", "screen_resolution", "operating_system", "operating_system_version",
+                                     "model")} == {k: v for k, v in body["device"].items() if k != "category"}
+
+
+def test_the_validation_server_fake_takes_the_geo_and_device_fields(fakes: FakeVendors, client, real_now):
+    event = make_event(timestamp=real_now - 5)
+    event.client = event.client.model_copy(update={"geo": {"country": "US", "region": "CA"}, "language": "en-us",
+                                                   "client_hints": {"mobile": "?0", "platform": "Windows"}})
+    dest = ga4(now=None, endpoint=fakes.url, validate_only=True, secrets=fakes.secrets("ga4"))
+    _, [(request, result)] = deliver(dest, [task_for(dest, event)], client)
+    assert result.verdict is Verdict.OK and not result.per_event, result
+    assert request.json["user_location"] == {"country_id": "US", "region_id": "US-CA"}
+    assert request.json["device"] == {"category": "desktop", "language": "en-us", "operating_system": "Windows"}

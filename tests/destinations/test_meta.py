@@ -41,7 +41,7 @@ def test_purchase_golden():
             "st": [sha("ca")],
             "zp": [sha("94107")],
             "country": [sha("us")],
-            "external_id": [sha("cust-42")],
+            "external_id": [sha("cust-42"), sha("user-42")],  # user_data.external_id, then the hit's user id
             "client_ip_address": "203.0.113.7",  # never hashed
             "client_user_agent": "Mozilla/5.0 (X11; Linux)",
             "fbc": "fb.1.1767225000000.AbCdEfGh",  # byte for byte
@@ -406,3 +406,49 @@ def test_an_unusable_second_email_is_dropped_with_a_note_and_the_first_kept():
     assert prepared.payload["user_data"]["em"] == [sha("jane.doe@example.com")]
     assert "dobd" not in prepared.payload["user_data"]
     assert {"meta:unusable_em", "meta:unusable_dobd"} <= set(prepared.notes)
+
+
+# --------------------------------------------------------------------------- settings: hashing, external_id
+def test_docs_style_hashing_is_a_destination_setting():
+    event = make_event()
+    event.user_data = event.user_data.model_copy(update={"gender": "Male", "date_of_birth": "1990-11-05"})
+    sdk_style = meta().prepare(event).payload["user_data"]
+    docs_style = meta(hashing="docs").prepare(event).payload["user_data"]
+    assert (sdk_style["ge"], sdk_style["db"]) == ([sha("male")], [sha("1990-11-05")])  # the SDK: lower+strip only
+    assert (docs_style["ge"], docs_style["db"]) == ([sha("m")], [sha("19901105")])  # Meta's page: f/m, YYYYMMDD
+    assert docs_style["em"] == sdk_style["em"]  # where the two agree they hash alike
+    with pytest.raises(ValueError):
+        MetaSettings(pixel_id="1", hashing="pixel")
+
+
+def test_the_hits_user_id_is_an_external_id_unless_turned_off():
+    event = make_event(user_data=make_event().user_data.model_copy(update={"external_id": None}))
+    assert meta().prepare(event).payload["user_data"]["external_id"] == [sha("user-42")]
+    assert "external_id" not in meta(external_id_from_user_id=False).prepare(event).payload["user_data"]
+
+
+def test_external_id_as_given_matches_the_sdk_when_hashing_is_off():
+    from facebook_business.adobjects.serverside.user_data import UserData as SdkUser
+
+    event = make_event()
+    ours = meta(hash_external_id=False).prepare(event).payload["user_data"]["external_id"]
+    theirs = SdkUser(external_ids=["cust-42", "user-42"]).normalize()["external_id"]
+    assert ours == ["cust-42", "user-42"] and sorted(theirs) == sorted(ours)
+    assert meta().prepare(event).payload["user_data"]["external_id"] == [sha("cust-42"), sha("user-42")]
+
+
+def test_a_gtag_hits_meta_only_user_data_reaches_meta_as_the_sdk_sends_it():
+    from facebook_business.adobjects.serverside.user_data import UserData as SdkUser
+
+    from tagpipe.models import RawHit
+    from tagpipe.parsing import parse_hit
+
+    query = ("v=2&tid=G-X&cid=1.2&en=generate_lead&dl=https%3A%2F%2Fshop.example%2Fcontact&ep.user_data.lead_id=5551"
+             "&ep.user_data.f5first=Jonathan&ep.user_data.fi=J&ep.user_data.dobm=3&ep.user_data.doby=1990"
+             "&ep.user_data.page_id=777&ep.user_data.subscription_id=sub-1")  # fmt: skip
+    [event] = parse_hit(RawHit(source="gtag", method="GET", path="/g/collect", query=query,
+                               headers={"user-agent": "Mozilla/5.0"}))  # fmt: skip
+    ours = meta().prepare(event).payload["user_data"]
+    theirs = SdkUser(lead_id="5551", f5first="Jonathan", fi="J", dobm="3", doby="1990", page_id="777",
+                     subscription_id="sub-1").normalize()  # fmt: skip
+    assert {k: ours.get(k) for k in theirs} == theirs

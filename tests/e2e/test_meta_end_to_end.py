@@ -66,8 +66,9 @@ def test_gtag_and_json_events_reach_meta_hashed_and_deduplicable(tmp_path, fakes
         assert purchase["custom_data"]["value"] == pytest.approx(129.90)
         assert purchase["custom_data"]["currency"].lower() == "eur"
         assert purchase["custom_data"]["contents"][0]["id"] == "SKU-1"
-        assert purchase["user_data"]["fbp"] == "fb.1.1700000000000.123456789"  # not hashed
-        assert purchase["user_data"]["fbc"].endswith(".IwAR0abcDEF")  # fbclid kept byte for byte
+        # not hashed; collect tagged the 4-segment cookie with Meta's parameter builder's appendix
+        assert purchase["user_data"]["fbp"].startswith("fb.1.1700000000000.123456789.")
+        assert purchase["user_data"]["fbc"].split(".")[3] == "IwAR0abcDEF"  # fbclid kept byte for byte
         assert lead["user_data"]["em"] == [sha("jane.doe@example.com")]
         assert lead["user_data"]["ph"] == [sha("16505551234")]
         assert isinstance(purchase["event_time"], int) and purchase["event_time"] < 10**11  # seconds

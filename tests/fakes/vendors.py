@@ -18,6 +18,7 @@ the vendor answers, records every event it accepted, and plays a fault script fo
 
 Paths: Meta  POST /{v}/{pixel}/events          GA4  POST /mp/collect, /debug/mp/collect
        Google Ads POST /token (OAuth), POST /v{N}/customers/{id}:uploadClickConversions
+       Data Manager POST /token (service-account JWT), POST /v1/events:ingest, GET /v1/requestStatus:retrieve
        TikTok POST /open_api/v1.3/event/track/  webhook POST /webhook (any path under it)
 
 The protocol rules are written here independently of shared/tagpipe/destinations (a second reading of VENDORS.md), so
@@ -183,6 +184,36 @@ class GoogleAdsState(VendorState):
             self.tokens = {t: 0.0 for t in self.tokens}
 
 
+class DataManagerState(VendorState):
+    """Data Manager: the service account it trusts (client_email -> PEM public key), the access tokens it
+    issued, and what its asynchronous processing will say per request id."""
+
+    def __init__(self) -> None:
+        super().__init__("data_manager")
+        self.service_accounts: dict[str, bytes] = {}
+        self.tokens: dict[str, float] = {}
+        self.token_requests = 0
+        self.fail_later: dict[str, str] = {}  # gclid / transactionId -> ProcessingErrorReason, seen in requestStatus
+        self.statuses: dict[str, list[dict[str, Any]]] = {}  # request id -> requestStatusPerDestination
+        self._serial = itertools.count(1)
+
+    def trust(self, client_email: str, public_key_pem: bytes) -> None:
+        with self.lock:
+            self.service_accounts[client_email] = public_key_pem
+
+    def mark_fails_later(self, value: str, reason: str = "PROCESSING_ERROR_REASON_DUPLICATE_GCLID") -> None:
+        with self.lock:
+            self.fail_later[value] = reason
+
+    def clear(self) -> None:
+        super().clear()
+        with self.lock:
+            self.tokens.clear()
+            self.fail_later.clear()
+            self.statuses.clear()
+            self.token_requests = 0
+
+
 class FakeVendors:
     def __init__(
         self,
@@ -208,6 +239,7 @@ class FakeVendors:
         self.meta = VendorState("meta")
         self.ga4 = VendorState("ga4")
         self.google_ads = GoogleAdsState()
+        self.data_manager = DataManagerState()
         self.tiktok = VendorState("tiktok")
         self.webhook = VendorState("webhook")
         self._server: ThreadingHTTPServer | None = None
@@ -252,7 +284,7 @@ class FakeVendors:
 
     @property
     def vendors(self) -> dict[str, VendorState]:
-        return {v.name: v for v in (self.meta, self.ga4, self.google_ads, self.tiktok, self.webhook)}
+        return {v.name: v for v in (self.meta, self.ga4, self.google_ads, self.data_manager, self.tiktok, self.webhook)}
 
     def secrets(self, vendor: str) -> dict[str, str]:
         """The secrets a destination needs to talk to this fake (what config would read from the env)."""
@@ -271,6 +303,8 @@ class FakeVendors:
 
     # ---- routing
     def route(self, method: str, path: str, query: dict[str, list[str]], headers: dict[str, str], body: bytes) -> tuple[VendorState | None, Callable[[], Answer]]:
+        if method == "GET" and path == "/v1/requestStatus:retrieve":
+            return self.data_manager, lambda: self._dm_status(query, headers)
         if method != "POST":
             return None, lambda: _json(405, {"error": "method not allowed"})
         if re.fullmatch(r"/(v\d+\.\d+)/(\d+)/events", path):
@@ -278,7 +312,11 @@ class FakeVendors:
         if path in ("/mp/collect", "/debug/mp/collect"):
             return self.ga4, lambda: self._ga4(path == "/debug/mp/collect", query, body)
         if path == "/token":
+            if b"jwt-bearer" in body:
+                return None, lambda: self._dm_token(body)
             return None, lambda: self._google_token(body)
+        if path == "/v1/events:ingest":
+            return self.data_manager, lambda: self._dm_ingest(headers, body)
         if m := re.fullmatch(r"/v(\d+)/customers/(\d+):uploadClickConversions", path):
             customer = m.group(2)
             return self.google_ads, lambda: self._google_ads(customer, headers, body)
@@ -469,6 +507,133 @@ class FakeVendors:
                 "@type": "type.googleapis.com/google.ads.googleads.v26.errors.GoogleAdsFailure",
                 "errors": errors, "requestId": "fake"}]}
         return _json(200, answer)
+
+    # ---- Google Data Manager API ([proto] googleapis google/ads/datamanager/v1, read independently of
+    # shared/tagpipe/destinations/data_manager.py)
+    def _dm_token(self, body: bytes) -> Answer:
+        """RFC 7523 JWT bearer grant as Google's token endpoint takes it from a service account: an RS256
+        JWT signed with the account's key, iss = client_email, aud = Google's token URI, a scope, at most an
+        hour long and unexpired."""
+        import base64
+
+        from cryptography.exceptions import InvalidSignature
+        from cryptography.hazmat.primitives import hashes, serialization
+        from cryptography.hazmat.primitives.asymmetric import padding
+
+        state = self.data_manager
+        with state.lock:
+            state.token_requests += 1
+        form = {k: v[0] for k, v in parse_qs(body.decode()).items()}
+        if form.get("grant_type") != "urn:ietf:params:oauth:grant-type:jwt-bearer":
+            return _json(400, {"error": "unsupported_grant_type"})
+
+        def b64(part: str) -> bytes:
+            return base64.urlsafe_b64decode(part + "=" * (-len(part) % 4))
+
+        try:
+            header_b64, claims_b64, signature_b64 = form.get("assertion", "").split(".")
+            header, claims = json.loads(b64(header_b64)), json.loads(b64(claims_b64))
+        except ValueError:
+            return _json(400, {"error": "invalid_grant", "error_description": "Invalid JWT."})
+        pem = state.service_accounts.get(claims.get("iss", ""))
+        if header.get("alg") != "RS256" or pem is None:
+            return _json(400, {"error": "invalid_grant", "error_description": "Invalid JWT Signature."})
+        try:
+            serialization.load_pem_public_key(pem).verify(
+                b64(signature_b64), f"{header_b64}.{claims_b64}".encode(), padding.PKCS1v15(), hashes.SHA256())
+        except InvalidSignature:
+            return _json(400, {"error": "invalid_grant", "error_description": "Invalid JWT Signature."})
+        now = self.clock()
+        # the audience is Google's token endpoint whatever URL the JWT is posted to (google-auth sets it so)
+        if (not (claims.get("iat", 0) - 300 <= now < claims.get("exp", 0) <= claims.get("iat", 0) + 3600)
+                or claims.get("aud") != "https://oauth2.googleapis.com/token"):
+            return _json(400, {"error": "invalid_grant", "error_description": "Invalid JWT: Token must be a short-lived token."})
+        if "https://www.googleapis.com/auth/datamanager" not in str(claims.get("scope", "")).split():
+            return _json(400, {"error": "invalid_scope"})
+        with state.lock:
+            token = f"fake-dm-access-{next(state._serial)}"
+            state.tokens[token] = now + 3599
+        return _json(200, {"access_token": token, "expires_in": 3599, "token_type": "Bearer"})
+
+    def _dm_error(self, http: int, status: str, reason: str, message: str, violations: list[dict] | None = None) -> Answer:
+        details: list[dict[str, Any]] = [{"@type": "type.googleapis.com/google.rpc.ErrorInfo", "reason": reason,
+                                          "domain": "datamanager.googleapis.com"}]  # fmt: skip
+        if violations:
+            details.append({"@type": "type.googleapis.com/google.rpc.BadRequest", "fieldViolations": violations})
+        return _json(http, {"error": {"code": http, "message": message, "status": status, "details": details}})
+
+    def _dm_authorised(self, headers: dict[str, str]) -> Answer | None:
+        state = self.data_manager
+        auth = headers.get("authorization", "")
+        with state.lock:
+            expiry = state.tokens.get(auth[7:]) if auth.startswith("Bearer ") else None
+        if state.token_rejected or expiry is None or expiry < self.clock():
+            state.refuse("token_invalid")
+            return _json(401, {"error": {"code": 401, "status": "UNAUTHENTICATED",
+                                         "message": "Request had invalid authentication credentials."}})  # fmt: skip
+        return None
+
+    def _dm_ingest(self, headers: dict[str, str], body: bytes) -> Answer:
+        state = self.data_manager
+        if refused := self._dm_authorised(headers):
+            return refused
+        try:
+            payload = json.loads(body)
+        except ValueError:
+            return self._dm_error(400, "INVALID_ARGUMENT", "INVALID_ARGUMENT", "Invalid JSON payload received.")
+        destinations, events = payload.get("destinations"), payload.get("events")
+        if not isinstance(destinations, list) or not destinations:
+            return self._dm_error(400, "INVALID_ARGUMENT", "REQUIRED_FIELD_MISSING", "destinations is required.")
+        if len(destinations) > 10:
+            return self._dm_error(400, "INVALID_ARGUMENT", "TOO_MANY_DESTINATIONS", "At most 10 destinations.")
+        refs = [d.get("reference") for d in destinations if isinstance(d, dict)]
+        if len(set(refs)) != len(refs):
+            return self._dm_error(400, "INVALID_ARGUMENT", "DUPLICATE_DESTINATION_REFERENCE", "Duplicate reference.")
+        for i, d in enumerate(destinations):
+            account = d.get("operatingAccount") if isinstance(d, dict) else None
+            if (not isinstance(account, dict) or not str(account.get("accountId", "")).isdigit()
+                    or account.get("accountType") not in ("GOOGLE_ADS", "GOOGLE_ANALYTICS_PROPERTY")
+                    or not str(d.get("productDestinationId", "")).isdigit()):  # fmt: skip
+                state.refuse("INVALID_DESTINATION", index=i)
+                return self._dm_error(400, "INVALID_ARGUMENT", "INVALID_DESTINATION", f"destinations[{i}] is invalid.")
+        if not isinstance(events, list) or not events:
+            return self._dm_error(400, "INVALID_ARGUMENT", "REQUIRED_FIELD_MISSING", "events is required.")
+        if len(events) > 2000:
+            return self._dm_error(400, "INVALID_ARGUMENT", "TOO_MANY_EVENTS", "Too many events.")
+        violations = []
+        for i, event in enumerate(events):
+            problem = _dm_event_problem(event, refs, payload.get("encoding"))
+            if problem:
+                field, reason = problem
+                violations.append({"field": f"events[{i}].{field}", "description": reason, "reason": reason})
+                state.refuse(reason, index=i)
+        if violations:  # fail fast: nothing of the request is taken
+            return self._dm_error(400, "INVALID_ARGUMENT", "INVALID_ARGUMENT", "Invalid events.", violations)
+        if payload.get("validateOnly") is True:
+            return _json(200, {})
+        with state.lock:
+            request_id = f"fake-request-{next(state._serial)}"
+            failed = Counter(state.fail_later[v] for e in events
+                             for v in ((e.get("adIdentifiers") or {}).get("gclid"), e.get("transactionId"))
+                             if v in state.fail_later)  # fmt: skip
+            state.statuses[request_id] = [{
+                "destination": d, "requestStatus": ("PARTIAL_SUCCESS" if failed else "SUCCESS"),
+                "eventsIngestionStatus": {"recordCount": str(len(events))},
+                **({"errorInfo": {"errorCounts": [{"recordCount": str(n), "reason": r} for r, n in failed.items()]}}
+                   if failed else {}),
+            } for d in destinations]  # fmt: skip
+        state.accept(events, request_id=request_id)
+        return _json(200, {"requestId": request_id})
+
+    def _dm_status(self, query: dict[str, list[str]], headers: dict[str, str]) -> Answer:
+        if refused := self._dm_authorised(headers):
+            return refused
+        request_id = (query.get("requestId") or [""])[0]
+        with self.data_manager.lock:
+            statuses = self.data_manager.statuses.get(request_id)
+        if statuses is None:
+            return self._dm_error(400, "INVALID_ARGUMENT", "INVALID_REQUEST_ID", "The request ID is not valid.")
+        return _json(200, {"requestStatusPerDestination": statuses})
 
     # ---- TikTok Events API 2.0
     def _tiktok(self, headers: dict[str, str], body: bytes) -> Answer:
@@ -708,6 +873,56 @@ def _google_row_problem(row: Any, customer: str) -> tuple[str, str] | None:
         return "fieldError", "INVALID_VALUE"
     if "currencyCode" in row and not re.fullmatch(r"[A-Z]{3}", str(row["currencyCode"])):
         return "conversionUploadError", "INVALID_CURRENCY_CODE"
+    return None
+
+
+DM_IDENTIFIER_KEYS = ("emailAddress", "phoneNumber", "address")
+RFC3339 = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,9})?(Z|[+-]\d{2}:\d{2})$")
+
+
+def _dm_event_problem(event: Any, refs: list[Any], encoding: Any) -> tuple[str, str] | None:
+    """(field, ErrorReason) of the first thing Data Manager's validation refuses in one event."""
+    if not isinstance(event, dict):
+        return "", "INVALID_EVENT"
+    if not isinstance(event.get("eventTimestamp"), str) or not RFC3339.match(event["eventTimestamp"]):
+        return "event_timestamp", "INVALID_FORMAT"
+    for ref in event.get("destinationReferences") or []:
+        if ref not in refs:
+            return "destination_references", "INVALID_DESTINATION"
+    ad = event.get("adIdentifiers") or {}
+    if sum(1 for k in ("gclid", "gbraid", "wbraid") if ad.get(k)) > 1:
+        return "ad_identifiers", "INVALID_ARGUMENT"
+    identifiers = (event.get("userData") or {}).get("userIdentifiers") or []
+    if identifiers and encoding != "HEX":
+        return "user_data", "INVALID_HEX_ENCODING" if encoding else "REQUIRED_FIELD_MISSING"
+    if len(identifiers) > 10:
+        return "user_data.user_identifiers", "TOO_MANY_USER_IDENTIFIERS"
+    for j, identifier in enumerate(identifiers):
+        present = [k for k in DM_IDENTIFIER_KEYS if k in (identifier or {})]
+        if len(present) != 1:
+            return f"user_data.user_identifiers[{j}]", "INVALID_ARGUMENT"
+        value = identifier[present[0]]
+        if present[0] == "address":
+            if not all(value.get(k) for k in ("givenName", "familyName", "regionCode", "postalCode")):
+                return f"user_data.user_identifiers[{j}].address", "REQUIRED_FIELD_MISSING"
+            if not (_hashed(value["givenName"]) and _hashed(value["familyName"])):
+                return f"user_data.user_identifiers[{j}].address", "INVALID_SHA256_FORMAT"
+            if not re.fullmatch(r"[A-Z]{2}", str(value["regionCode"])):
+                return f"user_data.user_identifiers[{j}].address.region_code", "INVALID_COUNTRY_CODE"
+        elif not _hashed(value):
+            return f"user_data.user_identifiers[{j}]", "INVALID_SHA256_FORMAT"
+    if not identifiers and not any(ad.get(k) for k in ("gclid", "gbraid", "wbraid")):
+        return "", "NO_IDENTIFIERS_PROVIDED"
+    if "currency" in event and not re.fullmatch(r"[A-Z]{3}", str(event["currency"])):
+        return "currency", "INVALID_CURRENCY_CODE"
+    value = event.get("conversionValue")
+    if value is not None and (isinstance(value, bool) or not isinstance(value, int | float)):
+        return "conversion_value", "INVALID_NUMBER_FORMAT"
+    for key in ("adUserData", "adPersonalization"):
+        if key in (event.get("consent") or {}) and event["consent"][key] not in ("CONSENT_GRANTED", "CONSENT_DENIED"):
+            return f"consent.{key}", "INVALID_ENUM_VALUE"
+    if event.get("eventSource", "WEB") not in ("WEB", "APP", "IN_STORE", "PHONE", "OTHER"):
+        return "event_source", "INVALID_ENUM_VALUE"
     return None
 
 

@@ -11,6 +11,7 @@ from tagpipe.identity import (
     IdentityConfig,
     cookie_domain_for,
     enrich_event,
+    fb_appendix,
     forward_cookies,
     gcl_value,
     hit_consent,
@@ -30,7 +31,8 @@ NOW = 1_767_225_600.5  # 2026-01-01T00:00:00.5Z
 NOW_MS = 1_767_225_600_500
 GRANTED = Consent(ad_storage=True, analytics_storage=True)
 CFG = IdentityConfig()
-FBP_RE = re.compile(r"^fb\.(\d)\.(\d{13})\.(\d+)$")
+FBP_RE = re.compile(r"^fb\.(\d)\.(\d{13})\.(\d+)\.([A-Za-z0-9_-]{8})$")  # with the builder's appendix
+APPENDIX = fb_appendix()  # the installed capi-param-builder's (facebook-business depends on it)
 
 
 def plan(cookies=None, consent=GRANTED, host="collect.shop.example.co.uk", page_url=None, cfg=CFG, **kw):
@@ -149,6 +151,72 @@ def test_existing_fbp_is_kept_byte_for_byte_and_refreshed():
     assert c.value == existing and c.max_age == 90 * 86_400  # the refresh: a fresh lifetime
 
 
+def test_a_four_segment_cookie_gets_the_builders_no_change_appendix_on_refresh():
+    for name in ("_fbp", "_fbc"):
+        existing = "fb.1.1657051589577.1088522659"
+        p = plan({name: existing})
+        assert p.values[name] == f"{existing}.{APPENDIX.no_change}"
+        assert by_name(p)[name].value == p.values[name]
+
+
+# Case by case against Meta's capi-param-builder-python (its ParamBuilder.process_request on the same
+# request): the cookie values collect writes equal the builder's but for the creation time and fbp's
+# random part, and each side accepts what the other wrote.
+BUILDER_CASES = [
+    # (cookies the browser sends, page URL, referer)
+    ({}, "https://shop.example.co.uk/", None),
+    ({}, "https://shop.example.co.uk/p?fbclid=IwAR_New-1", None),
+    ({}, "https://shop.example.co.uk/", "https://shop.example.co.uk/l?fbclid=FromReferer"),
+    ({"_fbp": "fb.2.1700000000000.123", "_fbc": "fb.2.1700000000000.OldClick"}, "https://shop.example.co.uk/", None),
+    ({"_fbc": "fb.2.1700000000000.OldClick"}, "https://shop.example.co.uk/?fbclid=OldClick", None),
+    ({"_fbc": "fb.2.1700000000000.OldClick.AQEAAQMB"}, "https://shop.example.co.uk/?fbclid=NewClick", None),
+    ({"_fbp": "fb.2.1700000000000.123.Ag", "_fbc": "fb.2.1700000000000.Old.Ag"}, "https://shop.example.co.uk/", None),
+    ({"_fbp": "fb.2.1700000000000.123.XY"}, "https://shop.example.co.uk/", None),  # a bad appendix: replaced
+    ({"_fbp": "fb.2.1"}, "https://shop.example.co.uk/", None),  # fewer than 4 segments: replaced
+]
+
+
+def _shape(value: str | None) -> list[str] | None:
+    """A cookie value with the parts that differ run to run (creation time; fbp's random) blanked."""
+    if value is None:
+        return None
+    parts = value.split(".")
+    parts[2] = "<ms>" if len(parts[2]) == 13 else parts[2]
+    return parts
+
+
+@pytest.mark.parametrize("cookies, page_url, referer", BUILDER_CASES)
+def test_cookies_as_metas_parameter_builder_writes_them(cookies, page_url, referer):
+    from urllib.parse import parse_qs, urlsplit
+
+    from capi_param_builder import ParamBuilder
+
+    builder = ParamBuilder(["example.co.uk"])
+    builder.process_request("collect.shop.example.co.uk", parse_qs(urlsplit(page_url).query), dict(cookies), referer)
+    ours = plan(cookies, page_url=page_url, referer=referer).values
+    for name, theirs in (("_fbp", builder.get_fbp()), ("_fbc", builder.get_fbc())):
+        mine, expected = _shape(ours.get(name)), _shape(theirs)
+        if name == "_fbp" and mine and expected and cookies.get("_fbp") != theirs:
+            mine[3] = expected[3] = "<random>"  # both minted a new one
+        assert mine == expected, (name, ours.get(name), theirs)
+
+
+@pytest.mark.parametrize("cookies, page_url, referer", BUILDER_CASES)
+def test_each_side_keeps_what_the_other_wrote(cookies, page_url, referer):
+    from urllib.parse import parse_qs, urlsplit
+
+    from capi_param_builder import ParamBuilder
+
+    ours = plan(cookies, page_url=page_url, referer=referer).values
+    builder = ParamBuilder(["example.co.uk"])  # the next request, carrying our cookies: theirs keeps them
+    builder.process_request("collect.shop.example.co.uk", {}, {k: ours[k] for k in ("_fbp", "_fbc") if k in ours})
+    assert (builder.get_fbp(), builder.get_fbc()) == (ours.get("_fbp"), ours.get("_fbc"))
+    written = ParamBuilder(["example.co.uk"])  # and ours keeps the builder's
+    written.process_request("collect.shop.example.co.uk", parse_qs(urlsplit(page_url).query), dict(cookies), referer)
+    theirs = {k: v for k, v in (("_fbp", written.get_fbp()), ("_fbc", written.get_fbc())) if v}
+    assert {k: plan(theirs).values.get(k) for k in theirs} == theirs
+
+
 def test_invalid_fbp_is_replaced():
     p = plan({"_fbp": "fb.1.garbage"})
     assert FBP_RE.match(p.values["_fbp"]) and "_fbp" in p.minted
@@ -167,7 +235,7 @@ def test_no_refresh_keeps_values_but_sends_nothing_for_them():
 def test_fbc_from_fbclid_keeps_it_byte_for_byte():
     fbclid = "IwAR2F4-Dbp_Kx9QeLr0aBcDeFgHiJkLmN"
     p = plan(page_url=f"https://shop.example.co.uk/p?utm_source=fb&fbclid={fbclid}&x=1")
-    assert p.values["_fbc"] == f"fb.2.{NOW_MS}.{fbclid}"
+    assert p.values["_fbc"] == f"fb.2.{NOW_MS}.{fbclid}.{APPENDIX.net_new}"
     assert "_fbc" in p.minted and not by_name(p)["_fbc"].http_only
 
 
@@ -193,14 +261,14 @@ def test_new_fbclid_replaces_an_older_fbc_and_the_same_one_keeps_it():
     same = plan({"_fbc": old}, page_url="https://shop.example.co.uk/?fbclid=OLDclick")
     assert same.values["_fbc"] == old and "_fbc" not in same.minted
     new = plan({"_fbc": old}, page_url="https://shop.example.co.uk/?fbclid=NEWclick")
-    assert new.values["_fbc"] == f"fb.2.{NOW_MS}.NEWclick" and "_fbc" in new.minted
+    assert new.values["_fbc"] == f"fb.2.{NOW_MS}.NEWclick.{APPENDIX.modified_new}" and "_fbc" in new.minted
     kept = plan({"_fbc": old}, page_url="https://shop.example.co.uk/cart")
     assert kept.values["_fbc"] == old and by_name(kept)["_fbc"].max_age == 90 * 86_400
 
 
 def test_fbclid_from_the_referer_when_the_page_url_has_none():
     p = plan(page_url="https://shop.example.co.uk/", referer="https://shop.example.co.uk/landing?fbclid=RefClick")
-    assert p.values["_fbc"].endswith(".RefClick")
+    assert p.values["_fbc"].split(".")[3] == "RefClick"
 
 
 def test_a_dotted_fbclid_cannot_be_stored_in_metas_format():

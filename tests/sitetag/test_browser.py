@@ -89,8 +89,8 @@ def test_purchase_arrives_with_the_pages_event_id_and_cookies_are_set(context, s
     assert {"_fpcid", "_fbp", "_fbc"} <= set(cookies), cookies
     assert cookies["_fpcid"]["httpOnly"] and not cookies["_fbp"]["httpOnly"]
     assert cookies["_fpcid"]["sameSite"] == "Lax" and cookies["_fpcid"]["secure"]
-    assert cookies["_fbc"]["value"].endswith("." + FBCLID) and cookies["_fbc"]["value"].startswith("fb.0.")
-    assert re.fullmatch(r"fb\.0\.\d{13}\.\d+", cookies["_fbp"]["value"])
+    assert cookies["_fbc"]["value"].split(".")[3] == FBCLID and cookies["_fbc"]["value"].startswith("fb.0.")
+    assert re.fullmatch(r"fb\.0\.\d{13}\.\d+\.[A-Za-z0-9_-]{8}", cookies["_fbp"]["value"])  # with the builder's appendix
 
     # the very first hit (the page view) already carried the minted ids, and so did the purchase
     view = wait_until(lambda: event_with_id(stack, page_view_id), 15, what="the page view")

@@ -15,6 +15,7 @@ REGISTRY: dict[str, str] = {
     "meta": "tagpipe.destinations.meta:MetaCapi",
     "ga4": "tagpipe.destinations.ga4:Ga4MeasurementProtocol",
     "google_ads": "tagpipe.destinations.google_ads:GoogleAds",
+    "data_manager": "tagpipe.destinations.data_manager:DataManager",
     "tiktok": "tagpipe.destinations.tiktok:TikTokEvents",
     "webhook": "tagpipe.destinations.webhook:Webhook",
 }

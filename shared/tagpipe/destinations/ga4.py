@@ -1,7 +1,7 @@
 """GA4 Measurement Protocol: canonical events -> /mp/collect (one request = one user).
 
     POST {endpoint}/mp/collect?measurement_id=G-..&api_secret=..          (validate mode: /debug/mp/collect)
-    {"client_id", "user_id"?, "user_properties"?, "consent"?, "user_data"?,
+    {"client_id", "user_id"?, "user_properties"?, "consent"?, "user_data"?, "ip_override"?, "user_location"?, "device"?,
      "events": [{"name", "params", "timestamp_micros"}, ...]}
 
 Vendor facts (VENDORS.md §2, [doc] developers.google.com/analytics/devguides/collection/protocol/ga4/
@@ -37,6 +37,7 @@ from urllib.parse import urlencode, urlsplit
 import httpx
 from pydantic import Field
 
+from tagpipe.consent import geo_region
 from tagpipe.destinations.base import (
     REQUEST_KEY,
     Batch,
@@ -56,6 +57,77 @@ from tagpipe.destinations.base import (
 from tagpipe.errors import ConfigError, InvalidInput
 from tagpipe.hashing import google_hash, google_plain
 from tagpipe.models import DeliveryTask, Event, Item
+
+# --------------------------------------------------------------------------- geo and device (data)
+# Request-level fields of the MP reference ([doc] developers.google.com/analytics/devguides/collection/
+# protocol/ga4/reference, "user_location", "ip_override", "device"): without them GA4 geolocates a
+# server-sent event by the server's address and reports no device.
+#   ip_override   the client's IP ("used to derive geographic information")
+#   user_location city, region_id (ISO 3166-2, "US-CA"), country_id (ISO 3166-1 alpha-2)
+#   device        category, language, screen_resolution ("1280x2048"), operating_system,
+#                 operating_system_version, model, browser, browser_version
+# From the hit's user-agent client hints (gtag uamb/uap/uapv/uam/uafvl, MP device.*): category "mobile" /
+# "desktop" from the mobile hint ([unverified] that GA4 wants exactly these words; "tablet" is never sent,
+# the hints cannot tell it).
+DEVICE_FROM_HINTS = (("operating_system", "platform"), ("operating_system_version", "platform_version"),
+                     ("model", "model"))  # fmt: skip
+_MOBILE_HINT = {"1": "mobile", "?1": "mobile", "true": "mobile", "0": "desktop", "?0": "desktop", "false": "desktop"}
+_GREASE_BRANDS = ("not", "chromium")  # "Not-A.Brand" GREASE entries; Chromium when a real brand is listed
+
+
+_HEADER_BRAND = re.compile(r'"([^"]+)";\s*v="([^"]+)"')
+
+
+def browser_from_hints(full_version_list: str | None) -> tuple[str, str] | None:
+    """(browser, version) from the full version list, in Sec-CH-UA-Full-Version-List form ('"Google
+    Chrome";v="140.0.7339.128", "Chromium";v="140...", "Not_A Brand";v="8.0.0.0"', what the parsers keep)
+    or gtag's raw uafvl ('Google%20Chrome;140.0.7339.128|...'): the first brand that is neither GREASE
+    nor Chromium, else Chromium."""
+    if not full_version_list:
+        return None
+    brands = _HEADER_BRAND.findall(full_version_list)
+    if not brands:
+        for entry in full_version_list.split("|"):
+            brand, _, version = entry.partition(";")
+            if brand.strip() and version.strip():
+                brands.append((brand.strip().replace("%20", " "), version.strip()))
+    for brand, version in brands:
+        if not brand.lower().startswith(_GREASE_BRANDS):
+            return brand, version
+    return next(((b, v) for b, v in brands if b.lower() == "chromium"), None)
+
+
+def client_context(event: Event) -> dict[str, Any]:
+    """ip_override, user_location and device of one event, as far as the hit knew them."""
+    client = event.client
+    out: dict[str, Any] = {}
+    if client.ip:
+        out["ip_override"] = client.ip
+    country, region = geo_region(client.geo)
+    location = {}
+    if client.geo.get("city"):
+        location["city"] = client.geo["city"]
+    if country:
+        location["country_id"] = country
+        if region:
+            location["region_id"] = f"{country}-{region}"
+    if location:
+        out["user_location"] = location
+    hints = client.client_hints
+    device: dict[str, Any] = {}
+    if category := _MOBILE_HINT.get(str(hints.get("mobile", "")).lower()):
+        device["category"] = category
+    if client.language:
+        device["language"] = client.language
+    if client.screen_resolution:
+        device["screen_resolution"] = client.screen_resolution
+    device.update({key: hints[hint] for key, hint in DEVICE_FROM_HINTS if hints.get(hint)})
+    if browser := browser_from_hints(hints.get("full_version_list")):
+        device["browser"], device["browser_version"] = browser
+    if device:
+        out["device"] = device
+    return out
+
 
 # --------------------------------------------------------------------------- limits (data, [doc] above)
 MAX_EVENTS_PER_REQUEST = 25
@@ -130,6 +202,9 @@ class Ga4Settings(HttpDestinationSettings):
     validate_only: bool = False  # send to /debug/mp/collect: nothing is recorded, violations come back
     event_map: dict[str, str] = Field(default_factory=dict)  # rename events (GA4 names pass through)
     send_user_data: bool = True  # user-provided data (hashed), only when ad_user_data is not denied
+    send_client_context: bool = Field(
+        True, description="ip_override, user_location and device, so server-sent events keep geo and device"
+    )
 
 
 class Ga4MeasurementProtocol(Destination):
@@ -180,6 +255,9 @@ class Ga4MeasurementProtocol(Destination):
                 if user_data:
                     request["user_data"] = user_data
                     identifiers += keys
+
+        if self.settings.send_client_context:
+            request.update(client_context(event))
 
         payload = {
             "name": name,

@@ -7,9 +7,12 @@ Vendor facts (VENDORS.md §1; sources cited there and beside each table below):
 - event_time is Unix *seconds*; one event older than 7 days fails the *whole* request ([doc] server-event
   parameters page), so build_requests re-checks the window at send time and takes such events out.
 - Website events need event_source_url, client_user_agent and action_source ([doc] same page).
-- em ph fn ln ge db ct st zp country external_id are normalised + hashed by tagpipe.hashing.meta_hash
-  (SDK-exact, facebook-business 26.0.3) and sent as arrays; client_ip_address, client_user_agent, fbc, fbp
-  are never hashed ([doc] customer-information parameters).
+- em ph fn ln ge db ct st zp country external_id (and f5first f5last fi dobd dobm doby, single strings) are
+  normalised + hashed by tagpipe.hashing.meta_hash (SDK-exact, facebook-business 26.0.3; `hashing = "docs"`:
+  meta_hash_doc) and sent as arrays; client_ip_address, client_user_agent, fbc, fbp, lead_id,
+  subscription_id, fb_login_id, page_id, ctwa_clid are never hashed ([doc] customer-information parameters).
+  external_id also carries the hit's user id (external_id_from_user_id) and is hashed unless
+  hash_external_id = false (Meta recommends hashing; the SDK sends it as given).
 - At most 1,000 events per request ([unverified] Meta "Batch requests"; every integration uses it).
 - Dedup with the browser pixel is event_name + event_id, so names are case-exact (mappings/meta.toml).
 """
@@ -18,7 +21,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import urlencode
 
 import httpx
@@ -45,7 +48,7 @@ from tagpipe.destinations.base import (
     split_request,
 )
 from tagpipe.errors import ConfigError, InvalidInput
-from tagpipe.hashing import dedup, meta_hash
+from tagpipe.hashing import dedup, meta_hash, meta_hash_doc
 from tagpipe.models import DeliveryTask, Event, Item
 
 MAX_AGE_SECONDS = 7 * 24 * 3600  # [doc] "If any event_time in data is greater than 7 days in the past ..."
@@ -155,6 +158,20 @@ class MetaSettings(HttpDestinationSettings):
     event_map: dict[str, str] = Field(default_factory=dict)  # GA4 name -> Meta name, over mappings/meta.toml
     send_unmapped: bool = False  # send names absent from the map unchanged (as custom events)
     partner_agent: str = "tagpipe"
+    hashing: Literal["sdk", "docs"] = Field(
+        "sdk",
+        description='"sdk": normalised byte for byte as facebook-business 26.0.3 does; "docs": as Meta\'s '
+        "customer-information page and its parameter builder / pixel do (gender f/m, dates YYYYMMDD, state and "
+        "country names to codes): pick the one your pixel's advanced matching agrees with (docs/destinations.md)",
+    )
+    external_id_from_user_id: bool = Field(
+        True, description="send the hit's user id (gtag uid, the JSON API's user_id) as external_id too"
+    )
+    hash_external_id: bool = Field(
+        True,
+        description="SHA-256 external_id as Meta recommends and its pixel does; false sends it as given (the SDK's "
+        "way): the pixel and CAPI must send the same form or the ids do not match",
+    )
     ldu_region: str | None = Field(
         None,
         pattern=r"^[A-Z]{2}(-[A-Z0-9]{1,3})?$",
@@ -243,18 +260,23 @@ class MetaCapi(Destination):
             "em": [user.email, *user.other_emails], "ph": [user.phone, *user.other_phones],
             "fn": [address.first_name], "ln": [address.last_name], "ge": [user.gender], "db": [user.date_of_birth],
             "ct": [address.city], "st": [address.region], "zp": [address.postal_code], "country": [address.country],
-            "external_id": [user.external_id],
+            "external_id": [user.external_id, event.client.user_id if self.settings.external_id_from_user_id else None],
             "f5first": [user.first_name_prefix], "f5last": [user.last_name_prefix], "fi": [user.first_initial],
             "dobd": [user.birth_day], "dobm": [user.birth_month], "doby": [user.birth_year],
         }  # fmt: skip
         out: dict[str, Any] = {}
+        hash_field = meta_hash_doc if self.settings.hashing == "docs" else meta_hash
         for key in HASHED_KEYS:
             hashes = []
             for value in raw[key]:
                 if value is None or value == "":
                     continue
+                if key == "external_id" and not self.settings.hash_external_id:
+                    if value.strip():
+                        hashes.append(value.strip())  # as given, trimmed: the SDK's way
+                    continue
                 try:
-                    hashed = meta_hash(key, value, default_country=self.settings.default_phone_country)
+                    hashed = hash_field(key, value, default_country=self.settings.default_phone_country)
                 except (TypeError, ValueError):
                     notes.append(f"meta:invalid_{key}")  # the SDK raises on these; Meta would refuse the event
                     continue

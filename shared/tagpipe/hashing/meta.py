@@ -1,6 +1,6 @@
 """Meta Conversions API user_data: normalisation and hashing.
 
-Two styles, chosen per destination by config:
+Two styles, chosen per destination by config (`[destinations.<id>] hashing = "sdk" | "docs"`, MetaSettings):
 
   SDK-style (default) `meta_normalize` / `meta_hash`
       Byte-for-byte what facebook-business 26.0.3 does (facebook_business/adobjects/serverside/normalize.py
@@ -39,7 +39,8 @@ Where the SDK and the docs disagree (VENDORS.md §1.3 and §6.11; [sdk] = normal
   country  keep a-z; must be ISO alpha-2 ('UK', 'USA' -> None)  names, alpha-3, 'UK' -> alpha-2
   external_id  sent unhashed                                    "hashing recommended"
 
-external_id policy (both styles): hashed, like Meta's docs recommend and like TikTok; normalised the way
+external_id policy (both styles): hashed, like Meta's docs recommend and like TikTok (a destination with
+`hash_external_id = false` sends it as given instead, the SDK's way, for a pixel that does the same); normalised the way
 Meta's pixel / Parameter Builder does it (getNormalizedExternalID: lower case, all whitespace removed) so the
 server hash equals the hash the browser pixel sends for the same `external_id`. Only a 64-hex value counts as
 already hashed here, not a 32-hex one: a 32-hex external_id is usually a raw UUID (uuid4().hex), which the

@@ -15,7 +15,8 @@ import re
 from tagpipe import reasons
 
 VENDOR_NAMES = {
-    "meta": "Meta", "ga4": "GA4", "google_ads": "Google Ads", "tiktok": "TikTok", "webhook": "Webhook",
+    "meta": "Meta", "ga4": "GA4", "google_ads": "Google Ads",
+    "data_manager": "Google Data Manager", "tiktok": "TikTok", "webhook": "Webhook",
     "log": "Dry run",
 }
 

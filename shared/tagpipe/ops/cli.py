@@ -83,6 +83,34 @@ def cmd_stats(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_request_status(args: argparse.Namespace) -> int:
+    """Google Data Manager's asynchronous verdicts: processing errors (duplicate gclid, consent, too old)
+    come after the 200 that made the events 'delivered'."""
+    import httpx
+
+    from tagpipe.runtime import Runtime
+    from tagpipe.storage.sqlite import SqliteStore
+
+    config = _load(args.config)
+    store = SqliteStore(config.storage.dir)
+    runtime = Runtime(config, bus=None, store=store)  # type: ignore[arg-type]
+    destination = runtime.destinations.get(args.destination)
+    if destination is None or not hasattr(destination, "request_status"):
+        print(f"request-status: {args.destination} is not a data_manager destination in the config", file=sys.stderr)
+        return 2
+    ids = list(args.request_id)
+    if not ids:  # the latest requests the local store recorded for it
+        rows = store.query("SELECT detail, MAX(at) FROM outcomes WHERE destination = ? AND outcome = 'delivered' "
+                           "AND detail LIKE 'request_id %' GROUP BY detail ORDER BY 2 DESC", (args.destination,))
+        ids = list(dict.fromkeys(detail.split()[1] for detail, _ in rows))[: args.recent]
+    with httpx.Client() as client:
+        statuses = [destination.request_status(client, request_id) for request_id in ids]
+    print(json.dumps(statuses, indent=2))
+    failed = any(s.get("error") or any(d.get("requestStatus") in ("FAILED", "PARTIAL_SUCCESS")
+                                       for d in s.get("requestStatusPerDestination", [])) for s in statuses)  # fmt: skip
+    return 1 if failed else 0
+
+
 def _when(value: str | None, default: float) -> float:
     """A time bound: unix seconds, an ISO date/time, or a relative '24h' / '7d' / '30m' ago."""
     import time
@@ -231,6 +259,11 @@ def main(argv: list[str] | None = None) -> int:
     er.add_argument("--no-expand", action="store_true",
                     help="only the given identifier, not the client/user ids seen with it")
     er.set_defaults(func=cmd_erase)
+    status = sub.add_parser("request-status", help="Google Data Manager: the processing result of ingested requests")
+    status.add_argument("destination", help="a data_manager destination id")
+    status.add_argument("request_id", nargs="*", help="request ids (default: the latest ones the local store recorded)")
+    status.add_argument("--recent", type=int, default=10, help="how many of the latest to check without ids")
+    status.set_defaults(func=cmd_request_status)
     purge = sub.add_parser("purge", help="delete local records older than N days ([privacy] retention_days)")
     purge.add_argument("--days", type=int)
     purge.set_defaults(func=cmd_purge)

@@ -15,6 +15,8 @@ event_uid / event_id.
 
 from __future__ import annotations
 
+import re
+
 from tagpipe.errors import InvalidInput
 from tagpipe.models import Event, RawHit
 
@@ -34,6 +36,7 @@ from ._common import (
 
 __all__ = [
     "parse_hit",
+    "TEST_EVENT_CODE_HEADER",
     "validate_hit",
     "EventSketch",
     "event_id_for",
@@ -48,7 +51,33 @@ __all__ = [
 ]
 
 
+# A hit's Test Events code for Meta / TikTok set by a request header, so a developer tests a live page
+# (a browser extension or curl adds it) without changing the site's tags. An event's own test_event_code
+# param wins. Meta's codes look like TEST12345; the check only keeps the header to a token.
+TEST_EVENT_CODE_HEADER = "x-tagpipe-test-event-code"
+_TEST_CODE = re.compile(r"[A-Za-z0-9_-]{1,64}")
+
+
+def header_test_event_code(raw: RawHit) -> str | None:
+    code = raw.headers.get(TEST_EVENT_CODE_HEADER)
+    if code is None:
+        return None
+    if not _TEST_CODE.fullmatch(code):
+        raise InvalidInput("invalid_field", f"header {TEST_EVENT_CODE_HEADER} must be 1-64 letters, digits, '_' or '-'")
+    return code
+
+
 def parse_hit(raw: RawHit, *, now: float | None = None) -> list[Event]:
+    events = _parse(raw, now)
+    code = header_test_event_code(raw)
+    if code:
+        for event in events:
+            if event.test_event_code is None:
+                event.test_event_code = code
+    return events
+
+
+def _parse(raw: RawHit, now: float | None) -> list[Event]:
     """The canonical events of one hit, in order. Raises InvalidInput for bad input.
 
     `now` is only the reference for refusing timestamps too far in the future; it defaults to
@@ -70,6 +99,7 @@ def validate_hit(raw: RawHit) -> list[EventSketch]:
     """parse_hit's verdict on a hit (the same InvalidInput for the same bad input, so a hit this
     accepts parses in transform) and, per event, what collect needs: the page URL, consent, the client
     id and, for the JSON API and MP, the event id. No source builds Event models here."""
+    header_test_event_code(raw)
     source = raw.source
     if source == "gtag":
         return gtag.validate(raw)

@@ -11,6 +11,7 @@ import ipaddress
 import math
 import uuid
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Any, NamedTuple
 from urllib.parse import unquote
 
@@ -220,6 +221,58 @@ def check_ip(path: str, value: str) -> str:
     return value
 
 
+# Meta capi-param-builder nodejs/src/ParamBuilder.js _isPrivateIPv4 / _isPrivateIPv6: the ranges it never
+# sends as client_ip_address (unspecified added: 0.0.0.0 and :: name no client). Not ipaddress.is_global,
+# which also drops the documentation and shared (CGNAT) ranges Meta's builder keeps.
+_NOT_CLIENT_NETS = tuple(
+    ipaddress.ip_network(n)
+    for n in ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "127.0.0.0/8", "169.254.0.0/16", "0.0.0.0/32",
+              "::1/128", "fe80::/10", "fc00::/7", "::/128")
+)  # fmt: skip
+
+
+@lru_cache(maxsize=4096)  # the same visitors' addresses hit after hit
+def _public_ip(value: str) -> tuple[int, str] | None:
+    """(IP version, compressed form) of a public address, else None."""
+    try:
+        ip = ipaddress.ip_address(value.strip().strip("[]"))
+    except ValueError:
+        return None
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped:
+        ip = ip.ipv4_mapped
+    if any(ip in net for net in _NOT_CLIENT_NETS if net.version == ip.version):
+        return None
+    return ip.version, str(ip)
+
+
+def fbi_cookie_ip(value: str | None) -> str | None:
+    """The address in Meta's `_fbi` cookie (written by the client-side parameter builder, ideally with the
+    visitor's IPv6): '<ip>.<appendix>', the appendix a 2-char language token or 8 characters
+    (ParamBuilder.js _removeLanguageToken)."""
+    if not value:
+        return None
+    head, dot, tail = value.rpartition(".")
+    if dot and (tail in ("AQ", "Ag", "Aw", "BA", "BQ", "Bg") or len(tail) == 8):
+        return head
+    return value
+
+
+def best_client_ip(*candidates: str | None) -> str | None:
+    """The client address vendors get: the first public IPv6 of `candidates`, else the first public
+    IPv4, never a private, loopback or link-local one (Meta ParamBuilder.js _getClientIp: "IPv6 over
+    IPv4, public over private, cookie-sourced IPs over request-sourced IPs"; a private address matches
+    nobody). Returned in its compressed form."""
+    fallback = None
+    for candidate in candidates:
+        ip = _public_ip(candidate) if candidate else None
+        if ip is None:
+            continue
+        if ip[0] == 6:
+            return ip[1]
+        fallback = fallback or ip[1]
+    return fallback
+
+
 def check_timestamp(path: str, ts: float, now: float) -> float:
     if not math.isfinite(ts) or ts < MIN_TIMESTAMP or ts > now + MAX_FUTURE_SKEW_SECONDS:
         raise fail(
@@ -380,7 +433,7 @@ class HitContext:
         headers = raw.headers
         cookies = raw.cookies
         check_request_text(raw)
-        self.ip = raw.client_ip or None
+        self.ip = best_client_ip(fbi_cookie_ip(cookies.get("_fbi")) if cookies else None, raw.client_ip)
         self.user_agent = headers.get("user-agent") or None
         self.geo = geo_from_headers(headers) if headers else {}
         self.cookie_ids = cookie_click_ids(cookies) if cookies else {}

@@ -131,7 +131,13 @@ USER_DATA_KEYS = {
     "gender": "gender",
     "date_of_birth": "date_of_birth",
     "external_id": "external_id",
-}
+    # Meta-only keys, under Meta's names and ours (the JSON API's): ids sent as given, partial name/birth
+    # date keys hashed as Meta's SDK does (destinations/meta.py)
+    **{key: key for key in ("lead_id", "subscription_id", "fb_login_id", "page_id", "first_name_prefix",
+                            "last_name_prefix", "first_initial", "birth_day", "birth_month", "birth_year")},
+    "f5first": "first_name_prefix", "f5last": "last_name_prefix", "fi": "first_initial",
+    "dobd": "birth_day", "dobm": "birth_month", "doby": "birth_year",
+}  # fmt: skip
 # em=tv.1~<key>.<value>: hashed keys and the plain ones (index 0 of the address only)
 EM_KEYS = {
     "em": ("email", True),

@@ -33,7 +33,7 @@ from tagpipe.errors import InvalidInput, StoreUnavailable
 from tagpipe.identity import CookieFilter, hit_consent, identity_config, plan_cookies, referenced_cookies
 from tagpipe.models import FailedEvent, Outcome, OutcomeKind, RawHit
 from tagpipe.monitoring.logs import register_secrets
-from tagpipe.parsing import EventSketch, validate_hit
+from tagpipe.parsing import TEST_EVENT_CODE_HEADER, EventSketch, validate_hit
 from tagpipe.pipeline.outcomes import settle_outcomes
 from tagpipe.privacy import mask_secret_params, privacy_config, scrub_text
 from tagpipe.runtime import Runtime, get_runtime
@@ -46,7 +46,7 @@ KEPT_HEADERS = (
     "sec-ch-ua", "sec-ch-ua-mobile", "sec-ch-ua-platform", "sec-ch-ua-full-version-list",
     "x-client-geo-country", "x-client-geo-region", "x-client-geo-city",
     "x-appengine-country", "x-appengine-region", "x-appengine-city", "cf-ipcountry",
-    "sec-fetch-site", "sec-fetch-mode",
+    "sec-fetch-site", "sec-fetch-mode", TEST_EVENT_CODE_HEADER,
 )
 
 
@@ -170,7 +170,7 @@ class Collector:
             return Response(status_code=204, headers={
                 **cors,
                 "access-control-allow-methods": ", ".join(sorted(methods | {"OPTIONS"})),
-                "access-control-allow-headers": f"content-type, {self.server.debug_header}",
+                "access-control-allow-headers": f"content-type, {self.server.debug_header}, {TEST_EVENT_CODE_HEADER}",
                 "access-control-max-age": "86400",
             })
         browser = path in self.browser_paths

@@ -30,6 +30,8 @@ def _check_event_name(dest_type: str, name: str) -> str:
     """An error message if the destination type would refuse this vendor event name, else ""."""
     if dest_type == "google_ads" and not _CONVERSION_ACTION.match(name):
         return "for google_ads, event_name is the conversion action: customers/<customer id>/conversionActions/<id>"
+    if dest_type == "data_manager" and not name.isdigit():
+        return "for data_manager, event_name is the conversion action id (digits)"
     if dest_type == "ga4":
         try:
             from tagpipe.destinations.ga4 import event_name_problem
@@ -42,6 +44,7 @@ def _check_event_name(dest_type: str, name: str) -> str:
 
 # destination types whose prepare() sends no custom params: a tag's params there change nothing (a warning)
 PARAMS_NOT_SENT = {"google_ads": "Google Ads conversions carry no custom params",
+                   "data_manager": "Data Manager conversions carry no custom params",
                    "tiktok": "TikTok properties are mapped from ecommerce fields only",
                    "log": "the dry-run log shows name, id, value and currency only"}  # fmt: skip
 
