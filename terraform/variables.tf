@@ -199,6 +199,7 @@ variable "alerting" {
     match_keys_max_drop            = optional(number, 0.25)
     match_keys_min_events          = optional(number, 50)
     match_keys_min_baseline_share  = optional(number, 0.05)
+    match_quality_max_drop_points  = optional(number, 1.5)
     auto_close_hours               = optional(number, 24)
     log_alert_rate_limit_minutes   = optional(number, 60)
   })
@@ -210,7 +211,8 @@ variable "alerting" {
     delivery_error_rate / delivery_min_events = delivery_failure_rate; collect_error_rate /
     collect_min_hits = collect_error_rate; traffic_silence_minutes, traffic_window_minutes,
     traffic_min_share_of_last_week, traffic_min_baseline_hits = traffic_drop; match_keys_* =
-    match_keys_drop (max_drop is relative: 80% -> 60% is 0.25); oldest_unacked_age_seconds = backlog_age.
+    match_keys_drop (max_drop is relative: 80% -> 60% is 0.25); match_quality_max_drop_points =
+    match_quality_drop (it shares the match_keys window, baseline and minimum events); oldest_unacked_age_seconds = backlog_age.
     auto_close_hours closes incidents whose data stopped; log_alert_rate_limit_minutes spaces the
     notifications of the log-based "credentials refused" policy (Cloud Monitoring's floor is 5).
   EOT

@@ -500,6 +500,8 @@ class FakeVendors:
             else:
                 results.append({k: row[k] for k in ("gclid", "gbraid", "wbraid", "conversionAction", "conversionDateTime") if k in row})
                 accepted.append(row)
+        if payload.get("validateOnly") is True:  # validated, not uploaded: results are empty ([doc] validate_only)
+            results, accepted = [{} for _ in results], []
         state.accept(accepted)
         answer: dict[str, Any] = {"results": results, "jobId": "1"}
         if errors:

@@ -233,6 +233,25 @@ def test_match_keys_drop_against_the_seven_day_baseline(store, tmp_path, clock):
     assert ("browser ID (fbp)", "100% (usually 100%)") not in a.facts  # fbp did not drop
 
 
+def test_estimated_match_quality_drop_per_event_name(store, tmp_path, clock):
+    from tagpipe.monitoring.config import MatchQualityRule
+
+    for d in range(1, 7):  # a week of purchases with email, phone, fbp, fbc, ip_ua: 3+2+0.9+1.2+0.9 = 8.0
+        add(store, "meta", "delivered", clock.t - d * 86400, 60, identifiers=["em", "ph", "fbp", "fbc", "ip_ua"])
+        add(store, "meta", "delivered", clock.t - d * 86400, 60, event="page_view", identifiers=["fbp", "ip_ua"])
+    # the checkout stopped passing email and phone: 3.0 of 10 now; page views unchanged
+    add(store, "meta", "delivered", clock.t - 600, 80, identifiers=["fbp", "fbc", "ip_ua"])
+    add(store, "meta", "delivered", clock.t - 600, 80, event="page_view", identifiers=["fbp", "ip_ua"])
+    add(store, "ga4", "delivered", clock.t - 600, 80, identifiers=["client_id"])  # no score for GA4
+    rec = Recorder()
+    ev = evaluator(store, tmp_path, clock, [MatchQualityRule()], [rec])
+    ev.evaluate()
+    [alert] = rec.sent
+    assert alert.subject == "meta/purchase"
+    assert alert.title == "Meta: estimated match quality of purchase fell to 3.0 (was 8.0)"
+    assert "not the vendor's score" in alert.summary and ("Usual", "8.0 / 10") in alert.facts
+
+
 def test_removed_rule_drops_its_state(store, tmp_path, clock):
     add(store, "meta", "dead_lettered", clock.t - 60, 30, "meta:190")
     rec = Recorder()
@@ -279,7 +298,7 @@ def test_config_from_a_monitoring_file(tmp_path, monkeypatch):
     rules = {r.rule_id: r for r in cfg.effective_rules()}
     assert rules["delivery_failure_rate"].max_failure_percent == 2  # overrides the default of the same id
     assert rules["meta_match"].keys == ["em", "ph"] and "match_keys_drop" in rules  # added beside the default
-    assert len(rules) == 7
+    assert len(rules) == 8  # the 7 defaults and meta_match
 
 
 @pytest.mark.parametrize("table, key", [

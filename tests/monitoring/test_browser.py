@@ -190,6 +190,10 @@ def test_overview_numbers_and_charts(site, page, tmp_path):
     assert meta.locator("[data-field='failure_rate']").inner_text().startswith("8.3% failed · usual ")
     assert meta.locator("[data-key='em'] [data-field='share']").inner_text() == "100%"
     assert meta.locator("[data-key='ph'] [data-field='share']").inner_text() == "50%"
+    # the estimate: em + fbp = 3.9 of 10, with ph 5.9; half the purchases each (and a few traced ones)
+    score = float(meta.locator("[data-field='emq'] tr[data-event='purchase'] [data-field='score']").inner_text())
+    assert 4.5 <= score <= 5.3, score
+    assert page.locator("[data-dest='ga4'] [data-field='emq']").count() == 0  # no score where it means nothing
     reason = page.locator("#reasons [data-reason='meta:190']")
     assert "the access token expired" in reason.inner_text()
     assert reason.locator("[data-field='count']").inner_text() == "91"
@@ -247,3 +251,76 @@ def test_debug_view_traces_each_stage_without_pii(site, page, tmp_path):
     meta = page.locator("[data-hit] tr[data-destination='meta']")
     assert "dead-lettered" in meta.inner_text() and "meta:190" in meta.inner_text() and "HTTP 400" in meta.inner_text()
     assert_no_pii(page.content())
+
+
+def test_find_an_event_by_its_order_id_or_client_id(site, page, tmp_path):
+    page.goto(site + "/#debug")
+    page.wait_for_selector("#lookup-q")
+    page.fill("#lookup-q", "order-1002")
+    page.press("#lookup-q", "Enter")
+    page.wait_for_selector("[data-hit] tr[data-destination='meta']")
+    assert page.url.endswith("#lookup/order-1002")
+    meta = page.locator("[data-hit] tr[data-destination='meta']")
+    assert "dead-lettered" in meta.inner_text() and "attempt 1 ·" in meta.inner_text()
+    assert "meta:190" in page.locator("[data-failure]").first.inner_text()  # the dead letter is on record too
+    page.fill("#lookup-q", "555.666")  # the gtag hit's client id
+    page.press("#lookup-q", "Enter")
+    page.wait_for_function("document.querySelector('#trace h2').innerText.includes('555.666')")
+    assert page.locator("[data-hit]").count() == 1 and "page_view" in page.locator("[data-hit]").inner_text()
+    page.screenshot(path=str(tmp_path / "lookup.png"), full_page=True)
+    assert coloured_pixels((tmp_path / "lookup.png").read_bytes()) > 500  # the badges are drawn
+    page.fill("#lookup-q", "no-such-order")
+    page.press("#lookup-q", "Enter")
+    page.wait_for_selector("text=Nothing on record for this id.")
+    assert_no_pii(page.content())
+
+
+def test_test_a_destination_from_the_dashboard(browser, tmp_path):
+    from tagpipe.config import Config
+    from tagpipe.runtime import Runtime
+    from tagpipe.storage.sqlite import SqliteStore
+
+    with FakeVendors() as fakes:
+        config = Config(storage={"dir": str(tmp_path / "data")}, destinations={
+            "meta": {"type": "meta", "pixel_id": "123456789012345", "endpoint": fakes.url},
+            "ga4": {"type": "ga4", "measurement_id": "G-TEST123", "endpoint": fakes.url}})  # fmt: skip
+        env = {"META_ACCESS_TOKEN": fakes.meta_token, "GA4_API_SECRET": "not-the-secret"}
+        rt = Runtime(config, bus=None, store=SqliteStore(config.storage.dir), secrets_from=env)  # type: ignore[arg-type]
+        from tagpipe.ops.test_send import send_test_event
+
+        app = create_dashboard_app(rt, token="", test_sender=send_test_event)
+        server = DashboardServer(app, "127.0.0.1", free_port(), token_set=False)
+        assert server.start()
+        context = browser.new_context(viewport={"width": 1440, "height": 900})
+        page = context.new_page()
+        try:
+            page.goto(f"http://127.0.0.1:{server.port}/#debug")
+            page.wait_for_selector("#tester:not([hidden]) option[value='meta']", state="attached")
+            page.select_option("#test-dest", "meta")
+            page.fill("#test-code", "TEST777")
+            page.click("#test-send button")
+            page.wait_for_selector("#test-result")
+            result = page.locator("#test-result")
+            assert result.get_attribute("data-ok") == "1" and "accepted" in result.inner_text()
+            assert "test event code TEST777" in result.inner_text()
+            assert fakes.meta.count == 1
+            page.screenshot(path=str(tmp_path / "test-send.png"), full_page=True)
+
+            page.select_option("#test-dest", "ga4")
+            page.click("#test-send button")
+            page.wait_for_selector("#test-result >> text=validation only")
+            assert page.locator("#test-result").get_attribute("data-ok") == "1" and fakes.ga4.count == 0
+
+            fakes.meta.reject_token()  # the token was revoked in Business Manager
+            fakes.meta.expect_refusal("token")
+            page.select_option("#test-dest", "meta")
+            page.click("#test-send button")
+            page.wait_for_selector("#test-result[data-ok='0']")
+            assert "the access token expired" in page.locator("#test-result").inner_text()
+            assert fakes.meta_token not in page.content() and "not-the-secret" not in page.content()
+            # a page elsewhere cannot make the dashboard send: no custom header, no send
+            r = page.request.post(f"http://127.0.0.1:{server.port}/api/test-send/meta", data="{}")
+            assert r.status == 400 and fakes.meta.count == 1
+        finally:
+            context.close()
+            server.close()

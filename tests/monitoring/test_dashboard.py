@@ -16,7 +16,15 @@ from tagpipe.monitoring.dashboard import create_dashboard_app
 from tagpipe.monitoring.redact import body_for_display, for_display, raw_hit_for_display
 from tests.fakes.vendors import FakeVendors
 from tests.monitoring.conftest import NOW, Clock
-from tests.monitoring.scenario import PII_EMAIL, PII_PHONE, PII_PHONE_DIGITS, add, add_hits, traced_pipeline
+from tests.monitoring.scenario import (
+    PII_EMAIL,
+    PII_PHONE,
+    PII_PHONE_DIGITS,
+    PIXEL,
+    add,
+    add_hits,
+    traced_pipeline,
+)
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore")
@@ -142,6 +150,53 @@ def test_debug_api_traces_a_real_hit_without_pii(tmp_path, monkeypatch):
     assert sent["response"]["status"] == 200 and sent["verdict"] == "ok"
     assert [e["event_id"] for e in sent["request"]["body"]["data"]] == ["order-77"]  # the batch's other event hidden
     assert c.get("/api/debug/unknown").json() == {"token": "unknown", "hits": []}
+
+
+def test_lookup_finds_any_hit_by_its_ids_traced_or_not(tmp_path, monkeypatch):
+    hits = [{"path": "/events", "headers": {"user-agent": "Mozilla/5.0"},
+             "json": {"event_name": "purchase", "event_id": "evt-501", "transaction_id": "T-501", "client_id": "77.88",
+                      "value": 10, "currency": "EUR", "page_location": "https://shop.example/thanks",
+                      "user_data": {"email": PII_EMAIL}}},
+            {"path": "/events", "json": {"event_name": "purchase", "value": "ten"}}]  # refused at collect
+    with FakeVendors() as fakes:
+        rt = traced_pipeline(tmp_path, fakes, monkeypatch, hits)
+    c = local_client(create_dashboard_app(store=rt.store, destination_types={"meta": "meta", "dry_run": "log"},
+                                        state_dir=tmp_path, token=""))
+    found = {q: c.get("/api/lookup", params={"q": q}).json()["hits"] for q in ("evt-501", "T-501", "77.88")}
+    (hit,) = found["evt-501"]
+    assert found["T-501"] == found["77.88"] == [hit]  # the order id and the client id name the same hit
+    assert c.get("/api/lookup", params={"q": hit["hit_id"]}).json()["hits"] == [hit]
+    assert hit["traced"] is False and hit["deliveries"] == []  # no debug token: no request bodies kept
+    meta = next(d for d in hit["events"][0]["destinations"] if d["destination"] == "meta")
+    assert meta["outcome"]["outcome"] == "delivered" and "em" in meta["outcome"]["identifiers"]
+    assert meta["outcome"]["at"] >= hit["received_at"]
+    pii_free(json.dumps(found))
+
+    refused = rt.store.query("SELECT hit_id FROM failed_events WHERE stage = 'collect'")
+    (refused_hit,) = c.get("/api/lookup", params={"q": refused[0][0]}).json()["hits"]
+    assert refused_hit["events"] == [] and refused_hit["failures"][0]["stage"] == "collect"
+    assert c.get("/api/lookup", params={"q": "nothing-like-it"}).json()["hits"] == []
+
+
+def test_tagpipe_trace_prints_each_stage_and_destination(tmp_path, monkeypatch, capsys):
+    from tagpipe.ops.cli import main
+
+    hits = [{"path": "/events", "headers": {"x-tagpipe-debug": "t1", "user-agent": "Mozilla/5.0"},
+             "json": {"event_name": "purchase", "event_id": "evt-601", "transaction_id": "T-601",
+                      "page_location": "https://shop.example/thanks", "user_data": {"email": PII_EMAIL}}}]
+    with FakeVendors() as fakes:
+        traced_pipeline(tmp_path, fakes, monkeypatch, hits)
+    config = tmp_path / "tagpipe.toml"
+    config.write_text(f'[storage]\ndir = "{tmp_path / "data"}"\n\n[destinations.meta]\ntype = "meta"\n'
+                      f'pixel_id = "{PIXEL}"\n\n[destinations.dry_run]\ntype = "log"\n')
+    assert main(["--config", str(config), "trace", "T-601"]) == 0
+    out = capsys.readouterr().out
+    assert "event purchase  event_id evt-601" in out
+    meta_line = next(line for line in out.splitlines() if line.strip().startswith("Meta"))
+    assert "delivered" in meta_line and "match keys em" in meta_line
+    assert "attempt 1 " in out and "-> 200 (ok)" in out and "access_token=***" in out
+    assert PII_EMAIL not in out and fakes.meta_token not in out
+    assert main(["--config", str(config), "trace", "unknown-id"]) == 1
 
 
 def test_debug_api_shows_the_vendor_refusal(tmp_path, monkeypatch):

@@ -367,7 +367,7 @@ def promql_queries(render: dict) -> dict[str, str]:
 def test_rendered_promql_names_the_metrics_the_module_creates(render):
     queries = promql_queries(render)
     assert set(queries) == {"delivery_error_rate", "dead_lettered_events", "traffic_drop", "collect_error_rate",
-                            "match_keys_drop"}
+                            "match_keys_drop", "match_quality_drop"}
     metrics = {"logging_googleapis_com:user_tagpipe_delivery_outcomes_sum",  # google_logging_metric.outcomes
                "logging_googleapis_com:user_tagpipe_match_keys_sum",  # google_logging_metric.match_keys
                "run_googleapis_com:request_count"}

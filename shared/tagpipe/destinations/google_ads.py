@@ -226,6 +226,7 @@ class GoogleAdsSettings(HttpDestinationSettings):
     conversion_actions: dict[str, str] = Field(default_factory=dict)
     time_zone: str = "UTC"  # the Ads account's time zone (Account settings), used for conversionDateTime
     send_user_identifiers: bool = True
+    validate_only: bool = Field(False, description="Google validates the upload and records nothing (set-up, tests)")
 
     @field_validator("customer_id", "login_customer_id")
     @classmethod
@@ -337,6 +338,8 @@ class GoogleAds(Destination):
         batch = Batch()
         for part in chunks(tasks, self.max_batch):
             body = {"conversions": [t.payload for t in part], "partialFailure": True}
+            if s.validate_only:
+                body["validateOnly"] = True  # [doc] UploadClickConversionsRequest.validate_only
             batch.requests.append(VendorRequest("POST", url, [t.event_uid for t in part], headers=headers, json=body))
         return batch
 

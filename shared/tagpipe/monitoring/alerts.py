@@ -36,6 +36,7 @@ from tagpipe.monitoring.config import (
     DeadLetterRule,
     DeliveryFailureRateRule,
     MatchKeysRule,
+    MatchQualityRule,
     TrafficDropRule,
 )
 from tagpipe.monitoring.metrics import DAY, WEEK, Metrics, Reason
@@ -340,6 +341,36 @@ def eval_match_keys_drop(rule: MatchKeysRule, ctx: Context) -> list[Finding]:
     return out
 
 
+def eval_match_quality_drop(rule: MatchQualityRule, ctx: Context) -> list[Finding]:
+    window = rule.window_minutes * 60
+    since, now = ctx.now - window, ctx.now
+    cur = ctx.metrics.match_quality(since, now, ctx.destination_types)
+    base = ctx.metrics.match_quality(since - rule.baseline_days * DAY, since, ctx.destination_types)
+    out = []
+    for dest, name in sorted(set(cur) | set(base)):
+        if rule.destination and dest != rule.destination:
+            continue
+        subject = f"{dest}/{name}"
+        (n, score), (bn, was) = cur.get((dest, name), (0, 0.0)), base.get((dest, name), (0, 0.0))
+        label = ctx.label(dest)
+        if n < rule.min_events or bn < rule.min_events:
+            out.append(Finding(rule.rule_id, subject, "unknown"))
+        elif was - score > rule.max_drop_points:
+            days = lang.duration(rule.baseline_days * DAY)
+            title = f"{label}: estimated match quality of {name} fell to {score:.1f} (was {was:.1f})"
+            summary = (f"{label}: {name} events carry fewer match keys than over the previous {days}, so the "
+                       f"estimated match quality fell from {was:.1f} to {score:.1f} of 10 (tagpipe's estimate from "
+                       "the keys sent, not the vendor's score). Check that the site still passes customer data, "
+                       "click ids and cookies.")
+            facts = [("Destination", label), ("Event", name), ("Estimated now", f"{score:.1f} / 10"),
+                     ("Usual", f"{was:.1f} / 10"), ("Delivered", f"{lang.count(n)} in {lang.window_phrase(window)}")]
+            out.append(Finding(rule.rule_id, subject, "firing", ctx.alert(rule, subject, title, summary, facts)))
+        else:
+            out.append(Finding(rule.rule_id, subject, "ok",
+                               ok_text=f"{label}: estimated match quality of {name} is back to {score:.1f}."))
+    return out
+
+
 def _key_name(key: str) -> str:
     """'email (em)'; 'click ID (fbc)' already names its key."""
     name = lang.identifier_name(key)
@@ -353,6 +384,7 @@ EVALUATORS: dict[str, Callable[[Any, Context], list[Finding]]] = {
     "backlog_age": eval_backlog_age,
     "collect_error_rate": eval_collect_error_rate,
     "match_keys_drop": eval_match_keys_drop,
+    "match_quality_drop": eval_match_quality_drop,
 }
 
 

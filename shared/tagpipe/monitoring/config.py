@@ -101,17 +101,30 @@ class MatchKeysRule(_Rule):
     min_baseline_percent: float = Field(5, ge=0, le=100, description="ignore keys rarer than this in the baseline")
 
 
+class MatchQualityRule(_Rule):
+    """tagpipe's estimated match quality (0-10, monitoring/match_quality.py) per destination and event name,
+    against the baseline days before: a drop means the site stopped passing a key."""
+
+    type: Literal["match_quality_drop"] = "match_quality_drop"
+    destination: str | None = None
+    window_minutes: float = Field(60, gt=0)
+    baseline_days: float = Field(7, gt=0)
+    max_drop_points: float = Field(1.5, gt=0, le=10, description="6.2 -> 4.5 is a drop of 1.7 points")
+    min_events: int = Field(50, ge=1)
+
+
 Rule = Annotated[
-    DeliveryFailureRateRule | DeadLetterRule | TrafficDropRule | BacklogAgeRule | CollectErrorRateRule | MatchKeysRule,
+    DeliveryFailureRateRule | DeadLetterRule | TrafficDropRule | BacklogAgeRule | CollectErrorRateRule | MatchKeysRule
+    | MatchQualityRule,
     Field(discriminator="type"),
 ]
 RULE_TYPES = ("delivery_failure_rate", "dead_letters", "traffic_drop", "backlog_age", "collect_error_rate",
-              "match_keys_drop")
+              "match_keys_drop", "match_quality_drop")
 
 
 def default_rules() -> list[Any]:
     return [DeliveryFailureRateRule(), DeadLetterRule(), TrafficDropRule(), BacklogAgeRule(),
-            CollectErrorRateRule(), MatchKeysRule()]
+            CollectErrorRateRule(), MatchKeysRule(), MatchQualityRule()]
 
 
 # --------------------------------------------------------------------------- delivery of alerts

@@ -6,6 +6,8 @@
     GET /api/alerts                 alerts firing now (the evaluator's state)
     GET /api/debug/tokens           recent debug tokens
     GET /api/debug/{token}          every traced hit of a token, stage by stage
+    GET /api/lookup?q=<id>          any hit by hit id, event_id, transaction / order id or client id
+    POST /api/test-send/{dest}      one sample event in the vendor's test mode (tagpipe.ops.test_send)
     GET /healthz
 
 Nothing served here carries PII: every document passes through tagpipe.monitoring.redact.
@@ -77,7 +79,8 @@ class DashboardData:
         since = until - n * bucket
         m = Metrics(self.store, now)
         stats = m.dest_stats(since, until)
-        base_stats, base_hits, base_ids = self._baseline(m, window, since)
+        base_stats, base_hits, base_ids, base_emq = self._baseline(m, window, since)
+        emq = m.match_quality(since, until, self.destination_types)
         per_minute = 60.0 / bucket
 
         series: dict[str, list[float]] = {k: [0] * n for k in ("hits", "events", *KINDS)}
@@ -107,11 +110,15 @@ class DashboardData:
                 quality.append({"key": key, "label": lang.identifier_name(key),
                                 "share": round(keys.get(key, 0) / total, 4) if total else None,
                                 "baseline": round(bkeys.get(key, 0) / btotal, 4) if btotal else None})
+            estimate = [{"event_name": name, "events": n, "score": score,
+                         "baseline": base_emq[(d, name)][1] if (d, name) in base_emq else None}
+                        for (d, name), (n, score) in sorted(emq.items()) if d == dest]
             destinations.append({
                 "id": dest, "label": self.label(dest), "type": self.destination_types.get(dest, ""),
                 **s.as_dict(),
                 "baseline_failure_rate": round(b.failure_rate, 4) if b and b.final else None,
                 "match_quality": quality,
+                "match_quality_estimate": estimate,  # tagpipe's 0-10 estimate (monitoring/match_quality.py)
             })
 
         reasons = [{"destination": r.destination, "label": self.label(r.destination), "outcome": r.outcome,
@@ -159,7 +166,8 @@ class DashboardData:
         cached = self._baselines.get(window)
         if cached is None or cached[0] != key:
             cached = (key, (m.dest_stats(since - WEEK, since), m.hits(since - WEEK, since),
-                            m.identifier_shares(since - WEEK, since)))
+                            m.identifier_shares(since - WEEK, since),
+                            m.match_quality(since - WEEK, since, self.destination_types)))
             self._baselines[window] = cached
         return cached[1]
 
@@ -187,10 +195,20 @@ class DashboardData:
                 for t, n, first, last in self.store.debug_tokens(limit)]
 
     def debug_detail(self, token: str) -> dict[str, Any]:
-        data = self.store.debug_trace(token)
+        return {"token": token, "hits": self.hits_view(self.store.debug_trace(token))}
+
+    def lookup(self, key: str) -> dict[str, Any]:
+        """Any hit, traced or not, by hit id, event_id, transaction / order id or client id: its stages and,
+        per event and destination, what was sent and how it ended (request bodies only for traced hits)."""
+        key = key.strip()[:200]
+        hit_ids = self.store.find_hits(key) if key else []
+        return {"query": key, "hits": self.hits_view(self.store.hit_records(hit_ids))}
+
+    def hits_view(self, data: dict[str, list[tuple]]) -> list[dict[str, Any]]:
         hits: dict[str, dict[str, Any]] = {}
         for (hit_id,) in data["hit_ids"]:
-            hits[hit_id] = {"hit_id": hit_id, "received_at": None, "raw": None, "events": [], "deliveries": []}
+            hits[hit_id] = {"hit_id": hit_id, "received_at": None, "raw": None, "events": [], "deliveries": [],
+                            "traced": False, "failures": []}
         for hit_id, received_at, doc in data["raw_hits"]:
             hits[hit_id]["received_at"] = received_at
             hits[hit_id]["raw"] = raw_hit_for_display(json.loads(doc))
@@ -211,7 +229,9 @@ class DashboardData:
             return ev["destinations"].setdefault(dest, {"destination": dest, "label": self.label(dest),
                                                         "task": None, "outcome": None})
 
+        attempts: dict[tuple[str, str], int] = {}
         for hit_id, stage, at, doc in data["traces"]:
+            hits[hit_id]["traced"] = True
             trace = json.loads(doc)
             if stage == "transform":
                 for task in trace.get("tasks", []):
@@ -223,8 +243,9 @@ class DashboardData:
                 dest = trace.get("destination", "")
                 request = trace.get("request") or {}
                 response = trace.get("response") or {}
+                attempts[(hit_id, dest)] = attempt = attempts.get((hit_id, dest), 0) + 1
                 hits[hit_id]["deliveries"].append({
-                    "destination": dest, "label": self.label(dest), "at": at,
+                    "destination": dest, "label": self.label(dest), "at": at, "attempt": attempt,
                     "verdict": trace.get("verdict"), "reason": trace.get("reason"),
                     "request": {"method": request.get("method"), "url": mask_secret_params(str(request.get("url", ""))),
                                 "body": only_events(for_display(request.get("body")), event_ids.get(hit_id, set()))},
@@ -239,12 +260,16 @@ class DashboardData:
             if entry is not None:
                 entry["outcome"] = record
             elif hit_id in hits:
-                hits[hit_id].setdefault("hit_outcomes", []).append({"destination": dest, **record})
+                label = "the whole hit" if dest == HIT_LEVEL else self.label(dest)
+                hits[hit_id].setdefault("hit_outcomes", []).append({"destination": dest, "label": label, **record})
+        for hit_id, stage, dest, code, message, at in data.get("failed", []):
+            hits[hit_id]["failures"].append({"stage": stage, "destination": dest, "reason": code, "at": at,
+                                             "text": lang.explain_reason(code, message, self.label(dest or "")),
+                                             "detail": scrub_string(message or "")[:300]})
         for hit in hits.values():
             for ev in hit["events"]:
                 ev["destinations"] = sorted(ev["destinations"].values(), key=lambda d: d["destination"])
-        ordered = sorted(hits.values(), key=lambda h: -(h["received_at"] or 0))
-        return {"token": token, "hits": ordered}
+        return sorted(hits.values(), key=lambda h: -(h["received_at"] or 0))
 
 # --------------------------------------------------------------------------- the app
 
@@ -268,8 +293,11 @@ button{font:inherit;padding:8px 14px;margin-left:6px;background:#3056d3;color:#f
 def create_dashboard_app(runtime: Any = None, *, store: Any = None, bus: Any = None,
                          monitoring: MonitoringConfig | None = None, destination_types: dict[str, str] | None = None,
                          state_dir: str | Path | None = None, token: str | None = None,
-                         clock: Callable[[], float] = time.time) -> Starlette:
-    """The dashboard for a Runtime (or for an explicit store/bus, as tests do)."""
+                         clock: Callable[[], float] = time.time, test_sender: Callable[..., dict] | None = None,
+                         ) -> Starlette:
+    """The dashboard for a Runtime (or for an explicit store/bus, as tests do). Test sends need the
+    Runtime (its destinations and secrets) and `test_sender` (tagpipe.ops.test_send.send_test_event: the
+    operator layer hands it in; a ValueError it raises is answered as a 400 with its words)."""
     if runtime is not None:
         store = store or runtime.store
         bus = bus if bus is not None else runtime.bus
@@ -323,6 +351,11 @@ def create_dashboard_app(runtime: Any = None, *, store: Any = None, bus: Any = N
     async def js(request: Request) -> Response:
         return Response(script, media_type="text/javascript")
 
+    async def destinations(request: Request) -> Response:
+        return JSONResponse({"destinations": [{"id": d, "type": t, "label": data.label(d)}
+                                              for d, t in sorted((destination_types or {}).items())],
+                             "test_send": runtime is not None and test_sender is not None})
+
     async def summary(request: Request) -> Response:
         raw = request.query_params.get("window", "3600")
         window = WINDOWS.get(raw) or (float(raw) if raw.replace(".", "", 1).isdigit() else 3600.0)
@@ -342,19 +375,48 @@ def create_dashboard_app(runtime: Any = None, *, store: Any = None, bus: Any = N
 
         return JSONResponse(await run_in_threadpool(data.debug_detail, request.path_params["token"]))
 
+    async def lookup(request: Request) -> Response:
+        from starlette.concurrency import run_in_threadpool
+
+        return JSONResponse(await run_in_threadpool(data.lookup, request.query_params.get("q", "")))
+
     async def health(request: Request) -> Response:
         return JSONResponse({"ok": True})
+
+    async def test_send_endpoint(request: Request) -> Response:
+        from starlette.concurrency import run_in_threadpool
+
+        # a cross-site form cannot set this header, so another page cannot make the dashboard send
+        if request.headers.get("x-tagpipe-action") != "test-send":
+            return JSONResponse({"ok": False, "error": "missing_header", "reason": "send x-tagpipe-action: test-send"}, 400)
+        if runtime is None or test_sender is None:
+            return JSONResponse({"ok": False, "error": "no_config", "reason": "this dashboard has no destinations"}, 404)
+        try:
+            body = await request.json()
+        except ValueError:
+            body = {}
+        code = body.get("test_event_code") if isinstance(body, dict) else None
+        try:
+            report = await run_in_threadpool(test_sender, runtime, request.path_params["destination"],
+                                             test_event_code=str(code) if code else None)  # fmt: skip
+        except ValueError as exc:
+            return JSONResponse({"ok": False, "error": "test_send_refused", "reason": str(exc)}, 400)
+        return JSONResponse(report)
 
     app = Starlette(routes=[
         Route("/", guard(index)),
         Route("/dashboard.js", guard(js)),
         Route("/api/summary", guard(summary)),
         Route("/api/alerts", guard(alerts)),
+        Route("/api/destinations", guard(destinations)),
         Route("/api/debug/tokens", guard(tokens)),
+        Route("/api/lookup", guard(lookup)),
+        Route("/api/test-send/{destination}", guard(test_send_endpoint), methods=["POST"]),
         Route("/api/debug/{token:path}", guard(detail)),
         Route("/healthz", health),
     ])
     app.state.data = data
+    app.state.destination_types = destination_types or {}
     return app
 
 

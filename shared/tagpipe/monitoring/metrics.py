@@ -132,6 +132,13 @@ class Metrics:
         return self._memo(("last_hit",), lambda: self.store.last_hit_at(self.now + 1))
 
     # -- match keys
+    def match_quality(self, since: float, until: float, types: dict[str, str]) -> dict[tuple[str, str], tuple[int, float]]:
+        """(destination, event name) -> (delivered events, average estimated match quality 0-10)."""
+        from tagpipe.monitoring.match_quality import average_scores
+
+        return self._memo(("emq", since, until),
+                          lambda: average_scores(self.store.identifier_counts_by_event(since, until), types))
+
     def identifier_shares(self, since: float, until: float) -> dict[str, tuple[int, Counter]]:
         """Per destination: (delivered events, Counter of match keys carried)."""
         def build():

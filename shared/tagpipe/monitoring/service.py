@@ -19,8 +19,9 @@ log = logging.getLogger("tagpipe.monitoring")
 
 
 class Monitoring:
-    def __init__(self, runtime: Any) -> None:
+    def __init__(self, runtime: Any, test_sender: Any = None) -> None:
         self.runtime = runtime
+        self.test_sender = test_sender  # the operator layer's test send (tagpipe.ops.test_send), for the dashboard
         self.cfg = load_monitoring_config(runtime.config)
         self.server = None
         self.evaluator = None
@@ -41,7 +42,7 @@ class Monitoring:
         readable = hasattr(rt.store, "outcome_breakdown")  # the SQLite store; on GCP, Cloud Monitoring does this
         if cfg.dashboard.enabled and readable:
             try:
-                app = create_dashboard_app(rt, monitoring=cfg)
+                app = create_dashboard_app(rt, monitoring=cfg, test_sender=self.test_sender)
                 token_set = bool(secret(cfg.dashboard.token_env))
                 server = DashboardServer(app, cfg.dashboard.host, dashboard_port(cfg), token_set)
                 if server.start():

@@ -83,6 +83,74 @@ def cmd_stats(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_trace(args: argparse.Namespace) -> int:
+    """What happened to a hit, by any id it carries: each stage and each destination, and when."""
+    from datetime import datetime
+
+    from tagpipe.monitoring.dashboard import DashboardData
+    from tagpipe.storage.sqlite import SqliteStore
+
+    config = _load(args.config)
+    data = DashboardData(SqliteStore(config.storage.dir),
+                         destination_types={d: e.type for d, e in config.destination_entries().items()})  # fmt: skip
+    found = data.lookup(args.id)
+    if args.json:
+        print(json.dumps(found, indent=2))
+        return 0 if found["hits"] else 1
+    if not found["hits"]:
+        print(f"nothing on record for {args.id!r} (hit id, event_id, transaction / order id or client id)")
+        return 1
+
+    def at(t: float | None) -> str:
+        return datetime.fromtimestamp(t).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3] if t else "?"
+
+    for hit in found["hits"]:
+        raw = hit["raw"] or {}
+        print(f"hit {hit['hit_id']}  received {at(hit['received_at'])}  {raw.get('source', '?')} "
+              f"{raw.get('method', '')} {raw.get('path', '')}")
+        for event in hit["events"]:
+            print(f"  event {event['name']}  event_id {event['event_id']}")
+            if not event["destinations"]:
+                print("    no destination took it")
+            for dest in event["destinations"]:
+                outcome = dest["outcome"] or {}
+                keys = ",".join((dest["task"] or {}).get("identifiers", [])) or "-"
+                words = outcome.get("detail") if outcome.get("outcome") == "delivered" else outcome.get("text")
+                print(f"    {dest['label']:<28} {outcome.get('outcome', 'in progress'):<14} {at(outcome.get('at'))}"
+                      f"  match keys {keys}  {outcome.get('reason', '')}  {words or ''}".rstrip())
+                for sent in (d for d in hit["deliveries"] if d["destination"] == dest["destination"]):
+                    print(f"      attempt {sent['attempt']} {at(sent['at'])}: {sent['request']['method']} "
+                          f"{sent['request']['url']} -> {sent['response']['status'] or 'no HTTP'} ({sent['verdict']})")
+        for outcome in hit.get("hit_outcomes", []):
+            print(f"  {outcome['label']}: {outcome['outcome']} {outcome['reason']} {at(outcome['at'])}  {outcome['text']}")
+        for failure in hit["failures"]:
+            print(f"  failed in {failure['stage']}: {failure['reason']} {at(failure['at'])}  {failure['text']}")
+    return 0
+
+
+def cmd_test_send(args: argparse.Namespace) -> int:
+    from tagpipe.ops.test_send import SampleNotSent, send_test_event
+    from tagpipe.runtime import Runtime
+
+    config = _load(args.config)
+    try:
+        report = send_test_event(Runtime(config, bus=None, store=None), args.destination,  # type: ignore[arg-type]
+                           test_event_code=args.test_event_code)  # fmt: skip
+    except SampleNotSent as exc:
+        print(f"test-send: {exc}", file=sys.stderr)
+        return 2
+    if args.json:
+        print(json.dumps(report, indent=2))
+    else:
+        print(f"{report['label']}: {report['mode']}")
+        if report.get("request"):
+            print(f"  {report['request']['method']} {report['request']['url']}")
+        if report.get("response"):
+            print(f"  -> HTTP {report['response']['status']}: {report['response']['body'][:500]}")
+        print(f"  {'OK' if report['ok'] else 'FAILED'} ({report['reason']}): {report['text']}")
+    return 0 if report["ok"] else 1
+
+
 def cmd_request_status(args: argparse.Namespace) -> int:
     """Google Data Manager's asynchronous verdicts: processing errors (duplicate gclid, consent, too old)
     come after the 200 that made the events 'delivered'."""
@@ -259,6 +327,15 @@ def main(argv: list[str] | None = None) -> int:
     er.add_argument("--no-expand", action="store_true",
                     help="only the given identifier, not the client/user ids seen with it")
     er.set_defaults(func=cmd_erase)
+    trace = sub.add_parser("trace", help="what happened to one hit: by hit id, event_id, order id or client id")
+    trace.add_argument("id")
+    trace.add_argument("--json", action="store_true", help="the dashboard's lookup document")
+    trace.set_defaults(func=cmd_trace)
+    ts = sub.add_parser("test-send", help="send one sample event to a destination in the vendor's test mode")
+    ts.add_argument("destination")
+    ts.add_argument("--test-event-code", help="Meta / TikTok: the code from Events Manager's Test events tab")
+    ts.add_argument("--json", action="store_true")
+    ts.set_defaults(func=cmd_test_send)
     status = sub.add_parser("request-status", help="Google Data Manager: the processing result of ingested requests")
     status.add_argument("destination", help="a data_manager destination id")
     status.add_argument("request_id", nargs="*", help="request ids (default: the latest ones the local store recorded)")

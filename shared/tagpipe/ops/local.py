@@ -147,7 +147,9 @@ def run(config: Config | None = None, host: str | None = None, port: int | None 
         released = runtime.bus.release_leases()  # work a killed previous run had in hand
         if released:
             log.info("resuming %d messages left in flight by the previous run", released)
-    monitoring = Monitoring(runtime)  # reads [monitoring] first: a bad table stops start-up here
+    from tagpipe.ops.test_send import send_test_event
+
+    monitoring = Monitoring(runtime, send_test_event)  # reads [monitoring] first: a bad table stops start-up here
     workers = (WorkerProcess if cfg.server.workers == "process" else Workers)(runtime).start()
     monitoring.start()  # the dashboard (127.0.0.1:8081) and the alert rules, on their own threads
     host = host or cfg.server.host

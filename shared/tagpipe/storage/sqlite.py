@@ -30,6 +30,9 @@ CREATE TABLE IF NOT EXISTS events (
 CREATE INDEX IF NOT EXISTS events_ts ON events (ts);
 CREATE INDEX IF NOT EXISTS events_user ON events (user_id);
 CREATE INDEX IF NOT EXISTS events_email ON events (email_sha256);
+CREATE INDEX IF NOT EXISTS events_event_id ON events (event_id);
+CREATE INDEX IF NOT EXISTS events_client ON events (client_id);
+CREATE INDEX IF NOT EXISTS events_transaction ON events (json_extract(doc, '$.ecommerce.transaction_id'));
 CREATE TABLE IF NOT EXISTS outcomes (
   hit_id TEXT NOT NULL, event_uid TEXT NOT NULL, destination TEXT NOT NULL,
   outcome TEXT NOT NULL, reason TEXT NOT NULL, detail TEXT NOT NULL, event_name TEXT,
@@ -56,6 +59,8 @@ CREATE TABLE IF NOT EXISTS traces (
   stage TEXT NOT NULL, at REAL NOT NULL, data TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS traces_token ON traces (debug_token, id);
+CREATE INDEX IF NOT EXISTS traces_hit ON traces (hit_id);
+CREATE INDEX IF NOT EXISTS failed_hit ON failed_events (hit_id);
 """
 
 
@@ -272,6 +277,14 @@ class SqliteStore(Store):
             (since, until),
         )
 
+    def identifier_counts_by_event(self, since: float, until: float) -> list[tuple]:
+        """(destination, event name, comma-joined identifiers, count) of delivered outcomes in the window."""
+        return self.query(
+            "SELECT destination, event_name, identifiers, COUNT(*) FROM outcomes"
+            " WHERE outcome = 'delivered' AND at >= ? AND at < ? GROUP BY 1, 2, 3",
+            (since, until),
+        )
+
     def debug_tokens(self, limit: int = 50) -> list[tuple]:
         """(debug_token, traced hits, first at, last at), most recent first."""
         return self.query(
@@ -286,15 +299,39 @@ class SqliteStore(Store):
             "SELECT hit_id FROM traces WHERE debug_token = ? GROUP BY hit_id ORDER BY MAX(id) DESC LIMIT ?",
             (debug_token, max_hits),
         )]
+        return self.hit_records(hit_ids, debug_token)
+
+    def find_hits(self, key: str, max_hits: int = 20) -> list[str]:
+        """The hits, newest first, that an id names: a hit id, an event uid, an event_id, a transaction /
+        order id or a client id (each an indexed lookup), or a hit refused before it had events."""
+        rows = self.query(
+            "SELECT hit_id, MAX(ts) FROM events WHERE event_id = ?1 OR client_id = ?1 OR hit_id = ?1 OR event_uid = ?1"
+            " OR json_extract(doc, '$.ecommerce.transaction_id') = ?1 GROUP BY hit_id ORDER BY 2 DESC LIMIT ?2",
+            (key, max_hits),
+        )
+        found = [hit_id for hit_id, _ in rows]
+        if not found:  # no events: a hit refused at collect or transform is still on record
+            found = [row[0] for row in self.query(
+                "SELECT hit_id FROM raw_hits WHERE hit_id = ?1 UNION SELECT hit_id FROM failed_events WHERE hit_id = ?1",
+                (key,))]  # fmt: skip
+        return found
+
+    def hit_records(self, hit_ids: list[str], debug_token: str | None = None) -> dict[str, list[tuple]]:
+        """What the store holds for these hits: raw hit, events, outcomes, failed events and (for traced
+        hits: of `debug_token`, or of any token) the stage traces."""
         if not hit_ids:
-            return {"hit_ids": [], "traces": [], "raw_hits": [], "events": [], "outcomes": []}
+            return {"hit_ids": [], "traces": [], "raw_hits": [], "events": [], "outcomes": [], "failed": []}
         marks = ",".join("?" * len(hit_ids))
+        token_clause, token_args = ("debug_token = ? AND ", [debug_token]) if debug_token else ("", [])
         return {
             "hit_ids": [(h,) for h in hit_ids],
             "traces": self.query(
-                f"SELECT hit_id, stage, at, data FROM traces WHERE debug_token = ? AND hit_id IN ({marks}) ORDER BY id",
-                [debug_token, *hit_ids],
+                f"SELECT hit_id, stage, at, data FROM traces WHERE {token_clause}hit_id IN ({marks}) ORDER BY id",
+                [*token_args, *hit_ids],
             ),
+            "failed": self.query(
+                f"SELECT hit_id, stage, destination, error_code, message, at FROM failed_events WHERE hit_id IN ({marks})"
+                " ORDER BY at", hit_ids),  # fmt: skip
             "raw_hits": self.query(f"SELECT hit_id, received_at, doc FROM raw_hits WHERE hit_id IN ({marks})", hit_ids),
             "events": self.query(f"SELECT hit_id, event_uid, doc FROM events WHERE hit_id IN ({marks})", hit_ids),
             "outcomes": self.query(

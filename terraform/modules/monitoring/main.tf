@@ -100,9 +100,22 @@ locals {
   mk_keys_was = "sum by (destination, key) (increase(${local.match_keys}${local.mk_sel}${local.mk_was}))"
   mk_dlv_now  = "sum by (destination) (increase(${local.outcomes}${local.delivered}${local.mk_now}))"
   mk_dlv_was  = "sum by (destination) (increase(${local.outcomes}${local.delivered}${local.mk_was}))"
+  # the local rules' no-verdict case: too few delivered events in the window or the baseline
+  mk_enough_events = "and on (destination) ${local.mk_dlv_now} >= ${var.alerting.match_keys_min_events} and on (destination) ${local.mk_dlv_was} >= ${var.alerting.match_keys_min_events}"
   # a key that vanished entirely has no series now: "or 0 * baseline" makes its share 0, not absent
   mk_share_now = "((${local.mk_keys_now} or 0 * ${local.mk_keys_was}) / on (destination) group_left ${local.mk_dlv_now})"
   mk_share_was = "(${local.mk_keys_was} / on (destination) group_left ${local.mk_dlv_was})"
+
+  # Estimated match quality (the local MatchQualityRule, shared/tagpipe/monitoring/match_quality.py): the
+  # weighted sum of the key shares, with the weights the Python reads (match_quality.json), per destination.
+  # A key with no series contributes 0 ("or 0 * delivered"), so every destination with deliveries scores.
+  mq_weights = jsondecode(file("${path.module}/../../../shared/tagpipe/monitoring/match_quality.json")).weights
+  mq_score_now = join(" + on (destination) ", [for key, weight in local.mq_weights :
+    "(${weight} * sum by (destination) (increase(${local.match_keys}{${local.run},key=\"${key}\"}${local.mk_now})) / on (destination) ${local.mk_dlv_now} or on (destination) 0 * ${local.mk_dlv_now})"
+  ])
+  mq_score_was = join(" + on (destination) ", [for key, weight in local.mq_weights :
+    "(${weight} * sum by (destination) (increase(${local.match_keys}{${local.run},key=\"${key}\"}${local.mk_was})) / on (destination) ${local.mk_dlv_was} or on (destination) 0 * ${local.mk_dlv_was})"
+  ])
 
   # Reason codes that mean "the destination refused our credentials": renewing a token fixes them, then the
   # dead letters are replayed. The registry of reason codes (shared/tagpipe/reasons.json, read by the code
@@ -557,10 +570,7 @@ locals {
             < ${1 - var.alerting.match_keys_max_drop} * ${local.mk_share_was}
           and on (destination, key)
           ${local.mk_share_was} >= ${var.alerting.match_keys_min_baseline_share}
-          and on (destination)
-          ${local.mk_dlv_now} >= ${var.alerting.match_keys_min_events}
-          and on (destination)
-          ${local.mk_dlv_was} >= ${var.alerting.match_keys_min_events}
+          ${local.mk_enough_events}
         EOT
         duration = "300s"
       }
@@ -571,6 +581,31 @@ locals {
       **What it means:** the platform can match fewer conversions to people who saw an ad, so reported conversions and ad optimisation get worse, although the events are still delivered.
 
       **What to do:** check what changed on the site: a checkout or form that no longer passes the email / phone to the tag, a consent-banner change, a cookie (fbp / fbc) no longer set on your domain, or a new tag version. Engineers: the dashboard's match-key card per destination shows the shares; the `outcomes.identifiers` column in BigQuery has them per event.
+      EOT
+    }
+
+    # --------------------------------------------------------------------------- match_quality_drop
+    match_quality_drop = {
+      display_name = "tagpipe: estimated match quality dropped"
+      severity     = "WARNING"
+      rule         = "match_quality_drop"
+      condition    = "tagpipe's estimated match quality (0-10, from the match keys sent) fell by more than ${var.alerting.match_quality_max_drop_points} points against the ${var.alerting.match_keys_baseline_days} days before, per destination"
+      # was - now > max_drop, with enough delivered events in both windows. Per destination, not per event
+      # name as locally: deliver's match_key_counts lines carry no event name.
+      promql = {
+        query    = <<-EOT
+          (${local.mq_score_was}) - (${local.mq_score_now}) > ${var.alerting.match_quality_max_drop_points}
+          ${local.mk_enough_events}
+        EOT
+        duration = "300s"
+      }
+      subject = "tagpipe: conversions sent with less to match on"
+      content = <<-EOT
+      **What broke:** the events delivered to **$${metric.label.destination}** carry fewer or weaker match keys than over the previous ${var.alerting.match_keys_baseline_days} days: tagpipe's estimated match quality fell by more than ${var.alerting.match_quality_max_drop_points} points of 10. It is an estimate from the keys sent (email, phone, click and browser ids, ...), not the vendor's own score.
+
+      **What it means:** the platform can match fewer conversions to people, so reported conversions and ad optimisation get worse, although the events are still delivered.
+
+      **What to do:** check what changed on the site (a form that no longer passes the email or phone, the consent banner, the fbp / fbc cookies, a new tag version). The dashboard's estimate per event name and the match-key shares show which key went.
       EOT
     }
 

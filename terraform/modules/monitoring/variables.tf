@@ -29,6 +29,7 @@ variable "alerting" {
     match_keys_max_drop            = optional(number, 0.25)
     match_keys_min_events          = optional(number, 50)
     match_keys_min_baseline_share  = optional(number, 0.05)
+    match_quality_max_drop_points  = optional(number, 1.5)
     auto_close_hours               = optional(number, 24)
     log_alert_rate_limit_minutes   = optional(number, 60)
   })

@@ -230,7 +230,15 @@
             el("div", { class: "fill", style: { width: (100 * (q.share || 0)) + "%", background: q.baseline !== null && q.share !== null && q.share < q.baseline * 0.75 ? COLORS.dead_lettered : "var(--accent)" } }),
             q.baseline === null ? null : el("div", { class: "tick", style: { left: `calc(${100 * q.baseline}% - 1px)` } })),
           el("div", { class: "num", "data-field": "share" }, pct(q.share))))
-          : el("div", { class: "empty" }, "No delivered events yet.")));
+          : el("div", { class: "empty" }, "No delivered events yet.")),
+      (x.match_quality_estimate || []).length ? el("div", { class: "mq", "data-field": "emq" },
+        el("h3", { title: "tagpipe's estimate from the match keys sent, weighted in the order the vendor documents them; not the vendor's own score" },
+          "Estimated match quality · 0–10"),
+        el("table", { class: "small" }, el("tr", {}, el("th", {}, "event"), el("th", { class: "num" }, "now"), el("th", { class: "num" }, "7 days")),
+          x.match_quality_estimate.map((e) => el("tr", { "data-event": e.event_name },
+            el("td", {}, e.event_name),
+            el("td", { class: "num" + (e.baseline !== null && e.score < e.baseline - 1 ? " down" : ""), "data-field": "score" }, e.score.toFixed(1)),
+            el("td", { class: "num", "data-field": "baseline" }, e.baseline === null ? "–" : e.baseline.toFixed(1)))))) : null);
   }
 
   // ------------------------------------------------------------------ debug view
@@ -268,7 +276,7 @@
   const pre = (obj) => el("pre", {}, typeof obj === "string" ? obj : JSON.stringify(prune(obj), null, 2));
   const fold = (label, obj, open) => el("details", open ? { open: "" } : {}, el("summary", {}, label), pre(obj));
 
-  function destRow(dst, deliveries) {
+  function destRow(dst, deliveries, traced) {
     const sent = deliveries.filter((x) => x.destination === dst.destination);
     const o = dst.outcome;
     const badge = o ? el("span", { class: "badge " + o.outcome }, KIND_LABEL[o.outcome] || o.outcome) : el("span", { class: "badge pending" }, "in progress");
@@ -276,13 +284,17 @@
       el("td", {}, el("b", {}, dst.label)),
       el("td", {}, dst.task ? [el("div", {}, dst.task.event_name), fold("payload", dst.task.payload)] : el("span", { class: "empty" }, "not sent")),
       el("td", {}, dst.task && dst.task.identifiers.length ? dst.task.identifiers.map((k) => el("code", {}, k)).reduce((a, c) => a.concat([c, " "]), []) : "–"),
-      el("td", {}, sent.length ? sent.map((s) => el("div", {},
+      el("td", {}, sent.length ? sent.map((s) => el("div", { "data-attempt": s.attempt },
+        el("div", { class: "empty" }, `attempt ${s.attempt} · ${stamp(s.at)}`),
         el("div", {}, el("code", {}, s.request.method), " ", s.request.url),
         fold("request body", s.request.body),
         el("div", {}, "→ ", el("b", {}, s.response.status === null || s.response.status === undefined ? "no HTTP" : "HTTP " + s.response.status),
           s.response.elapsed_ms ? ` in ${s.response.elapsed_ms} ms` : "", " · verdict ", el("code", {}, s.verdict || "?")),
-        fold("response", s.response.body))) : "–"),
-      el("td", {}, badge, o ? el("div", { style: { marginTop: "4px", fontSize: "12px" } }, o.outcome === "delivered" ? "" : o.text + " ", o.reason && o.outcome !== "delivered" ? el("code", {}, o.reason) : "") : ""));
+        fold("response", s.response.body))) : el("span", { class: "empty" }, traced ? "–" : "kept only for hits with a debug token")),
+      el("td", {}, badge, o ? el("div", { style: { marginTop: "4px", fontSize: "12px" } },
+        o.outcome === "delivered" ? (o.detail ? o.detail + " " : "") : o.text + " ",
+        o.reason && o.outcome !== "delivered" ? el("code", {}, o.reason) : "",
+        el("div", { class: "empty" }, stamp(o.at))) : ""));
   }
 
   function hitCard(h) {
@@ -303,9 +315,45 @@
           h.events.map((e) => el("div", { "data-event": e.event_uid }, el("div", { style: { margin: "6px 0 2px", fontWeight: 600 } }, e.name),
             e.destinations.length ? el("table", { class: "dl" },
               el("tr", {}, ["Destination", "Mapped as", "Match keys", "Request → response", "Outcome"].map((x) => el("th", {}, x))),
-              e.destinations.map((dst) => destRow(dst, h.deliveries)))
+              e.destinations.map((dst) => destRow(dst, h.deliveries, h.traced)))
               : el("div", { class: "empty" }, "No destination took this event."))),
-          (h.hit_outcomes || []).map((o) => el("div", {}, el("span", { class: "badge " + o.outcome }, KIND_LABEL[o.outcome] || o.outcome), " ", o.text, " ", el("code", {}, o.reason))))));
+          (h.hit_outcomes || []).map((o) => el("div", { "data-hit-outcome": o.destination }, el("b", {}, o.label), " ",
+            el("span", { class: "badge " + o.outcome }, KIND_LABEL[o.outcome] || o.outcome), " ", o.text, " ",
+            el("code", {}, o.reason), " ", el("span", { class: "empty" }, stamp(o.at))))),
+        (h.failures || []).length ? el("div", { class: "step bad" }, el("h4", {}, "Failures on record"),
+          h.failures.map((f) => el("div", { "data-failure": f.reason }, el("code", {}, f.stage), " ", f.text, " ",
+            el("code", {}, f.reason), " ", el("span", { class: "empty" }, stamp(f.at))))) : null));
+  }
+
+  async function setUpTester() {
+    const d = await api("/api/destinations");
+    if (!d.test_send || !d.destinations.length) return;
+    document.getElementById("tester").hidden = false;
+    document.getElementById("test-dest").replaceChildren(...d.destinations.map((x) => el("option", { value: x.id }, x.label)));
+    document.getElementById("test-send").addEventListener("submit", async (ev) => {
+      ev.preventDefault();
+      const dest = document.getElementById("test-dest").value;
+      const box = document.getElementById("trace");
+      box.replaceChildren(el("div", { class: "card empty" }, "Sending a test event to " + dest + "…"));
+      const r = await fetch("/api/test-send/" + encodeURIComponent(dest), { method: "POST", credentials: "same-origin",
+        headers: { "content-type": "application/json", "x-tagpipe-action": "test-send" },
+        body: JSON.stringify({ test_event_code: document.getElementById("test-code").value.trim() || null }) });
+      const rep = await r.json();
+      box.replaceChildren(el("div", { class: "card", id: "test-result", "data-ok": rep.ok ? "1" : "0" },
+        el("h2", {}, "Test send · ", rep.label || dest, " ", el("span", { class: "badge " + (rep.ok ? "delivered" : "dead_lettered") }, rep.ok ? "accepted" : "failed")),
+        el("div", {}, rep.mode || rep.reason || ""),
+        el("div", { style: { margin: "6px 0" } }, el("b", {}, rep.text || rep.reason || ""), " ", rep.reason ? el("code", {}, rep.reason) : ""),
+        rep.request ? fold("request (secrets masked)", rep.request, false) : null,
+        rep.response ? fold("vendor answer · HTTP " + rep.response.status, rep.response.body, true) : null));
+    });
+  }
+
+  async function renderLookup(q) {
+    const box = document.getElementById("trace");
+    document.getElementById("lookup-q").value = q;
+    const d = await api("/api/lookup?q=" + encodeURIComponent(q));
+    box.replaceChildren(el("h2", { style: { margin: "0 0 10px", fontSize: "16px" } }, "Hits for ", el("code", {}, d.query)),
+      ...(d.hits.length ? d.hits.map(hitCard) : [el("div", { class: "card empty" }, "Nothing on record for this id.")]));
   }
 
   async function renderTrace(token) {
@@ -319,12 +367,13 @@
   // ------------------------------------------------------------------ wiring
   function route() {
     const h = location.hash || "#overview";
-    const debug = h.startsWith("#debug");
+    const debug = h.startsWith("#debug") || h.startsWith("#lookup/");
     document.getElementById("overview").hidden = debug;
     document.getElementById("debug").hidden = !debug;
     document.getElementById("tab-overview").className = debug ? "" : "active";
     document.getElementById("tab-debug").className = debug ? "active" : "";
     document.getElementById("windows").style.visibility = debug ? "hidden" : "visible";
+    if (h.startsWith("#lookup/")) return { lookup: decodeURIComponent(h.slice("#lookup/".length)) };
     return debug ? decodeURIComponent(h.slice("#debug/".length)) || null : undefined;
   }
 
@@ -334,6 +383,9 @@
       if (token === undefined) {
         last = await api("/api/summary?window=" + windowKey);
         renderOverview(last);
+      } else if (token && token.lookup !== undefined) {
+        await renderTokens(null);
+        await renderLookup(token.lookup);
       } else {
         await renderTokens(token);
         await renderTrace(token);
@@ -350,6 +402,12 @@
     onclick: (ev) => { windowKey = w; localStorage.setItem("tp_window", w);
       for (const b of document.querySelectorAll("#windows button")) b.className = b === ev.target ? "active" : "";
       refresh(); } }, w)));
+  document.getElementById("lookup").addEventListener("submit", (ev) => {
+    ev.preventDefault();
+    const q = document.getElementById("lookup-q").value.trim();
+    if (q) location.hash = "#lookup/" + encodeURIComponent(q);
+  });
+  setUpTester().catch(() => {});
   window.addEventListener("hashchange", refresh);
   let resizeTimer = null;
   window.addEventListener("resize", () => { clearTimeout(resizeTimer); resizeTimer = setTimeout(() => last && route() === undefined && renderOverview(last), 150); });
