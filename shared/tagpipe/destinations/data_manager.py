@@ -1,4 +1,4 @@
-"""Google Data Manager API: conversions for Google Ads (and GA4 event ingestion) through events:ingest.
+"""Google Data Manager API: conversions for Google Ads through events:ingest (GA4 events: see DataManagerSettings).
 
     POST {endpoint}/v1/events:ingest            Authorization: Bearer <service-account access token>
     {"destinations": [<Destination>, ...], "events": [<Event>, ...], "encoding": "HEX",
@@ -143,7 +143,9 @@ class ServiceAccountToken:
 # --------------------------------------------------------------------------- settings
 class DataManagerSettings(HttpDestinationSettings):
     operating_account_id: str = Field(description="the Google Ads account (10 digits) that owns the conversion actions")
-    operating_account_type: Literal["GOOGLE_ADS", "GOOGLE_ANALYTICS_PROPERTY"] = "GOOGLE_ADS"
+    # GA4 properties (GOOGLE_ANALYTICS_PROPERTY, product destination = the measurement id) are not taken yet:
+    # their events need the event name / client id fields, which the protos read here do not have
+    operating_account_type: Literal["GOOGLE_ADS"] = "GOOGLE_ADS"
     login_account_id: str | None = Field(None, description="a manager account the credentials act through")
     login_account_type: Literal["GOOGLE_ADS", "DATA_PARTNER"] = "GOOGLE_ADS"
     # canonical event name -> conversion action id (product_destination_id); unmapped events are not sent

@@ -83,6 +83,31 @@ def cmd_stats(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_init(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from tagpipe.ops.init import Answers, InitError, ask, parse_actions, run_init
+
+    try:
+        answers = Answers(meta_pixel=args.meta_pixel, ga4=args.ga4, google_account=args.google_account,
+                          google_actions=parse_actions(args.google_action or []),
+                          collect_url=args.collect_url or Answers.collect_url)  # fmt: skip
+        if args.meta_token_env:
+            answers.meta_token_env = args.meta_token_env
+        if args.ga4_secret_env:
+            answers.ga4_secret_env = args.ga4_secret_env
+        if args.ask or (sys.stdin.isatty() and not args.no_input):
+            answers = ask(answers, input)
+        return run_init(answers, Path(args.output or args.config or "tagpipe.toml"), force=args.force,
+                        test_sends=args.test_send, test_event_code=args.test_event_code)  # fmt: skip
+    except InitError as exc:
+        print(f"init: {exc}", file=sys.stderr)
+        return 2
+    except EOFError:
+        print("init: no answer on the input; give the values as flags (tagpipe init --help)", file=sys.stderr)
+        return 2
+
+
 def cmd_trace(args: argparse.Namespace) -> int:
     """What happened to a hit, by any id it carries: each stage and each destination, and when."""
     from datetime import datetime
@@ -327,6 +352,22 @@ def main(argv: list[str] | None = None) -> int:
     er.add_argument("--no-expand", action="store_true",
                     help="only the given identifier, not the client/user ids seen with it")
     er.set_defaults(func=cmd_erase)
+    ini = sub.add_parser("init", help="write a commented tagpipe.toml from a few answers, check it, print the site snippet")
+    ini.add_argument("--meta-pixel", help="the Meta pixel / dataset id")
+    ini.add_argument("--meta-token-env", help="the variable holding the Meta access token (META_ACCESS_TOKEN)")
+    ini.add_argument("--ga4", help="the GA4 measurement id, G-XXXXXXX")
+    ini.add_argument("--ga4-secret-env", help="the variable holding the GA4 api_secret (GA4_API_SECRET)")
+    ini.add_argument("--google-account", help="the Google Ads account id, 123-456-7890")
+    ini.add_argument("--google-action", action="append", metavar="EVENT=ACTION",
+                     help="purchase=987654321 (Data Manager API) or purchase=customers/1/conversionActions/2 (Ads API)")
+    ini.add_argument("--collect-url", help="where collect is served, for the site snippet")
+    ini.add_argument("--output", help="the file to write (default: --config, else ./tagpipe.toml)")
+    ini.add_argument("--force", action="store_true", help="replace an existing file")
+    ini.add_argument("--ask", action="store_true", help="ask for what is missing, even without a terminal")
+    ini.add_argument("--no-input", action="store_true", help="never ask")
+    ini.add_argument("--test-send", action="store_true", help="then send a test event to each destination")
+    ini.add_argument("--test-event-code", help="Meta / TikTok test event code for --test-send")
+    ini.set_defaults(func=cmd_init)
     trace = sub.add_parser("trace", help="what happened to one hit: by hit id, event_id, order id or client id")
     trace.add_argument("id")
     trace.add_argument("--json", action="store_true", help="the dashboard's lookup document")
