@@ -66,7 +66,8 @@ def fill_history(store: SqliteStore, now: float, *, days: int = 7, per_hour: int
         store.record_outcomes(outcomes[start:start + 5000])
 
 
-def traced_pipeline(tmp_path, fakes, monkeypatch, hits: list[dict[str, Any]], *, break_meta: bool = False):
+def traced_pipeline(tmp_path, fakes, monkeypatch, hits: list[dict[str, Any]], *, break_meta: bool = False,
+                    tagging: dict[str, Any] | None = None):
     """Run real hits through collect, transform, deliver (in-process, to FakeVendors' Meta) and the archive.
 
     Each hit dict: {"path": "/events", "json": {...}} or {"path": "/g/collect", "query": "...", "method": "GET"},
@@ -95,7 +96,7 @@ def traced_pipeline(tmp_path, fakes, monkeypatch, hits: list[dict[str, Any]], *,
     config = Config(storage={"dir": str(tmp_path / "data")},
                     delivery={"min_backoff": 0.01, "max_backoff": 0.01, "max_attempts": 1},
                     destinations={"meta": {"type": "meta", "pixel_id": PIXEL, "endpoint": fakes.url},
-                                  "dry_run": {"type": "log"}})
+                                  "dry_run": {"type": "log"}}, **(tagging or {}))
     runtime = Runtime(config, LocalBus(config.storage.dir, topology_for(config)), SqliteStore(config.storage.dir))
     collector = Collector(runtime)
 

@@ -199,6 +199,23 @@ def test_tagpipe_trace_prints_each_stage_and_destination(tmp_path, monkeypatch, 
     assert main(["--config", str(config), "trace", "unknown-id"]) == 1
 
 
+def test_a_tags_delivery_is_a_row_of_its_event_not_an_unlabelled_hit_line(tmp_path, monkeypatch):
+    tagging = {"triggers": {"purchases": {"event": ["purchase"]}},
+               "tags": {"meta_purchase": {"destination": "meta", "triggers": ["purchases"], "event_name": "Purchase"}}}
+    hits = [{"path": "/events", "headers": {"x-tagpipe-debug": "tagged", "user-agent": "Mozilla/5.0"},
+             "json": {"event_name": "purchase", "event_id": "o-31", "page_location": "https://shop.example/thanks"}}]
+    with FakeVendors() as fakes:
+        rt = traced_pipeline(tmp_path, fakes, monkeypatch, hits, tagging=tagging)
+    c = local_client(create_dashboard_app(store=rt.store, destination_types={"meta": "meta", "dry_run": "log"},
+                                        state_dir=tmp_path, token=""))
+    (hit,) = c.get("/api/debug/tagged").json()["hits"]
+    rows = {(d["destination"], d["tag"]): d for d in hit["events"][0]["destinations"]}
+    meta = rows[("meta", "meta_purchase")]
+    assert meta["label"] == "Meta · tag meta_purchase" and meta["task"]["event_name"] == "Purchase"
+    assert meta["outcome"]["outcome"] == "delivered"
+    assert "hit_outcomes" not in hit  # was: "delivered ok" at hit level, beside "No destination took this event"
+
+
 def test_debug_api_shows_the_vendor_refusal(tmp_path, monkeypatch):
     hits = [{"path": "/events", "query": "tp_debug=expired", "json": {"event_name": "purchase", "event_id": "o-1",
                                                                          "page_location": "https://shop.example/"}}]

@@ -223,11 +223,15 @@ class DashboardData:
             event_ids.setdefault(ev["event_uid"].split(":")[0], set()).add(str(ev["event_id"]))
 
         def dest_entry(event_uid: str, dest: str) -> dict[str, Any] | None:
-            ev = events.get(event_uid)
+            # a tag's task and outcome carry "<event_uid>#<tag>" (tagpipe.tagging.tag_event_uid): one row
+            # per (destination, tag) under its event, not an unlabelled hit-level line
+            base, _, tag = event_uid.partition("#")
+            ev = events.get(base)
             if ev is None:
                 return None
-            return ev["destinations"].setdefault(dest, {"destination": dest, "label": self.label(dest),
-                                                        "task": None, "outcome": None})
+            label = self.label(dest) + (f" · tag {tag}" if tag else "")
+            return ev["destinations"].setdefault(f"{dest}#{tag}" if tag else dest, {
+                "destination": dest, "tag": tag or None, "label": label, "task": None, "outcome": None})
 
         attempts: dict[tuple[str, str], int] = {}
         for hit_id, stage, at, doc in data["traces"]:
@@ -268,7 +272,7 @@ class DashboardData:
                                              "detail": scrub_string(message or "")[:300]})
         for hit in hits.values():
             for ev in hit["events"]:
-                ev["destinations"] = sorted(ev["destinations"].values(), key=lambda d: d["destination"])
+                ev["destinations"] = sorted(ev["destinations"].values(), key=lambda d: (d["destination"], d["tag"] or ""))
         return sorted(hits.values(), key=lambda h: -(h["received_at"] or 0))
 
 # --------------------------------------------------------------------------- the app

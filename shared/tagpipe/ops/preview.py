@@ -158,7 +158,7 @@ def placeholders_in(environ: dict[str, str]) -> list[str]:
     return [var for var, value in environ.items() if value.startswith(PLACEHOLDER)]
 
 
-def _mask_url(url: str) -> str:
+def mask_secret_url(url: str) -> str:
     parts = urlsplit(url)
     if not parts.query:
         return url
@@ -166,20 +166,20 @@ def _mask_url(url: str) -> str:
     return urlunsplit(parts._replace(query=urlencode(query, safe="*/:")))
 
 
-def _mask_headers(headers: dict[str, str]) -> dict[str, str]:
+def mask_secret_headers(headers: dict[str, str]) -> dict[str, str]:
     return {k: MASK if any(p in k.lower() for p in SECRET_HEADER_PARTS) else v for k, v in headers.items()}
 
 
-def _scrub(value: Any, secrets: list[str]) -> Any:
+def scrub_secrets(value: Any, secrets: list[str]) -> Any:
     if isinstance(value, str):
         for s in secrets:
             if s in value:
                 value = value.replace(s, MASK)
         return value
     if isinstance(value, dict):
-        return {k: _scrub(v, secrets) for k, v in value.items()}
+        return {k: scrub_secrets(v, secrets) for k, v in value.items()}
     if isinstance(value, list):
-        return [_scrub(v, secrets) for v in value]
+        return [scrub_secrets(v, secrets) for v in value]
     return value
 
 
@@ -261,7 +261,7 @@ def preview(config, hits: list[tuple[str, RawHit]], environ: dict[str, str] | No
                 **({"outcomes": hit_level} if hit_level else {}), "destinations": dests,
             })  # fmt: skip
         out["requests"], out["rejected"] = _requests(runtime, all_tasks, secrets)
-    return _scrub(report, secrets)
+    return scrub_secrets(report, secrets)
 
 
 def _requests(runtime: PreviewRuntime, tasks, secrets: list[str]) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -289,7 +289,7 @@ def _requests(runtime: PreviewRuntime, tasks, secrets: list[str]) -> tuple[dict[
                 except ValueError:
                     body = r.content.decode("utf-8", "replace")
             rows.append({
-                "method": r.method, "url": _mask_url(r.masked_url or r.url), "headers": _mask_headers(r.headers),
+                "method": r.method, "url": mask_secret_url(r.masked_url or r.url), "headers": mask_secret_headers(r.headers),
                 "tasks": list(r.event_uids), "body": body,
             })  # fmt: skip
         if rows:

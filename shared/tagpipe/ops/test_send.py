@@ -35,7 +35,7 @@ from tagpipe.models import (
 )
 from tagpipe.monitoring import language as lang
 from tagpipe.monitoring.redact import scrub_string
-from tagpipe.ops.preview import _mask_headers, _mask_url, _scrub
+from tagpipe.ops.preview import mask_secret_headers, mask_secret_url, scrub_secrets
 
 VALIDATING = {"ga4": "validate_only", "google_ads": "validate_only", "data_manager": "validate_only"}
 TEST_CODE = ("meta", "tiktok")
@@ -123,15 +123,15 @@ def send_test_event(runtime: Any, destination_id: str, *, test_event_code: str |
             destination.before_send(client)
             batch = destination.build_requests([task])
         except (DeliveryError, ConfigError) as exc:
-            reason = getattr(exc, "reason", "credentials")
+            reason = exc.reason if isinstance(exc, DeliveryError) else "config"
             return {**report, "ok": False, "verdict": "credentials", "reason": reason,
                     "text": lang.explain_reason(reason, str(exc), label) or str(exc)}
         if batch.rejected:
             rejection = batch.rejected[0]
             return {**report, "ok": False, "verdict": "refused", "reason": rejection.reason, "text": rejection.detail}
         [request] = batch.requests
-        report["request"] = {"method": request.method, "url": _mask_url(request.masked_url or request.url),
-                             "headers": _mask_headers(request.headers or {}), "body": _scrub(request.json, secrets)}  # fmt: skip
+        report["request"] = {"method": request.method, "url": mask_secret_url(request.masked_url or request.url),
+                             "headers": mask_secret_headers(request.headers or {}), "body": scrub_secrets(request.json, secrets)}  # fmt: skip
         local = destination.send_locally(request)
         if local is not None:
             result, response = local, None
@@ -148,7 +148,7 @@ def send_test_event(runtime: Any, destination_id: str, *, test_event_code: str |
             client.close()
     verdict, reason, detail = result.per_event.get(task.event_uid, (result.verdict, result.reason, result.detail))
     report["response"] = None if response is None else {
-        "status": response.status_code, "body": _scrub(scrub_string(response.text[:2000]), secrets)}
+        "status": response.status_code, "body": scrub_secrets(scrub_string(response.text[:2000]), secrets)}
     ok = verdict.value == "ok"
     text = ("the vendor accepted it" + (f" ({detail})" if detail else "")) if ok else (
         lang.explain_reason(reason, detail, label) or detail)
