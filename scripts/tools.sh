@@ -3,7 +3,7 @@
 #   .venv/tools/checkov      checkov (pins packaging<24; pytest 9 and google-cloud-bigquery need >=24)
 #   .venv/tools/bqemulator   bqemulator + numpy (its grpcio-tools pins protobuf<7; we run 7)
 #   .venv/tools/promql       promql-parser (a Rust wheel; only the Terraform tests use it)
-#   .venv/tools/node         npm packages the tests use as oracles or clients (Meta's Node parameter builder)
+#   .venv/tools/node         npm packages the tests use as oracles or clients (Meta's Node parameter builder, ga4mp)
 # Tests find them there (or via CHECKOV_BIN / TAGPIPE_BQEMULATOR_PYTHON). The Pub/Sub and Firestore
 # emulators come with the Google Cloud CLI and need java.
 set -euo pipefail
@@ -29,7 +29,7 @@ install promql "promql-parser"  # parses the alert policies' PromQL in tests/ter
 # npm packages, pinned; tests find them in $TOOLS/node/node_modules (tests/tools.py node_module)
 if command -v npm >/dev/null; then
   npm install --silent --no-audit --no-fund --prefix "$TOOLS/node" \
-    capi-param-builder-nodejs@1.3.2
+    capi-param-builder-nodejs@1.3.2 @analytics-debugger/ga4mp@0.0.8
   echo "tools: node packages ready in $TOOLS/node"
 else
   echo "tools: npm is missing; the tests that run npm packages will skip"

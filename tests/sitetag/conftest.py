@@ -50,6 +50,13 @@ def browser():
         b.close()
 
 
+@pytest.fixture
+def context(browser):
+    ctx = browser.new_context(user_agent=DESKTOP_UA)
+    yield ctx
+    ctx.close()
+
+
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory):
     with LocalStack(tmp_path_factory.mktemp("sitetag") / "stack", '[destinations.dry_run]\ntype = "log"\n') as s:

@@ -12,7 +12,6 @@ import pytest
 from tagpipe.models import Event
 from tests.e2e.stack import wait_until
 from tests.privacy.hooks import requires_transform_hooks
-from tests.sitetag.conftest import DESKTOP_UA
 
 FBCLID = "IwAR_Test-Click_1aB"  # case and punctuation kept byte for byte
 
@@ -42,13 +41,6 @@ def event_with_id(stack, event_id: str) -> dict | None:
     rows = stack.store.query("SELECT doc FROM events WHERE event_id = ?", (event_id,))
     # read through the model, as the store's readers do: the document leaves out None fields
     return Event.model_validate_json(rows[0][0]).model_dump(mode="json") if rows else None
-
-
-@pytest.fixture
-def context(browser):
-    ctx = browser.new_context(user_agent=DESKTOP_UA)
-    yield ctx
-    ctx.close()
 
 
 def open_page(context, shop, stack, path: str, consent: dict, query: str = ""):
