@@ -21,7 +21,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import httpx
@@ -116,6 +116,9 @@ class Destination:
     Settings: ClassVar[type[DestinationSettings]] = DestinationSettings
     # True where every event sent is a conversion: [delivery] dedup = "conversions" then guards them all
     conversions_only: ClassVar[bool] = False
+    # the setting that puts the vendor in its test mode (tagpipe.ops.test_send): "validate_only" (checked,
+    # nothing recorded) or "test_event_code" (Test Events only); None: sent as configured
+    test_mode: ClassVar[Literal["validate_only", "test_event_code"] | None] = None
     # settings fields ending in "_env" name required secrets, except the ones listed here
     optional_secrets: ClassVar[tuple[str, ...]] = ()
     # names of env vars holding secrets, declared by settings fields ending in "_env"

@@ -59,7 +59,7 @@ from tagpipe.destinations.base import (
     response_json,
     retry_after_seconds,
 )
-from tagpipe.destinations.google_ads import HTTP_TO_RPC, TOKEN_REFRESH_MARGIN_SECONDS, google_rpc_verdict
+from tagpipe.destinations.google_ads import TOKEN_REFRESH_MARGIN_SECONDS, google_rpc_verdict, rpc_error
 from tagpipe.errors import ConfigError, InvalidInput, PermanentDelivery, RetryableDelivery
 from tagpipe.hashing import google_hash, google_plain
 from tagpipe.models import DeliveryTask, Event
@@ -214,6 +214,7 @@ def _consent(value: bool | None) -> str | None:
 
 class DataManager(Destination):
     type = "data_manager"
+    test_mode = "validate_only"
     max_batch = MAX_EVENTS_PER_REQUEST
     conversions_only = True
     Settings = DataManagerSettings
@@ -343,8 +344,7 @@ class DataManager(Destination):
             if self.settings.validate_only:
                 return Result(Verdict.OK, "ok", "validated by Google (validate_only: nothing recorded)")
             return Result(Verdict.OK, "ok", f"request_id {request_id}" if isinstance(request_id, str) else "")
-        status_obj = body.get("error") if isinstance(body.get("error"), dict) else {}
-        status = str(status_obj.get("status") or HTTP_TO_RPC.get(response.status_code, ""))
+        status_obj, status = rpc_error(body, response.status_code)
         reasons, violations = error_details(status_obj)
         first = f" ({reasons[0]})" if reasons else ""
         if status == "UNAUTHENTICATED":

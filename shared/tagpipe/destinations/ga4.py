@@ -209,6 +209,7 @@ class Ga4Settings(HttpDestinationSettings):
 
 class Ga4MeasurementProtocol(Destination):
     type = "ga4"
+    test_mode = "validate_only"
     max_batch = 1000  # tasks per build_requests call; requests themselves hold <= 25 events (see above)
     Settings = Ga4Settings
     settings: Ga4Settings

@@ -92,6 +92,13 @@ def google_rpc_verdict(status: str, http_status: int) -> tuple[Verdict, str]:
     return Verdict.PERMANENT, "Google refused the request"
 
 
+def rpc_error(body: dict[str, Any], http_status: int) -> tuple[dict[str, Any], str]:
+    """A Google API error answer's google.rpc.Status object and its status name (from the HTTP status when
+    the body has none)."""
+    status_obj = body.get("error") if isinstance(body.get("error"), dict) else {}
+    return status_obj, str(status_obj.get("status") or HTTP_TO_RPC.get(http_status, ""))
+
+
 def failure_error_codes(status: dict[str, Any]) -> list[tuple[str, str, int | None]]:
     """(category, code, conversions index) for each GoogleAdsFailure error in a google.rpc.Status."""
     out = []
@@ -258,6 +265,7 @@ class GoogleAdsSettings(HttpDestinationSettings):
 
 class GoogleAds(Destination):
     type = "google_ads"
+    test_mode = "validate_only"
     max_batch = MAX_CONVERSIONS_PER_REQUEST
     conversions_only = True  # an upload is a click conversion
     Settings = GoogleAdsSettings
@@ -364,8 +372,7 @@ class GoogleAds(Destination):
                 return Result(Verdict.PERMANENT, f"google_ads:{code}", f"{category}.{code}")
             return Result(Verdict.OK, "ok", f"{len(per_event)} conversion(s) refused", per_event=per_event)
 
-        status_obj = body.get("error") if isinstance(body.get("error"), dict) else {}
-        status = str(status_obj.get("status") or HTTP_TO_RPC.get(response.status_code, ""))
+        status_obj, status = rpc_error(body, response.status_code)
         codes = failure_error_codes(status_obj)
         first = f" {codes[0][0]}.{codes[0][1]}" if codes else ""
         if status == "UNAUTHENTICATED":

@@ -181,6 +181,7 @@ class MetaSettings(HttpDestinationSettings):
 
 class MetaCapi(Destination):
     type = "meta"
+    test_mode = "test_event_code"
     max_batch = 1000
     Settings = MetaSettings
     settings: MetaSettings

@@ -92,6 +92,7 @@ class TikTokSettings(HttpDestinationSettings):
 
 class TikTokEvents(Destination):
     type = "tiktok"
+    test_mode = "test_event_code"
     max_batch = 1000
     Settings = TikTokSettings
     settings: TikTokSettings

@@ -131,19 +131,21 @@ class Metrics:
     def last_hit_at(self) -> float | None:
         return self._memo(("last_hit",), lambda: self.store.last_hit_at(self.now + 1))
 
-    # -- match keys
+    # -- match keys: one read of the delivered outcomes' identifiers serves the shares and the estimate
+    def _identifier_rows(self, since: float, until: float) -> list[tuple]:
+        return self._memo(("ident_rows", since, until), lambda: self.store.identifier_counts_by_event(since, until))
+
     def match_quality(self, since: float, until: float, types: dict[str, str]) -> dict[tuple[str, str], tuple[int, float]]:
         """(destination, event name) -> (delivered events, average estimated match quality 0-10)."""
         from tagpipe.monitoring.match_quality import average_scores
 
-        return self._memo(("emq", since, until),
-                          lambda: average_scores(self.store.identifier_counts_by_event(since, until), types))
+        return self._memo(("emq", since, until), lambda: average_scores(self._identifier_rows(since, until), types))
 
     def identifier_shares(self, since: float, until: float) -> dict[str, tuple[int, Counter]]:
         """Per destination: (delivered events, Counter of match keys carried)."""
         def build():
             out: dict[str, tuple[int, Counter]] = {}
-            for dest, idents, n in self.store.identifier_counts(since, until):
+            for dest, _name, idents, n in self._identifier_rows(since, until):
                 total, keys = out.get(dest, (0, Counter()))
                 for key in filter(None, (idents or "").split(",")):
                     keys[key] += n

@@ -37,9 +37,6 @@ from tagpipe.monitoring import language as lang
 from tagpipe.monitoring.redact import scrub_string
 from tagpipe.ops.preview import mask_secret_headers, mask_secret_url, scrub_secrets
 
-VALIDATING = {"ga4": "validate_only", "google_ads": "validate_only", "data_manager": "validate_only"}
-TEST_CODE = ("meta", "tiktok")
-
 
 class SampleNotSent(ValueError):
     """The sample could not be sent at all: the words say what to fix."""
@@ -62,17 +59,17 @@ def sample_event(name: str, now: float) -> Event:
     )  # fmt: skip
 
 
-def _in_test_mode(destination: Destination, entry_type: str, test_event_code: str | None) -> tuple[Destination, str]:
+def _in_test_mode(destination: Destination, test_event_code: str | None) -> tuple[Destination, str]:
     settings = destination.settings
-    if entry_type in VALIDATING:
-        settings = settings.model_copy(update={VALIDATING[entry_type]: True})
+    if destination.test_mode == "validate_only":
+        settings = settings.model_copy(update={"validate_only": True})
         mode = "validation only: the vendor checks the request and records nothing"
-        if entry_type == "ga4":  # GA4's validation server checks the payload, not the measurement id or secret
+        if destination.type == "ga4":  # GA4's validation server checks the payload, not the measurement id or secret
             mode += " (GA4's validation server does not check the api_secret or measurement id)"
-    elif entry_type in TEST_CODE:
+    elif destination.test_mode == "test_event_code":
         code = test_event_code or getattr(settings, "test_event_code", None)
         if not code:
-            raise SampleNotSent(f"{lang.destination_label(destination.id, entry_type)} needs a test event code "
+            raise SampleNotSent(f"{lang.destination_label(destination.id, destination.type)} needs a test event code "
                                 "(Events Manager > Test events, or TikTok Events Manager > Test events): "
                                 "pass --test-event-code")  # fmt: skip
         settings = settings.model_copy(update={"test_event_code": code})
@@ -99,7 +96,7 @@ def send_test_event(runtime: Any, destination_id: str, *, test_event_code: str |
     configured = runtime.destinations.get(destination_id)
     if configured is None:
         raise SampleNotSent(f"{destination_id} is disabled in the config")
-    destination, mode = _in_test_mode(configured, entry.type, test_event_code)
+    destination, mode = _in_test_mode(configured, test_event_code)
     label = lang.destination_label(destination_id, entry.type)
     event = sample_event(_sample_name(destination), time.time() if now is None else now)
     report: dict[str, Any] = {"destination": destination_id, "label": label, "type": entry.type, "mode": mode,

@@ -269,14 +269,6 @@ class SqliteStore(Store):
     def last_hit_at(self, until: float) -> float | None:
         return self.query("SELECT MAX(received_at) FROM raw_hits WHERE received_at < ?", (until,))[0][0]
 
-    def identifier_counts(self, since: float, until: float) -> list[tuple]:
-        """(destination, comma-joined identifiers, count) of delivered outcomes in the window."""
-        return self.query(
-            "SELECT destination, identifiers, COUNT(*) FROM outcomes"
-            " WHERE outcome = 'delivered' AND at >= ? AND at < ? GROUP BY 1, 2",
-            (since, until),
-        )
-
     def identifier_counts_by_event(self, since: float, until: float) -> list[tuple]:
         """(destination, event name, comma-joined identifiers, count) of delivered outcomes in the window."""
         return self.query(
