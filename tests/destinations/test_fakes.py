@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import socket
 import threading
 import time
+from urllib.parse import urlsplit
 
 import httpx
 import pytest
@@ -88,3 +90,16 @@ def test_every_vendor_has_the_same_script(fakes: FakeVendors, vendor):
     assert state.token_rejected
     fakes.reset()
     assert not state.faults and not state.token_rejected
+
+
+def test_a_request_cut_off_mid_body_is_dropped_not_refused(fakes: FakeVendors):
+    # A sender killed mid-request leaves a short body; the fake must treat it as no request at all
+    # (the reliability tests kill the stack mid-send), not as a bad signature or bad JSON.
+    where = urlsplit(fakes.url)
+    with socket.create_connection((where.hostname, where.port), timeout=5) as sock:
+        sock.sendall(b"POST /webhook HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                     b"X-Tagpipe-Signature: t=1,v1=00\r\nContent-Length: 100\r\n\r\n{\"events\": [")
+        sock.shutdown(socket.SHUT_WR)
+        assert sock.recv(1024) == b""  # closed unanswered
+    assert fakes.webhook.refused == []
+    assert fakes.webhook.requests == []

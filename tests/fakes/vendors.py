@@ -982,6 +982,11 @@ class _Handler(BaseHTTPRequestHandler):
         arrived = time.time()
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length) if length else b""
+        if len(body) < length:
+            # The sender went away mid-body (e.g. killed): an HTTP server drops an incomplete request
+            # unanswered and unprocessed, as the vendors' front ends do.
+            self.close_connection = True
+            return
         parts = urlsplit(self.path)
         headers = {k.lower(): v for k, v in self.headers.items()}
         vendor, respond = self.fakes.route(self.command, parts.path, parse_qs(parts.query), headers, body)
