@@ -591,20 +591,25 @@ class FakeVendors:
         refs = [d.get("reference") for d in destinations if isinstance(d, dict)]
         if len(set(refs)) != len(refs):
             return self._dm_error(400, "INVALID_ARGUMENT", "DUPLICATE_DESTINATION_REFERENCE", "Duplicate reference.")
+        analytics = set()  # references of GA4 destinations (property + web stream measurement id)
         for i, d in enumerate(destinations):
             account = d.get("operatingAccount") if isinstance(d, dict) else None
+            kind = account.get("accountType") if isinstance(account, dict) else None
+            product = str(d.get("productDestinationId", "")) if isinstance(d, dict) else ""
             if (not isinstance(account, dict) or not str(account.get("accountId", "")).isdigit()
-                    or account.get("accountType") not in ("GOOGLE_ADS", "GOOGLE_ANALYTICS_PROPERTY")
-                    or not str(d.get("productDestinationId", "")).isdigit()):  # fmt: skip
+                    or not ((kind == "GOOGLE_ADS" and product.isdigit())
+                            or (kind == "GOOGLE_ANALYTICS_PROPERTY" and re.fullmatch(r"G-[A-Z0-9]+", product)))):  # fmt: skip
                 state.refuse("INVALID_DESTINATION", index=i)
                 return self._dm_error(400, "INVALID_ARGUMENT", "INVALID_DESTINATION", f"destinations[{i}] is invalid.")
+            if kind == "GOOGLE_ANALYTICS_PROPERTY":
+                analytics.add(d.get("reference"))
         if not isinstance(events, list) or not events:
             return self._dm_error(400, "INVALID_ARGUMENT", "REQUIRED_FIELD_MISSING", "events is required.")
         if len(events) > 2000:
             return self._dm_error(400, "INVALID_ARGUMENT", "TOO_MANY_EVENTS", "Too many events.")
         violations = []
         for i, event in enumerate(events):
-            problem = _dm_event_problem(event, refs, payload.get("encoding"))
+            problem = _dm_event_problem(event, refs, payload.get("encoding"), analytics)
             if problem:
                 field, reason = problem
                 violations.append({"field": f"events[{i}].{field}", "description": reason, "reason": reason})
@@ -882,7 +887,7 @@ DM_IDENTIFIER_KEYS = ("emailAddress", "phoneNumber", "address")
 RFC3339 = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,9})?(Z|[+-]\d{2}:\d{2})$")
 
 
-def _dm_event_problem(event: Any, refs: list[Any], encoding: Any) -> tuple[str, str] | None:
+def _dm_event_problem(event: Any, refs: list[Any], encoding: Any, analytics: set[Any]) -> tuple[str, str] | None:
     """(field, ErrorReason) of the first thing Data Manager's validation refuses in one event."""
     if not isinstance(event, dict):
         return "", "INVALID_EVENT"
@@ -891,6 +896,14 @@ def _dm_event_problem(event: Any, refs: list[Any], encoding: Any) -> tuple[str, 
     for ref in event.get("destinationReferences") or []:
         if ref not in refs:
             return "destination_references", "INVALID_DESTINATION"
+    targets = event.get("destinationReferences") or refs  # none named: every destination of the request
+    ga = [r for r in targets if r in analytics]
+    if len(ga) > 1:
+        return "destination_references", "MULTIPLE_DESTINATIONS_FOR_GOOGLE_ANALYTICS_EVENT"
+    if ga:
+        if (event.get("userData") or {}).get("userIdentifiers") and encoding != "HEX":
+            return "user_data", "INVALID_HEX_ENCODING" if encoding else "REQUIRED_FIELD_MISSING"
+        return _dm_ga4_event_problem(event)
     ad = event.get("adIdentifiers") or {}
     if sum(1 for k in ("gclid", "gbraid", "wbraid") if ad.get(k)) > 1:
         return "ad_identifiers", "INVALID_ARGUMENT"
@@ -925,6 +938,50 @@ def _dm_event_problem(event: Any, refs: list[Any], encoding: Any) -> tuple[str, 
             return f"consent.{key}", "INVALID_ENUM_VALUE"
     if event.get("eventSource", "WEB") not in ("WEB", "APP", "IN_STORE", "PHONE", "OTHER"):
         return "event_source", "INVALID_ENUM_VALUE"
+    return None
+
+
+def _dm_parameters_problem(params: Any, field: str, name_key: str) -> tuple[str, str] | None:
+    if not isinstance(params, list):
+        return field, "INVALID_ARGUMENT"
+    for j, param in enumerate(params):
+        if not isinstance(param, dict) or not isinstance(param.get("value"), str):
+            return f"{field}[{j}]", "INVALID_ARGUMENT"
+        problem = _ga4_name(param.get(name_key), 40)
+        if problem:
+            return f"{field}[{j}]", "RESERVED_NAME_USED" if problem == "NAME_RESERVED" else "INVALID_ARGUMENT"
+    return None
+
+
+def _dm_ga4_event_problem(event: dict[str, Any]) -> tuple[str, str] | None:
+    """A GA4 event's own rules ([proto] event.proto, error.proto): a name, a web client id or an app
+    instance id but not both, parameters as name + string value, no reserved names."""
+    problem = _ga4_name(event.get("eventName"), 40, GA4_RESERVED_EVENTS) if "eventName" in event else "MISSING"
+    if problem == "MISSING":
+        return "event_name", "REQUIRED_FIELD_MISSING"
+    if problem:
+        return "event_name", "RESERVED_NAME_USED" if problem == "NAME_RESERVED" else "INVALID_EVENT_NAME"
+    if event.get("clientId") and event.get("appInstanceId"):
+        return "client_id", "BOTH_CLIENT_ID_AND_APP_INSTANCE_ID_NOT_ALLOWED"
+    if not event.get("clientId") and not event.get("appInstanceId"):
+        return "client_id", "REQUIRED_FIELD_MISSING"
+    if "additionalEventParameters" in event:
+        if problem := _dm_parameters_problem(event["additionalEventParameters"], "additional_event_parameters", "parameterName"):
+            return problem
+    for j, item in enumerate((event.get("cartData") or {}).get("items") or []):
+        if "additionalItemParameters" in item:
+            if problem := _dm_parameters_problem(item["additionalItemParameters"], f"cart_data.items[{j}].additional_item_parameters", "parameterName"):
+                return problem
+    user_properties = (event.get("userProperties") or {}).get("additionalUserProperties")
+    if user_properties is not None:
+        if problem := _dm_parameters_problem(user_properties, "user_properties.additional_user_properties", "propertyName"):
+            return problem
+    if "currency" in event and not re.fullmatch(r"[A-Z]{3}", str(event["currency"])):
+        return "currency", "INVALID_CURRENCY_CODE"
+    identifiers = (event.get("userData") or {}).get("userIdentifiers") or []
+    for j, identifier in enumerate(identifiers):
+        if not all(_hashed(v) for k, v in (identifier or {}).items() if k != "address"):
+            return f"user_data.user_identifiers[{j}]", "INVALID_SHA256_FORMAT"
     return None
 
 

@@ -1,4 +1,4 @@
-"""Google Data Manager API: conversions for Google Ads through events:ingest (GA4 events: see DataManagerSettings).
+"""Google Data Manager API: Google Ads conversions and GA4 events through events:ingest.
 
     POST {endpoint}/v1/events:ingest            Authorization: Bearer <service-account access token>
     {"destinations": [<Destination>, ...], "events": [<Event>, ...], "encoding": "HEX",
@@ -32,6 +32,27 @@ developers.google.com/data-manager/api/devguides/events/..., .../concepts/format
 - Auth: OAuth 2 scope https://www.googleapis.com/auth/datamanager ([proto] ingestion_service.proto),
   a service-account key from the environment (credentials_env) or, on GCP, the runtime's own service
   account (Application Default Credentials).
+
+GA4 events (operating_account_type = "GOOGLE_ANALYTICS_PROPERTY"; [doc] .../events/analytics/online/send-events,
+[lib] google-ads-datamanager 0.9.4, the API's Python client, whose protos carry the GA4 fields):
+- The destination is the property (operating account GOOGLE_ANALYTICS_PROPERTY, its numeric id) and the web
+  stream's measurement id (G-...) as product_destination_id; an event may name only one GA4 destination
+  ([proto] error.proto MULTIPLE_DESTINATIONS_FOR_GOOGLE_ANALYTICS_EVENT). Google allowlists properties for
+  this ([doc] "only available to allowlisted accounts"; NOT_ALLOWLISTED otherwise).
+- Every event is sent, as to the Measurement Protocol, and is mapped by the same GA4 rules (ga4.py: names,
+  parameters, items, user properties, user-provided data, geo and device), then moved field by field onto the
+  Data Manager Event as Google's MP upgrade guide maps them ([doc] .../measurement-protocol/upgrade/
+  field-mappings): client_id, user_id, timestamp_micros -> event_timestamp, user_properties ->
+  user_properties.additional_user_properties (no per-property timestamps), consent, user_data,
+  user_location -> event_location, ip_override -> event_device_info.ip_address, device ->
+  event_device_info; name -> event_name; the params transaction_id, currency, value and items to
+  transaction_id, currency, conversion_value and cart_data.items (item_id, price -> unit_price, quantity,
+  the rest -> additional_item_parameters); every other param -> additional_event_parameters, values as
+  strings ([proto] EventParameter.value "the string representation"). [unverified] that GA4 reads
+  session_id / engagement_time_msec from additional_event_parameters as it does from MP params: the guide's
+  event table was not available to us; they are sent there, as the proto's "any event parameters" says.
+- The Google Ads rule on IP addresses (EEA, UK, CH) is a Google Ads matching rule: GA4 events carry the
+  IP as the Measurement Protocol's ip_override does, for geo.
 """
 
 from __future__ import annotations
@@ -44,9 +65,10 @@ from datetime import UTC, datetime
 from typing import Any, Literal
 
 import httpx
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from tagpipe.destinations.base import (
+    REQUEST_KEY,
     Batch,
     Destination,
     HttpDestinationSettings,
@@ -59,6 +81,7 @@ from tagpipe.destinations.base import (
     response_json,
     retry_after_seconds,
 )
+from tagpipe.destinations.ga4 import Ga4MeasurementProtocol, Ga4Settings
 from tagpipe.destinations.google_ads import TOKEN_REFRESH_MARGIN_SECONDS, google_rpc_verdict, rpc_error
 from tagpipe.errors import ConfigError, InvalidInput, PermanentDelivery, RetryableDelivery
 from tagpipe.hashing import google_hash, google_plain
@@ -142,14 +165,17 @@ class ServiceAccountToken:
 
 # --------------------------------------------------------------------------- settings
 class DataManagerSettings(HttpDestinationSettings):
-    operating_account_id: str = Field(description="the Google Ads account (10 digits) that owns the conversion actions")
-    # GA4 properties (GOOGLE_ANALYTICS_PROPERTY, product destination = the measurement id) are not taken yet:
-    # their events need the event name / client id fields, which the protos read here do not have
-    operating_account_type: Literal["GOOGLE_ADS"] = "GOOGLE_ADS"
+    operating_account_id: str = Field(
+        description="the Google Ads account (10 digits) that owns the conversion actions, or the GA4 property id"
+    )
+    operating_account_type: Literal["GOOGLE_ADS", "GOOGLE_ANALYTICS_PROPERTY"] = "GOOGLE_ADS"
     login_account_id: str | None = Field(None, description="a manager account the credentials act through")
-    login_account_type: Literal["GOOGLE_ADS", "DATA_PARTNER"] = "GOOGLE_ADS"
-    # canonical event name -> conversion action id (product_destination_id); unmapped events are not sent
+    login_account_type: Literal["GOOGLE_ADS", "DATA_PARTNER", "GOOGLE_ANALYTICS_PROPERTY"] = "GOOGLE_ADS"
+    # Google Ads: canonical event name -> conversion action id (product_destination_id); unmapped events are not sent
     conversion_actions: dict[str, str] = Field(default_factory=dict)
+    # GA4: the web stream that receives every event, and renames as the ga4 destination takes them
+    measurement_id: str | None = Field(None, pattern=r"^G-[A-Z0-9]+$")
+    event_map: dict[str, str] = Field(default_factory=dict)
     endpoint: str = "https://datamanager.googleapis.com"
     timeout: float = 10.0
     credentials_env: str = Field(
@@ -177,6 +203,21 @@ class DataManagerSettings(HttpDestinationSettings):
             if not action.isdigit():
                 raise ValueError(f"{name}: a conversion action id is digits (Google Ads > Goals > Conversions), got {action!r}")
         return value
+
+    @model_validator(mode="after")
+    def _one_product(self) -> DataManagerSettings:
+        if self.ga4:
+            if not self.measurement_id:
+                raise ValueError("a GA4 property needs measurement_id (the web stream's G-... id)")
+            if self.conversion_actions:
+                raise ValueError("conversion_actions are Google Ads conversion actions: a GA4 property takes every event")
+        elif self.measurement_id or self.event_map:
+            raise ValueError("measurement_id and event_map are for operating_account_type = \"GOOGLE_ANALYTICS_PROPERTY\"")
+        return self
+
+    @property
+    def ga4(self) -> bool:
+        return self.operating_account_type == "GOOGLE_ANALYTICS_PROPERTY"
 
 
 # --------------------------------------------------------------------------- mapping
@@ -208,6 +249,60 @@ def dm_user_identifiers(event: Event, default_phone_country: str | None) -> tupl
     return out[:MAX_USER_IDENTIFIERS], keys
 
 
+def param_string(value: Any) -> str:
+    """An event or item parameter value as Data Manager takes it: "the string representation" ([proto]
+    EventParameter.value); booleans and whole numbers written as JSON and GA4 write them."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
+# MP item keys with a structured Data Manager Item field ([proto] cart_data.proto Item); the rest of an
+# item's keys go to additional_item_parameters
+GA4_ITEM_FIELDS = {"item_id": "itemId", "price": "unitPrice", "quantity": "quantity"}
+# MP device keys -> Data Manager DeviceInfo fields ([proto] device_info.proto; [doc] MP reference "device")
+GA4_DEVICE_FIELDS = {"category": "category", "operating_system": "operatingSystem",
+                     "operating_system_version": "operatingSystemVersion", "model": "model", "brand": "brand",
+                     "browser": "browser", "browser_version": "browserVersion"}  # fmt: skip
+
+
+def ga4_item(item: dict[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    extra = []
+    for key, value in item.items():
+        field = GA4_ITEM_FIELDS.get(key)
+        if field == "quantity":
+            if isinstance(value, int | float) and float(value).is_integer():
+                out[field] = int(value)
+                continue
+        elif field == "unitPrice":
+            if isinstance(value, int | float) and not isinstance(value, bool):
+                out[field] = value
+                continue
+        elif field:
+            out[field] = str(value)
+            continue
+        extra.append({"parameterName": key, "value": param_string(value)})
+    if extra:
+        out["additionalItemParameters"] = extra
+    return out
+
+
+def ga4_device_info(device: dict[str, Any]) -> dict[str, Any]:
+    """The MP request's device as DeviceInfo: language as ISO 639-1 ("en-us" -> "en", [proto] "in ISO 639-1
+    format"), screen_resolution "WxH" as screen_width / screen_height."""
+    out: dict[str, Any] = {field: device[key] for key, field in GA4_DEVICE_FIELDS.items() if device.get(key)}
+    language = str(device.get("language") or "").split("-")[0].split("_")[0].lower()
+    if re.fullmatch(r"[a-z]{2}", language):
+        out["languageCode"] = language
+    width, _, height = str(device.get("screen_resolution") or "").partition("x")
+    if width.isdigit() and height.isdigit():
+        out["screenWidth"], out["screenHeight"] = int(width), int(height)
+    return out
+
+
 def _consent(value: bool | None) -> str | None:
     return None if value is None else ("CONSENT_GRANTED" if value else "CONSENT_DENIED")
 
@@ -224,9 +319,19 @@ class DataManager(Destination):
     def __init__(self, id: str, settings: DataManagerSettings, secrets) -> None:
         super().__init__(id, settings, secrets)
         self.credentials = ServiceAccountToken(self.secrets.get("credentials"))
+        self.ga4_mapping: Ga4MeasurementProtocol | None = None
+        if settings.ga4:
+            self.conversions_only = False  # type: ignore[misc]  # a GA4 property takes every event
+            self.ga4_mapping = Ga4MeasurementProtocol(id, Ga4Settings(
+                measurement_id=settings.measurement_id, event_map=settings.event_map,
+                send_user_data=settings.send_user_identifiers, send_client_context=settings.send_device_info,
+                default_phone_country=settings.default_phone_country), {})  # fmt: skip
+            self.ga4_mapping.now = lambda: self.now()  # type: ignore[method-assign]
 
     # ------------------------------------------------------------------ transform side
     def prepare(self, event: Event) -> Prepared | None:
+        if self.ga4_mapping is not None:
+            return self._prepare_ga4(event)
         # a tag's event_name (tagpipe.tagging) names the conversion action id itself
         action = event.vendor_event_name or self.settings.conversion_actions.get(event.name)
         if not action:
@@ -297,16 +402,69 @@ class DataManager(Destination):
             payload["cartData"] = {"items": items}
         return Prepared(event.vendor_event_name or event.name, payload, identifiers, notes)
 
+    def _prepare_ga4(self, event: Event) -> Prepared:
+        """The event as the ga4 destination maps it for the Measurement Protocol, moved onto a Data Manager
+        Event by Google's MP upgrade field mappings (module docstring)."""
+        mp = self.ga4_mapping.prepare(event)  # type: ignore[union-attr]
+        assert mp is not None
+        request, params = mp.payload[REQUEST_KEY], dict(mp.payload["params"])
+        payload: dict[str, Any] = {
+            "destinationReferences": [self.settings.measurement_id],
+            "eventName": mp.payload["name"],
+            "eventTimestamp": rfc3339(event.timestamp),
+            "eventSource": "WEB",
+            "clientId": request["client_id"],
+        }
+        if "user_id" in request:
+            payload["userId"] = request["user_id"]
+        for key, field in (("transaction_id", "transactionId"), ("currency", "currency"), ("value", "conversionValue")):
+            if key in params:
+                payload[field] = params.pop(key)
+        if "currency" in payload:
+            payload["currency"] = str(payload["currency"]).upper()
+        if "items" in params:
+            payload["cartData"] = {"items": [ga4_item(item) for item in params.pop("items")]}
+        if params:
+            payload["additionalEventParameters"] = [{"parameterName": k, "value": param_string(v)} for k, v in params.items()]
+        if request.get("user_properties"):
+            payload["userProperties"] = {"additionalUserProperties": [
+                {"propertyName": k, "value": param_string(v["value"])} for k, v in request["user_properties"].items()]}  # fmt: skip
+        consent = {k: f"CONSENT_{v}" for k, v in (("adUserData", (request.get("consent") or {}).get("ad_user_data")),
+                                                   ("adPersonalization", (request.get("consent") or {}).get("ad_personalization"))) if v}  # fmt: skip
+        if consent:
+            payload["consent"] = consent
+        identifiers = ["client_id"] + (["user_id"] if "userId" in payload else [])
+        if "user_data" in request:  # the ga4 mapping decided it may be sent (setting, consent)
+            ids, keys = dm_user_identifiers(event, self.settings.default_phone_country)
+            if ids:
+                payload["userData"] = {"userIdentifiers": ids}
+                identifiers += keys
+        device = ga4_device_info(request.get("device") or {})
+        if self.settings.send_device_info:
+            if event.client.user_agent:
+                device["userAgent"] = event.client.user_agent
+            if request.get("ip_override"):
+                device["ipAddress"] = request["ip_override"]
+        if device:
+            payload["eventDeviceInfo"] = device
+        location = request.get("user_location") or {}
+        where = {field: location[key] for key, field in (("city", "city"), ("country_id", "regionCode"),
+                                                         ("region_id", "subdivisionCode")) if location.get(key)}  # fmt: skip
+        if where:
+            payload["eventLocation"] = where
+        # GA4's own rules keep their ga4: codes (a refused name, a missing client id, a dropped parameter)
+        return Prepared(mp.event_name, payload, identifiers, mp.notes)
+
     # ------------------------------------------------------------------ deliver side
     def before_send(self, client: httpx.Client) -> None:
         self.credentials.ensure()
 
-    def _destination(self, action: str) -> dict[str, Any]:
+    def _destination(self, reference: str) -> dict[str, Any]:
         s = self.settings
         destination: dict[str, Any] = {
-            "reference": action,
+            "reference": reference,
             "operatingAccount": {"accountId": s.operating_account_id, "accountType": s.operating_account_type},
-            "productDestinationId": action,
+            "productDestinationId": reference,  # the conversion action id, or the GA4 measurement id
         }
         if s.login_account_id:
             destination["loginAccount"] = {"accountId": s.login_account_id, "accountType": s.login_account_type}
