@@ -70,6 +70,16 @@ class DashboardData:
     def label(self, dest: str) -> str:
         return lang.destination_label(dest, self.destination_types.get(dest))
 
+    def metered(self, fn: Callable[..., dict[str, Any]], *args: Any) -> dict[str, Any]:
+        """fn's document and, over a store that bills its scans (BigQuery: storage/bigquery_dashboard.py),
+        what the document's queries scanned, as `scanned`."""
+        meter = getattr(self.store, "meter", None)
+        if meter is None:
+            return fn(*args)
+        with meter() as scan:
+            doc = fn(*args)
+        return {**doc, "scanned": scan.as_dict()}
+
     # -- /api/summary
     def summary(self, window: float = 3600) -> dict[str, Any]:
         now = self.clock()
@@ -366,23 +376,25 @@ def create_dashboard_app(runtime: Any = None, *, store: Any = None, bus: Any = N
         window = min(max(window, 300.0), 30 * 86400.0)
         from starlette.concurrency import run_in_threadpool
 
-        return JSONResponse(await run_in_threadpool(data.summary, window))
+        return JSONResponse(await run_in_threadpool(data.metered, data.summary, window))
 
     async def alerts(request: Request) -> Response:
         return JSONResponse({"alerts": data.alerts()})
 
     async def tokens(request: Request) -> Response:
-        return JSONResponse({"tokens": data.debug_tokens()})
+        from starlette.concurrency import run_in_threadpool
+
+        return JSONResponse(await run_in_threadpool(data.metered, lambda: {"tokens": data.debug_tokens()}))
 
     async def detail(request: Request) -> Response:
         from starlette.concurrency import run_in_threadpool
 
-        return JSONResponse(await run_in_threadpool(data.debug_detail, request.path_params["token"]))
+        return JSONResponse(await run_in_threadpool(data.metered, data.debug_detail, request.path_params["token"]))
 
     async def lookup(request: Request) -> Response:
         from starlette.concurrency import run_in_threadpool
 
-        return JSONResponse(await run_in_threadpool(data.lookup, request.query_params.get("q", "")))
+        return JSONResponse(await run_in_threadpool(data.metered, data.lookup, request.query_params.get("q", "")))
 
     async def health(request: Request) -> Response:
         return JSONResponse({"ok": True})

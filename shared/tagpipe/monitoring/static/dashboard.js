@@ -273,6 +273,8 @@
     }
     return v;
   }
+  // over BigQuery: what the request's queries scanned (and cost), under what they found
+  const scanLine = (d) => d.scanned ? [el("div", { class: "empty", "data-field": "scanned" }, d.scanned.text)] : [];
   const pre = (obj) => el("pre", {}, typeof obj === "string" ? obj : JSON.stringify(prune(obj), null, 2));
   const fold = (label, obj, open) => el("details", open ? { open: "" } : {}, el("summary", {}, label), pre(obj));
 
@@ -353,7 +355,7 @@
     document.getElementById("lookup-q").value = q;
     const d = await api("/api/lookup?q=" + encodeURIComponent(q));
     box.replaceChildren(el("h2", { style: { margin: "0 0 10px", fontSize: "16px" } }, "Hits for ", el("code", {}, d.query)),
-      ...(d.hits.length ? d.hits.map(hitCard) : [el("div", { class: "card empty" }, "Nothing on record for this id.")]));
+      ...(d.hits.length ? d.hits.map(hitCard) : [el("div", { class: "card empty" }, "Nothing on record for this id.")]), ...scanLine(d));
   }
 
   async function renderTrace(token) {
@@ -361,7 +363,7 @@
     if (!token) { box.replaceChildren(el("div", { class: "card empty" }, "Pick a debug token on the left.")); return; }
     const d = await api("/api/debug/" + encodeURIComponent(token));
     box.replaceChildren(el("h2", { style: { margin: "0 0 10px", fontSize: "16px" } }, "Debug token ", el("code", {}, d.token)),
-      ...(d.hits.length ? d.hits.map(hitCard) : [el("div", { class: "card empty" }, "No hits traced for this token.")]));
+      ...(d.hits.length ? d.hits.map(hitCard) : [el("div", { class: "card empty" }, "No hits traced for this token.")]), ...scanLine(d));
   }
 
   // ------------------------------------------------------------------ wiring
@@ -383,6 +385,9 @@
       if (token === undefined) {
         last = await api("/api/summary?window=" + windowKey);
         renderOverview(last);
+        const scanned = document.getElementById("scanned");
+        scanned.hidden = !last.scanned;
+        scanned.textContent = last.scanned ? last.scanned.text : "";
       } else if (token && token.lookup !== undefined) {
         await renderTokens(null);
         await renderLookup(token.lookup);
