@@ -102,6 +102,22 @@ class PathsConfig(_Section):
     events: str = "/events"
     health: str = "/healthz"
     sitetag: str = Field("/assets/app.js", description='the first-party site tag (docs/site-tag.md); "" = off')
+    shopify: str = Field("/webhooks/shopify", description="Shopify order webhooks (docs/webhooks.md)")
+    woocommerce: str = Field("/webhooks/woocommerce", description="WooCommerce order webhooks (docs/webhooks.md)")
+
+
+class ShopifyConfig(_Section):
+    """`[shopify]`: Shopify's order webhooks at paths.shopify (docs/webhooks.md)."""
+
+    secret_env: str = Field("SHOPIFY_WEBHOOK_SECRET", description="env var holding the secret Shopify signs "
+                            "webhooks with: the app's client secret, or the key the shop admin's webhooks page shows")
+
+
+class WooCommerceConfig(_Section):
+    """`[woocommerce]`: WooCommerce's order webhooks at paths.woocommerce (docs/webhooks.md)."""
+
+    secret_env: str = Field("WOOCOMMERCE_WEBHOOK_SECRET", description="env var holding the webhook's Secret "
+                            "(WooCommerce > Settings > Advanced > Webhooks)")
 
 
 class StorageConfig(_Section):
@@ -173,6 +189,8 @@ class Config(BaseModel):
     identity: IdentityConfig = Field(default_factory=IdentityConfig)
     bots: BotConfig = Field(default_factory=BotConfig)
     monitoring: MonitoringConfig = Field(default_factory=MonitoringConfig)
+    shopify: ShopifyConfig = Field(default_factory=ShopifyConfig)
+    woocommerce: WooCommerceConfig = Field(default_factory=WooCommerceConfig)
     destinations: dict[str, Any] = Field(default_factory=dict)  # raw tables, see load_destinations
     variables: dict[str, Any] = Field(default_factory=dict)  # raw tables, see tagpipe.tagging
     triggers: dict[str, Any] = Field(default_factory=dict)

@@ -58,7 +58,7 @@ class _Model(BaseModel):
 
 # --------------------------------------------------------------------------- raw input
 
-HitSource = Literal["gtag", "mp", "json"]
+HitSource = Literal["gtag", "mp", "json", "shopify", "woocommerce"]
 
 
 class RawHit(_Model):

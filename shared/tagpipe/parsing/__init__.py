@@ -3,8 +3,9 @@
     parse_hit(raw, now=None) -> list[Event]
     validate_hit(raw) -> list[EventSketch]   collect's check: refuses exactly what parse_hit refuses
 
-dispatches on raw.source to gtag.py (gtag.js /g/collect), mp.py (GA4 Measurement Protocol) or
-json_api.py (our POST /events). Bad input raises tagpipe.errors.InvalidInput(code, message, status):
+dispatches on raw.source to gtag.py (gtag.js /g/collect), mp.py (GA4 Measurement Protocol),
+json_api.py (our POST /events), shopify.py or woocommerce.py (order webhooks, docs/webhooks.md).
+Bad input raises tagpipe.errors.InvalidInput(code, message, status):
 `code` is a short machine code (invalid_json, missing_event_name, too_many_events, ...), `message`
 names the field and never echoes a value.
 
@@ -20,7 +21,7 @@ import re
 from tagpipe.errors import InvalidInput
 from tagpipe.models import Event, RawHit
 
-from . import gtag, json_api, mp
+from . import gtag, json_api, mp, shopify, woocommerce
 from ._common import (
     MAX_BATCH_EVENTS,
     MAX_FUTURE_SKEW_SECONDS,
@@ -92,6 +93,10 @@ def _parse(raw: RawHit, now: float | None) -> list[Event]:
         return mp.parse(raw, ctx, ref)
     if source == "json":
         return json_api.parse(raw, ctx, ref)
+    if source == "shopify":
+        return shopify.parse(raw, ref)
+    if source == "woocommerce":
+        return woocommerce.parse(raw, ref)
     raise InvalidInput("unsupported_source", f"source must be gtag, mp or json, not {str(source)[:20]!r}")
 
 

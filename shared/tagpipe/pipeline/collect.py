@@ -33,10 +33,11 @@ from tagpipe.errors import InvalidInput, StoreUnavailable
 from tagpipe.identity import CookieFilter, hit_consent, identity_config, plan_cookies, referenced_cookies
 from tagpipe.models import FailedEvent, Outcome, OutcomeKind, RawHit
 from tagpipe.monitoring.logs import register_secrets
-from tagpipe.parsing import TEST_EVENT_CODE_HEADER, EventSketch, validate_hit
+from tagpipe.parsing import TEST_EVENT_CODE_HEADER, EventSketch, shopify, validate_hit, woocommerce
 from tagpipe.pipeline.outcomes import settle_outcomes
 from tagpipe.privacy import mask_secret_params, privacy_config, scrub_text
 from tagpipe.runtime import Runtime, get_runtime
+from tagpipe.settings import secret
 from tagpipe.transport.base import RAW_HITS
 
 log = logging.getLogger("tagpipe.collect")
@@ -47,7 +48,10 @@ KEPT_HEADERS = (
     "x-client-geo-country", "x-client-geo-region", "x-client-geo-city",
     "x-appengine-country", "x-appengine-region", "x-appengine-city", "cf-ipcountry",
     "sec-fetch-site", "sec-fetch-mode", TEST_EVENT_CODE_HEADER,
+    *shopify.KEPT_HEADERS, *woocommerce.KEPT_HEADERS,
 )
+# shop order webhooks (docs/webhooks.md): signed by the shop with its own secret instead of our API key
+WEBHOOKS = {"shopify": shopify, "woocommerce": woocommerce}
 
 
 _UNPLAIN = re.compile(r"[?#\\\t\r\n]")  # characters Request.url escapes or urlsplit strips
@@ -114,6 +118,8 @@ class Collector:
             cfg.paths.gtag: ("gtag", {"GET", "POST"}),
             cfg.paths.mp: ("mp", {"POST"}),
             cfg.paths.events: ("json", {"POST"}),
+            cfg.paths.shopify: ("shopify", {"POST"}),
+            cfg.paths.woocommerce: ("woocommerce", {"POST"}),
         }
         self.health_path = cfg.paths.health
         self.sitetag_path = sitetag.sitetag_path(cfg)
@@ -131,6 +137,9 @@ class Collector:
         self.bots = BotFilter.from_config(cfg)
         self.auth = ServerAuth(cfg.server.api_keys_env, cfg.server.hmac_secret_env)
         register_secrets(k.decode() for k in self.auth.keys + self.auth.hmac_secrets)
+        self.webhook_secrets = {source: (secret(getattr(cfg, source).secret_env), getattr(cfg, source).secret_env)
+                                for source in WEBHOOKS}
+        register_secrets(value for value, _ in self.webhook_secrets.values() if value)
         self.browser_paths = self._browser_paths(cfg)
         self.limiter = RateLimiter(cfg.server.rate_limit_per_ip, cfg.server.rate_limit_burst)
         self.throttled = ThrottledTally()
@@ -138,7 +147,7 @@ class Collector:
     def _browser_paths(self, cfg) -> frozenset[str]:
         """Browser endpoints by path, from the config: never from headers a client sets (Origin, Sec-Fetch-*)."""
         if cfg.server.browser_paths is not None:
-            return frozenset(cfg.server.browser_paths) - {cfg.paths.mp}
+            return frozenset(cfg.server.browser_paths) - {cfg.paths.mp, cfg.paths.shopify, cfg.paths.woocommerce}
         if self.auth.enabled:  # a key is configured: the JSON endpoint is server-to-server unless listed
             return frozenset({cfg.paths.gtag})
         return frozenset({cfg.paths.gtag, cfg.paths.events})
@@ -190,7 +199,9 @@ class Collector:
                 cors = _cors_for(headers["origin"]) if headers["origin"] else {}
                 raise InvalidInput("origin_not_allowed", "origin is not in server.cors_origins", 403)
             raw = await self._read(request, source, method, path, query, headers, client_ip)
-            if not browser:  # a server-to-server endpoint: the key or signature on every request
+            if source in WEBHOOKS:  # the shop's signature over the raw body, before anything reads it
+                WEBHOOKS[source].verify(headers, raw.body.encode(), *self.webhook_secrets[source])
+            elif not browser:  # a server-to-server endpoint: the key or signature on every request
                 self.auth.check(headers, raw.query, raw.body.encode(), method=method, path=path)
             raw.query = mask_secret_params(raw.query)  # checked; no credential is queued or stored
             events = validate_hit(raw)  # refuses what transform's parse_hit would; builds no Event
@@ -202,6 +213,9 @@ class Collector:
         looks_like_a_page = source == "gtag" or "origin" in headers or "sec-fetch-mode" in headers
         set_cookies = self._identity(headers, raw, events) if browser and looks_like_a_page else []
         try:
+            if source in WEBHOOKS and not events:  # a topic or an order state that is no purchase or refund
+                self._record_ignored(raw)
+                return _json(200, {"ok": True, "hit_id": raw.hit_id, "events": 0, "event_ids": []})
             data = raw.model_dump_json().encode()
             if self.publish_async is not None:
                 await self.publish_async(RAW_HITS, data)
@@ -215,7 +229,7 @@ class Collector:
             log.error("collect could not queue a hit: %s", exc)
             return _json(503, {"ok": False, "error": "unavailable", "reason": "the queue is not writable; retry later"},
                          _retry_after(cors, 5))
-        if source == "json":
+        if source == "json" or source in WEBHOOKS:
             response = _json(200, {"ok": True, "hit_id": raw.hit_id, "events": len(events),
                                    "event_ids": [e.event_id for e in events]}, cors)
         else:
@@ -290,6 +304,14 @@ class Collector:
             source=source, method=method, path=path, query=query, body=text,
             headers=kept, cookies=cookies, client_ip=client_ip, debug_token=debug or None,
         )
+
+    def _record_ignored(self, raw: RawHit) -> None:
+        """The one outcome of a shop webhook that carries nothing to deliver (another topic, an order not
+        placed yet, WooCommerce's ping): filtered at the hit, never queued."""
+        topic = raw.headers.get(shopify.TOPIC_HEADER) or raw.headers.get(woocommerce.TOPIC_HEADER) or "ping"
+        settle_outcomes(self.rt.store, [Outcome(
+            hit_id=raw.hit_id, outcome=OutcomeKind.FILTERED, reason="webhook_ignored",
+            detail=f"{raw.source} webhook {topic[:60]!r}: no purchase or refund in it")], stage="collect")
 
     def _cookies_kept(self) -> CookieFilter:
         if self._cookie_filter.cfg is not self.identity:  # the identity config was replaced
