@@ -20,7 +20,10 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import re
+import subprocess
+import sys
 import time
 import uuid
 from datetime import datetime
@@ -31,11 +34,13 @@ import pytest
 
 from tagpipe.models import HIT_LEVEL
 from tagpipe.monitoring.dashboard import DashboardData, DashboardServer, create_dashboard_app
+from tagpipe.ops.cli import main
 from tagpipe.storage.base import Store
 from tagpipe.storage.bigquery import BigQueryStore, FirestoreIndex, row, tables
 from tagpipe.storage.bigquery_dashboard import BigQueryDashboardStore, DashboardStoreConfig
 from tagpipe.storage.sqlite import SqliteStore
 from tagpipe.transport.pubsub import PubSubBus
+from tests.e2e.stack import wait_until
 from tests.fakes.vendors import FakeVendors
 from tests.gcp.conftest import FAST
 from tests.gcp.test_bigquery_store import RELAYS, _bq_client, relay
@@ -370,6 +375,54 @@ def test_scan_figures_come_from_the_jobs_statistics():
     assert doc["queries"] == 3 and doc["bytes_billed"] == 10 * 2**20 + 3 * 2**30
     assert doc["usd"] == pytest.approx((10 * 2**20 + 3 * 2**30) / 2**40 * 6.25, abs=1e-6)
     assert doc["text"] == "BigQuery: 3 queries scanned 3.00 GiB (billed 3.01 GiB, about $0.0184 on demand)"
+
+
+# --------------------------------------------------------------------------- the command
+
+
+def test_tagpipe_dashboard_store_bigquery(run, bqemulator, tmp_path):
+    """`tagpipe dashboard --store bigquery` as a user runs it, its credentials pointed at the emulator."""
+    config = tmp_path / "tagpipe.toml"
+    config.write_text('[destinations.meta]\ntype = "log"\n')
+    port = free_port()
+    env = {**os.environ, "BIGQUERY_EMULATOR_HOST": bqemulator.host, "TAGPIPE_GCP_PROJECT": BQ_PROJECT,
+           "TAGPIPE_BQ_DATASET": run["dataset"], "TAGPIPE_DASHBOARD_TOKEN": "t0ken-for-this-test"}
+    proc = subprocess.Popen([sys.executable, "-m", "tagpipe.ops.cli", "--config", str(config), "dashboard",
+                             "--store", "bigquery", "--port", str(port), "--cache-ttl", "30"],
+                            env=env, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        def up():
+            assert proc.poll() is None, proc.stderr.read()
+            try:
+                return httpx.get(base + "/healthz").status_code == 200
+            except httpx.TransportError:
+                return False
+
+        wait_until(up, what="tagpipe dashboard to listen")
+        assert httpx.get(base + "/api/summary").status_code == 401  # the token is set: it is needed
+        auth = {"authorization": "Bearer t0ken-for-this-test"}
+        summary = httpx.get(base + "/api/summary?window=24h", headers=auth, timeout=30).json()
+        assert summary["totals"]["hits"] > 100 and summary["scanned"]["queries"] > 0
+        assert [d["id"] for d in summary["destinations"]][-1] == "meta"
+        found = httpx.get(base + "/api/lookup", params={"q": "order-1002"}, headers=auth, timeout=30).json()
+        assert [e["event_id"] for h in found["hits"] for e in h["events"]] == ["order-1002"]
+        assert "BigQuery: " in found["scanned"]["text"]
+    finally:
+        proc.terminate()
+        proc.wait(10)
+    assert f"over BigQuery {BQ_PROJECT}.{run['dataset']}" in proc.stderr.read()
+
+
+def test_tagpipe_dashboard_says_what_is_missing(bqemulator, monkeypatch, capsys):
+    monkeypatch.setenv("BIGQUERY_EMULATOR_HOST", bqemulator.host)
+    for name in ("TAGPIPE_GCP_PROJECT", "GOOGLE_CLOUD_PROJECT"):
+        monkeypatch.delenv(name, raising=False)
+    assert main(["dashboard", "--store", "bigquery"]) == 2
+    assert "project" in capsys.readouterr().err
+    assert main(["dashboard", "--store", "bigquery", "--project", BQ_PROJECT, "--dataset", "no_such_dataset"]) == 2
+    err = capsys.readouterr().err
+    assert "no_such_dataset" in err and "gcloud auth application-default login" in err
 
 
 # --------------------------------------------------------------------------- in Chromium

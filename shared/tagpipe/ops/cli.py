@@ -153,6 +153,66 @@ def cmd_trace(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_dashboard(args: argparse.Namespace) -> int:
+    """The dashboard and the debug view on their own: over the local store, or over BigQuery (the
+    production store) with the user's own credentials (Application Default Credentials)."""
+    from pydantic import ValidationError
+
+    from tagpipe.errors import StoreUnavailable
+    from tagpipe.monitoring.config import dashboard_port, load_monitoring_config
+    from tagpipe.monitoring.dashboard import DashboardServer, create_dashboard_app
+    from tagpipe.settings import Settings, secret
+
+    config = _load(args.config)
+    monitoring = load_monitoring_config(config)
+    board = monitoring.dashboard.model_copy(update={
+        "host": args.host or monitoring.dashboard.host, "token_env": args.token_env or monitoring.dashboard.token_env,
+        "allowed_hosts": [*monitoring.dashboard.allowed_hosts, *args.allowed_host]})  # fmt: skip
+    monitoring = monitoring.model_copy(update={"dashboard": board})
+    state_dir = None
+    if args.store == "bigquery":
+        from tagpipe.storage.bigquery_dashboard import BigQueryDashboardStore, DashboardStoreConfig
+
+        settings = Settings.load()
+        try:
+            store_config = DashboardStoreConfig(
+                project=args.project or settings.gcp_project, dataset=args.dataset or settings.bq_dataset,
+                location=args.location, lookback_days=args.lookback_days, cache_ttl=args.cache_ttl,
+                max_bytes_billed=int(args.max_scan_gb * 2**30) if args.max_scan_gb else None)  # fmt: skip
+        except ValidationError as exc:
+            problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+            print(f"dashboard: {problems} (--project or TAGPIPE_GCP_PROJECT names the project)", file=sys.stderr)
+            return 2
+        store = BigQueryDashboardStore(store_config)
+        where = f"BigQuery {store_config.project}.{store_config.dataset}"
+        try:
+            store.check()
+        except StoreUnavailable as exc:
+            print(f"dashboard: {exc}", file=sys.stderr)
+            return 2
+    else:
+        from tagpipe.storage.sqlite import SqliteStore
+
+        store, state_dir = SqliteStore(config.storage.dir), config.storage.dir
+        where = f"the local store {config.storage.dir}"
+    app = create_dashboard_app(store=store, monitoring=monitoring, state_dir=state_dir,
+                               destination_types={d: e.type for d, e in config.destination_entries().items()})
+    server = DashboardServer(app, board.host, args.port if args.port is not None else dashboard_port(monitoring),
+                             token_set=bool(secret(board.token_env)))
+    if not server.start():
+        return 2
+    print(f"tagpipe dashboard over {where}: http://{board.host}:{server.port} (Ctrl-C stops it)", file=sys.stderr)
+    try:
+        while server.thread is not None and server.thread.is_alive():
+            server.thread.join(1.0)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.close()
+        store.close()
+    return 0
+
+
 def cmd_test_send(args: argparse.Namespace) -> int:
     from tagpipe.ops.test_send import SampleNotSent, send_test_event
     from tagpipe.runtime import Runtime
@@ -372,6 +432,23 @@ def main(argv: list[str] | None = None) -> int:
     trace.add_argument("id")
     trace.add_argument("--json", action="store_true", help="the dashboard's lookup document")
     trace.set_defaults(func=cmd_trace)
+    dash = sub.add_parser("dashboard", help="the dashboard and debug view alone, over the local store or BigQuery")
+    dash.add_argument("--store", choices=["sqlite", "bigquery"], default="sqlite",
+                      help="sqlite: the local store of --config (default); bigquery: the production tables")
+    dash.add_argument("--project", help="BigQuery: the project (default $TAGPIPE_GCP_PROJECT)")
+    dash.add_argument("--dataset", help="BigQuery: the dataset (default $TAGPIPE_BQ_DATASET, else tagpipe)")
+    dash.add_argument("--location", help="BigQuery: the dataset's location (EU, US, ...)")
+    dash.add_argument("--lookback-days", type=float, default=7.0,
+                      help="BigQuery: how far back the debug list and lookups read (default 7)")
+    dash.add_argument("--cache-ttl", type=float, default=60.0, help="BigQuery: seconds an overview figure is reused")
+    dash.add_argument("--max-scan-gb", type=float, help="BigQuery: refuse any one query that would bill more")
+    dash.add_argument("--host", help="default: [monitoring.dashboard] host, 127.0.0.1")
+    dash.add_argument("--port", type=int, help="default: $TAGPIPE_DASHBOARD_PORT, else [monitoring.dashboard] port")
+    dash.add_argument("--token-env", help="the variable holding the access token (default TAGPIPE_DASHBOARD_TOKEN);"
+                      " required off loopback")
+    dash.add_argument("--allowed-host", action="append", default=[],
+                      help="a Host name the dashboard answers to besides loopback (repeatable)")
+    dash.set_defaults(func=cmd_dashboard)
     ts = sub.add_parser("test-send", help="send one sample event to a destination in the vendor's test mode")
     ts.add_argument("destination")
     ts.add_argument("--test-event-code", help="Meta / TikTok: the code from Events Manager's Test events tab")

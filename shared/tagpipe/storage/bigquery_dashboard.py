@@ -161,6 +161,16 @@ class BigQueryDashboardStore:
             self._client.close()
         self._client = None
 
+    def check(self) -> None:
+        """Fail at start-up, with the fix, when the credentials or the dataset are not there."""
+        try:
+            self.client().get_dataset(f"{self.config.project}.{self.config.dataset}")
+        except Exception as exc:
+            raise StoreUnavailable(
+                f"bigquery: cannot read the dataset {self.config.project}.{self.config.dataset}: {exc}"
+                " (credentials: `gcloud auth application-default login`; access: BigQuery Data Viewer on the"
+                " dataset and Job User on the project)") from exc
+
     @contextmanager
     def meter(self) -> Iterator[Scan]:
         """Sum what the queries this thread runs inside the block scan (one dashboard request)."""
