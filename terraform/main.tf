@@ -217,3 +217,25 @@ check "custom_domain_has_domains" {
     error_message = "enable_custom_domain = true needs custom_domain.domains, e.g. [\"t.example.com\"]."
   }
 }
+
+module "dashboard" {
+  source = "./modules/dashboard"
+  count  = var.dashboard_enabled ? 1 : 0
+
+  project_id        = var.project_id
+  project_number    = data.google_project.this.number
+  region            = var.region
+  prefix            = var.prefix
+  dataset_id        = module.bigquery.dataset_id
+  location          = var.bigquery.location
+  image             = var.dashboard.image
+  members           = var.dashboard.members
+  ingress           = var.dashboard.ingress
+  lookback_days     = var.dashboard.lookback_days
+  cache_ttl_seconds = var.dashboard.cache_ttl_seconds
+  max_scan_gb       = var.dashboard.max_scan_gb
+  max_instances     = var.dashboard.max_instances
+  labels            = local.labels
+
+  depends_on = [google_project_service.apis]
+}

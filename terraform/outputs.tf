@@ -48,3 +48,12 @@ output "secrets_to_fill" {
     if length(s.functions) > 0
   ]
 }
+
+output "dashboard" {
+  description = "With dashboard_enabled: the Cloud Run service to open with `gcloud run services proxy`, its URL, and the secret that holds its token."
+  value = var.dashboard_enabled ? {
+    service      = module.dashboard[0].service_name
+    url          = module.dashboard[0].url
+    token_secret = module.dashboard[0].token_secret
+  } : null
+}

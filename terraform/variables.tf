@@ -280,3 +280,23 @@ variable "enable_apis" {
   description = "Enable the Google APIs the stack uses (turn off when a platform team manages them)."
   default     = true
 }
+
+variable "dashboard_enabled" {
+  type        = bool
+  description = "Also deploy the dashboard and debug view as a Cloud Run service over the BigQuery tables (modules/dashboard; docs/gcp.md). Off by default: `tagpipe dashboard --store bigquery` runs it on your machine instead."
+  default     = false
+}
+
+variable "dashboard" {
+  type = object({
+    image             = optional(string, "")
+    members           = optional(list(string), [])
+    ingress           = optional(string, "INGRESS_TRAFFIC_ALL")
+    lookback_days     = optional(number, 7)
+    cache_ttl_seconds = optional(number, 60)
+    max_scan_gb       = optional(number, 10)
+    max_instances     = optional(number, 2)
+  })
+  description = "With dashboard_enabled: the image (terraform/modules/dashboard/Dockerfile), who may open it (user:/group:/domain: members, roles/run.invoker), Cloud Run ingress, the debug view's look-back in days, the overview cache in seconds, a per-query scan cap in GiB and the instance cap."
+  default     = {}
+}
