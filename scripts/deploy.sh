@@ -83,6 +83,7 @@ fi
 # --------------------------------------------------------------------------- run
 TF=(terraform "-chdir=$TF_DIR")
 VARFILE="-var-file=$TFVARS"
+# ${APPROVE[@]+"${APPROVE[@]}"}: an empty array under set -u is an error before bash 4.4 (macOS ships 3.2)
 APPROVE=()
 [[ "${TAGPIPE_AUTO_APPROVE:-}" == "1" ]] && APPROVE=(-auto-approve)
 
@@ -109,10 +110,11 @@ case "$ACTION" in
     ;;
   deploy)
     # 1. APIs and the empty secret containers first, so their values can be added ...
-    "${TF[@]}" apply -input=false "$VARFILE" "${APPROVE[@]}" \
+    "${TF[@]}" apply -input=false "$VARFILE" ${APPROVE[@]+"${APPROVE[@]}"} \
       -target=google_project_service.apis -target=module.secrets
     # 2. ... because a function that mounts a secret without a version fails to deploy.
-    mapfile -t missing < <(missing_secrets)
+    missing=()
+    while IFS= read -r name; do missing+=("$name"); done < <(missing_secrets)  # no mapfile: bash 3.2
     if ((${#missing[@]})); then
       echo "deploy: these secrets have no value yet; add each one, then run make deploy again:" >&2
       for name in "${missing[@]}"; do
@@ -121,10 +123,10 @@ case "$ACTION" in
       echo "  (or drop the vendors you do not use from 'secrets' in $TFVARS)" >&2
       exit 3
     fi
-    "${TF[@]}" apply -input=false "$VARFILE" "${APPROVE[@]}"
+    "${TF[@]}" apply -input=false "$VARFILE" ${APPROVE[@]+"${APPROVE[@]}"}
     "${TF[@]}" output collect_url
     ;;
   destroy)
-    "${TF[@]}" destroy -input=false "$VARFILE" "${APPROVE[@]}"
+    "${TF[@]}" destroy -input=false "$VARFILE" ${APPROVE[@]+"${APPROVE[@]}"}
     ;;
 esac

@@ -18,7 +18,10 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "scripts" / "deploy.sh"
 PACKAGE = ROOT / "scripts" / "package.sh"
-BASICS = ["bash", "sed", "head", "dirname", "cat", "mkdir", "env", "rm", "ls", "tr"]
+BASICS = ["sed", "head", "dirname", "cat", "mkdir", "env", "rm", "ls", "tr"]
+# The shell the scripts run under: TAGPIPE_TEST_BASH=/path/to/bash-3.2 runs this file under macOS's stock
+# bash (3.2, which lacks mapfile and calls an empty array under set -u unbound); default: the machine's.
+BASH = os.environ.get("TAGPIPE_TEST_BASH") or shutil.which("bash")
 
 STUB = """#!{bash}
 echo "{name} $*" >> "{log}"
@@ -33,6 +36,7 @@ class Sandbox:
         self.bin.mkdir()
         self.log = tmp / "calls.log"
         self.log.touch()
+        (self.bin / "bash").symlink_to(BASH)
         for tool in BASICS:
             found = shutil.which(tool)
             if found:
@@ -47,7 +51,7 @@ class Sandbox:
 
     def stub(self, name: str, body: str = "exit 0") -> None:
         path = self.bin / name
-        path.write_text(STUB.format(bash=shutil.which("bash"), name=name, log=self.log, body=body))
+        path.write_text(STUB.format(bash=BASH, name=name, log=self.log, body=body))
         path.chmod(0o755)
 
     def good_tools(self, gcloud_body: str = "exit 0") -> None:
@@ -60,7 +64,7 @@ class Sandbox:
     def run(self, *args: str, **env: str) -> subprocess.CompletedProcess:
         environ = {"PATH": str(self.bin), "HOME": str(self.tmp), "TAGPIPE_TFVARS": str(self.tfvars),
                    "TAGPIPE_DIST": str(self.dist), "TAGPIPE_CONFIG_FILE": str(self.config), **env}
-        return subprocess.run([shutil.which("bash"), str(DEPLOY), *args], capture_output=True, text=True,
+        return subprocess.run([BASH, str(DEPLOY), *args], capture_output=True, text=True,
                               env=environ, timeout=60, cwd=self.tmp)
 
     def calls(self) -> list[str]:
