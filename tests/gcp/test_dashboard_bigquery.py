@@ -137,8 +137,9 @@ def run(tmp_path_factory, bqemulator, pubsub_emulator, firestore_emulator):
                         "user_data": {"email": PII_EMAIL}}}]
     with FakeVendors() as fakes, pytest.MonkeyPatch.context() as mp:
         mp.setattr(scenario, "SqliteStore", tee)
-        rt = traced_pipeline(tmp, fakes, mp, hits)
-        traced_pipeline(tmp, fakes, mp, broken, break_meta=True)
+        behind_proxy = {"server": {"trusted_proxies": 1}}  # the load balancer's x-forwarded-for names the client
+        rt = traced_pipeline(tmp, fakes, mp, hits, tagging=behind_proxy)
+        traced_pipeline(tmp, fakes, mp, broken, break_meta=True, tagging=behind_proxy)
     now = time.time() + 1
     store = tees[0]
     fill_history(store, now, per_hour=3)
@@ -157,6 +158,9 @@ def run(tmp_path_factory, bqemulator, pubsub_emulator, firestore_emulator):
     while moved < expected and time.monotonic() < deadline:
         moved += relay(bus, client, dataset)
     assert moved == expected
+    # the raw hits keep what the browser sent (the page must scrub it): the IP, the email in the body
+    stored = [r["doc"] for r in client.query(f"SELECT doc FROM `{BQ_PROJECT}.{dataset}.raw_hits`").result()]
+    assert any(CLIENT_IP in d for d in stored) and any(PII_EMAIL in d for d in stored)
     # at-least-once: a BigQuery subscription may write a row twice; the reads must not count it twice
     ((hit_id, event_uid, dest, kind, reason, detail, name, ids, at),) = local.query(
         "SELECT hit_id, event_uid, destination, outcome, reason, detail, event_name, identifiers, at FROM outcomes"

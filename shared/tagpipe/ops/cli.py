@@ -195,8 +195,9 @@ def cmd_dashboard(args: argparse.Namespace) -> int:
 
         store, state_dir = SqliteStore(config.storage.dir), config.storage.dir
         where = f"the local store {config.storage.dir}"
-    app = create_dashboard_app(store=store, monitoring=monitoring, state_dir=state_dir,
-                               destination_types={d: e.type for d, e in config.destination_entries().items()})
+    # without a config file (the Cloud Run image) the destinations are the ones the store names
+    types = {} if config.source == "<defaults>" else {d: e.type for d, e in config.destination_entries().items()}
+    app = create_dashboard_app(store=store, monitoring=monitoring, state_dir=state_dir, destination_types=types)
     server = DashboardServer(app, board.host, args.port if args.port is not None else dashboard_port(monitoring),
                              token_set=bool(secret(board.token_env)))
     if not server.start():
