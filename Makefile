@@ -12,6 +12,7 @@ help:
 	@echo "make bench    run the benchmarks and print figures"
 	@echo "make lint     ruff + terraform fmt"
 	@echo "make deploy   package the functions and terraform apply (needs gcloud, terraform, credentials)"
+	@echo "make plan     terraform plan; without credentials against the stand-in provider (docs/gcp.md)"
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -48,6 +49,7 @@ bench: $(STAMP)
 package:
 	scripts/package.sh
 
+# without Google credentials: init/validate/plan against the stand-in google provider (scripts/tfstandin)
 plan:
 	scripts/deploy.sh plan
 

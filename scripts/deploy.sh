@@ -26,13 +26,16 @@ case "$ACTION" in plan | deploy | destroy) ;; *) usage ;; esac
 
 problems=()
 problem() { problems+=("$1"); }
+# what only a real plan needs (gcloud, terraform, credentials): without credentials, plan uses the stand-in
+standin_reasons=0
+needed_for_real_plan() { problem "$1"; standin_reasons=$((standin_reasons + 1)); }
 
 # --------------------------------------------------------------------------- preflight
 if ! command -v gcloud >/dev/null 2>&1; then
-  problem "gcloud not found. Install the Google Cloud CLI: https://cloud.google.com/sdk/docs/install (Debian: apt-get install google-cloud-cli)"
+  needed_for_real_plan "gcloud not found. Install the Google Cloud CLI: https://cloud.google.com/sdk/docs/install (Debian: apt-get install google-cloud-cli)"
 fi
 if ! command -v terraform >/dev/null 2>&1; then
-  problem "terraform not found. Install Terraform >= 1.5: https://developer.hashicorp.com/terraform/install"
+  needed_for_real_plan "terraform not found. Install Terraform >= 1.5: https://developer.hashicorp.com/terraform/install"
 fi
 if ! command -v "${PYTHON:-python3}" >/dev/null 2>&1; then
   problem "python3 not found (scripts/package.sh builds the zips with it). Install Python 3.11+ or set PYTHON=/path/to/python3"
@@ -44,7 +47,7 @@ if [[ -n "${GOOGLE_APPLICATION_CREDENTIALS:-}" ]]; then
   fi
 elif command -v gcloud >/dev/null 2>&1; then
   if ! gcloud auth application-default print-access-token >/dev/null 2>&1; then
-    problem "no application-default credentials (Terraform's Google provider uses them). Run: gcloud auth application-default login"
+    needed_for_real_plan "no application-default credentials (Terraform's Google provider uses them). Run: gcloud auth application-default login"
   fi
 fi
 
@@ -70,6 +73,17 @@ if [[ "$ACTION" != destroy && -f "$TFVARS" && -f "$CONFIG" ]] && command -v "${P
   elif [[ -n "$drift" ]]; then
     echo "deploy: $drift" >&2
   fi
+fi
+
+# make plan without Google credentials: Terraform's own init/validate/plan against the stand-in google
+# provider (scripts/tfstandin: the provider's schema, no API behind it, docs/gcp.md), said so loudly.
+if [[ "$ACTION" == plan && -z "${GOOGLE_APPLICATION_CREDENTIALS:-}" ]] && ((standin_reasons > 0 && ${#problems[@]} == standin_reasons)); then
+  echo "deploy: no real plan here:" >&2
+  for p in ${problems[@]+"${problems[@]}"}; do
+    echo "  - $p" >&2
+  done
+  echo "deploy: planning against the STAND-IN google provider instead: it checks the Terraform, not your project" >&2
+  exec "${PYTHON:-python3}" "$ROOT/scripts/tfstandin/standin.py" plan --tfvars "$TFVARS"
 fi
 
 if ((${#problems[@]})); then
