@@ -4,9 +4,11 @@ refunds/create -> one `refund`; any other topic carries neither (collect records
 Shopify's documents, read for this module:
 - Verify webhooks: X-Shopify-Hmac-Sha256 is the base64 HMAC-SHA256 of the raw body with the app's client
   secret, compared in constant time (https://shopify.dev/docs/apps/build/webhooks/subscribe/https); the
-  headers X-Shopify-Topic, X-Shopify-Shop-Domain, X-Shopify-Webhook-Id (the same on every retry of one
-  delivery), X-Shopify-Triggered-At, X-Shopify-Event-Id (same page). Shopify retries a delivery that gets
-  no 2xx within 5 s (for up to 48 h in the documents the issue cites) [unverified: the count and window].
+  headers X-Shopify-Topic, X-Shopify-Shop-Domain, X-Shopify-Webhook-Id, X-Shopify-Triggered-At (same page).
+- Retries: "8 times over 4 hours ... delivered with the original payload" (changelog, 2024-09-10:
+  https://shopify.dev/changelog/updates-to-webhook-retry-mechanism; the issue's 48 h is the older rule);
+  duplicates share X-Shopify-Event-Id (https://shopify.dev/docs/apps/build/webhooks/ignore-duplicates). The
+  order id in the body is the same in all of them, so their event_id is too.
 - The Order resource (https://shopify.dev/docs/api/admin-rest/latest/resources/order): id, order_number,
   name, email, contact_email, phone, currency (the shop's), total_price, total_tax,
   total_shipping_price_set, discount_codes[].code, line_items[] {product_id, variant_id, sku, title,
@@ -30,7 +32,7 @@ from typing import Any
 
 from tagpipe.models import Event, RawHit
 
-from ._common import check_size, click_ids, event_base, fail
+from ._common import check_size, event_base, fail
 from ._orders import (
     check_items,
     check_signature,
@@ -41,6 +43,7 @@ from ._orders import (
     mapping,
     money,
     objects,
+    order_click_ids,
     required_id,
     saved_cookies,
     text,
@@ -116,7 +119,7 @@ def _purchase(raw: RawHit, order: dict[str, Any], now: float) -> Event:
             "phone": phones[0] if phones else None,
             "address": address,
         },
-        click_ids=click_ids(ctx, page_url),
+        click_ids=order_click_ids(ctx, page_url, ts),
         ecommerce=drop_empty({
             "value": money(order.get("total_price"), "total_price"),
             "currency": currency(order.get("currency"), "currency"),

@@ -33,7 +33,7 @@ from typing import Any
 
 from tagpipe.models import Event, RawHit
 
-from ._common import click_ids, event_base, fail
+from ._common import event_base, fail
 from ._orders import (
     check_items,
     check_signature,
@@ -44,6 +44,7 @@ from ._orders import (
     mapping,
     money,
     objects,
+    order_click_ids,
     required_id,
     saved_cookies,
     text,
@@ -106,7 +107,8 @@ def _purchase(raw: RawHit, order: dict[str, Any], order_id: str, now: float) -> 
     check_items(lines, "line_items")
     codes = [text(c.get("code"), "coupon_lines[].code") for c in objects(order.get("coupon_lines"), "coupon_lines")]
 
-    event = event_base(raw, ctx, 0, order_id, "purchase", _order_time(order, "date_created_gmt", raw, now))
+    ts = _order_time(order, "date_created_gmt", raw, now)
+    event = event_base(raw, ctx, 0, order_id, "purchase", ts)
     event.update(
         # Meta requires event_source_url and client_user_agent for website events (../shared/VENDORS.md §1.2)
         action_source="website" if user_agent and page_url else "other",
@@ -130,7 +132,7 @@ def _purchase(raw: RawHit, order: dict[str, Any], order_id: str, now: float) -> 
                 "country": text(address.get("country"), "billing.country"),
             }),
         },
-        click_ids=click_ids(ctx, page_url),
+        click_ids=order_click_ids(ctx, page_url, ts),
         ecommerce=drop_empty({
             "value": money(order.get("total"), "total"),
             "currency": currency(order.get("currency"), "currency"),
