@@ -21,15 +21,18 @@ import pytest
 
 from scripts.tfschema.extract import BINDINGS
 from scripts.tfstandin.standin import Workspace, plan, prepare, standin_python, terraform_binary
-from tests.terraform.hcl import ROOT, TF
+from tests.terraform.hcl import ROOT, TF, modules
 
 EXAMPLE = (TF / "terraform.tfvars.example").read_text()
-# The example with its optional zones switched on: schedule trigger, custom domain, alerts to email and Slack.
+# The example with its optional zones switched on: schedule trigger, custom domain, alerts to email and Slack,
+# the dashboard on Cloud Run.
 EVERYTHING = EXAMPLE + """
 stage_trigger        = "schedule"
 enable_custom_domain = true
 custom_domain        = { domains = ["t.example.com"] }
 alerting             = { emails = ["oncall@example.com"], slack_channel = "#tagpipe-alerts" }
+dashboard_enabled    = true
+dashboard            = { image = "europe-west1-docker.pkg.dev/acme/tagpipe/dashboard:1", members = ["group:marketing@example.com"] }
 """
 
 
@@ -111,14 +114,27 @@ def test_apply_is_refused(example_plan):
     assert managed == [], managed  # nothing was created, so no resource is in the state
 
 
-def test_every_optional_zone_of_the_example_plans(tmp_path):
-    """Schedule trigger, custom domain (load balancer module) and both alert channels, on the pinned 6.x."""
-    ws, steps = planned(tmp_path, "6", EVERYTHING)
+def test_every_module_requires_a_provider_that_plans_service_account_emails():
+    """Planned with the emails unknown (the provider before 6.13.0), the plan fails: modules/pubsub's
+    publisher_grants for_each takes its keys from them ("Invalid for_each argument ... will be known only
+    after apply", seen with the stand-in's plan-time values switched off). So no module may admit < 6.13."""
+    for name, mod in modules().items():
+        (tf,) = mod.terraform
+        version = tf["required_providers"][0]["google"]["version"]
+        major, minor = (int(x) for x in re.fullmatch(r"~> ?(\d+)\.(\d+)", version).groups())
+        assert (major, minor) >= (6, 13), f"{name}: {version}"
+
+
+@pytest.mark.parametrize("major", sorted(BINDINGS), ids=lambda m: f"google{m}")
+def test_every_optional_zone_of_the_example_plans(tmp_path, major):
+    """Schedule trigger, custom domain (load balancer module), both alert channels and the dashboard."""
+    ws, steps = planned(tmp_path, major, EVERYTHING)
     assert [s.returncode for s in steps] == [0, 0, 0], output_of(steps)
     addresses = {c["address"] for c in plan_json(ws)["resource_changes"]}
     assert any(a.startswith("module.scheduler[0].google_cloud_scheduler_job.drain") for a in addresses)
     assert "module.loadbalancer[0].google_compute_managed_ssl_certificate.collect" in addresses
     assert any("google_monitoring_notification_channel.slack" in a for a in addresses)
+    assert any(a.startswith("module.dashboard[0].google_cloud_run_v2_service.") for a in addresses), sorted(addresses)
 
 
 def test_a_prefix_longer_than_the_variable_allows_is_refused(tmp_path):
