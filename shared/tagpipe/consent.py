@@ -13,8 +13,8 @@ The matrix (docs/consent.md has the long form):
 | destination | denied purpose | result |
 |---|---|---|
 | any | a purpose in the destination's `consent` list (defaults: Meta/TikTok/Google Ads ad_storage + ad_user_data, GA4 analytics_storage) | deny |
-| meta, tiktok, google_ads | ad_user_data, or npa=1 | restrict: no user data (email, phone, name, address, external id) |
-| meta, tiktok, google_ads | ad_storage | restrict: no cookie ids (_fbp, _ttp, client id; click ids only if the page URL carries them) |
+| meta, tiktok, google_ads, pinterest, snapchat, reddit, linkedin, microsoft_ads | ad_user_data, or npa=1 | restrict: no user data (email, phone, name, address, external id) |
+| the same | ad_storage | restrict: no cookie ids (_fbp, _ttp, _scid, _rdt_uuid, _uetvid, client id; click ids only if the page URL carries them) |
 | ga4 | analytics_storage with `google_mode = "advanced"` | restrict (cookieless ping): one-off client id, no user id, session, user data; ad_user_data and ad_personalization sent as DENIED |
 | meta | region in `meta_ldu_regions` or consent.limited_data_use | restrict: data_processing_options = ["LDU"] |
 
@@ -35,7 +35,8 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from tagpipe.models import ClickIds, ClientContext, Event, UserData
 
 PURPOSES = ("ad_storage", "analytics_storage", "ad_user_data", "ad_personalization")
-AD_PLATFORMS = frozenset({"meta", "tiktok", "google_ads", "data_manager"})
+AD_PLATFORMS = frozenset({"meta", "tiktok", "google_ads", "data_manager", "pinterest", "snapchat", "reddit", "linkedin",
+                          "microsoft_ads"})  # fmt: skip
 _EPHEMERAL_NS = uuid.uuid5(uuid.NAMESPACE_URL, "https://github.com/tagpipe/tagpipe/cookieless")
 
 
@@ -131,17 +132,30 @@ class ConsentDecision:
 ALLOW = ConsentDecision(True)
 
 
+# ClickIds fields a page URL can carry (tagpipe.parsing._common.URL_CLICK_IDS, Snapchat's ScCid as sc_click_id)
+URL_CLICK_ID_KINDS = ("gclid", "gbraid", "wbraid", "dclid", "ttclid", "fbclid", "epik", "sc_click_id", "rdt_cid",
+                      "li_fat_id", "msclkid")  # fmt: skip
+
+
 def _url_click_ids(event: Event) -> ClickIds:
     """Click ids the current page URL carries (URL passthrough, not storage); cookie-derived ids go."""
     from tagpipe.parsing._common import click_ids_from_url
 
     url = click_ids_from_url(event.page.url)
     c = event.click_ids
-    kept = {k: getattr(c, k) for k in ("gclid", "gbraid", "wbraid", "dclid", "ttclid", "fbclid")
+    kept = {k: getattr(c, k) for k in URL_CLICK_ID_KINDS
             if getattr(c, k) and url.get(k) == getattr(c, k)}  # fmt: skip
     if c.fbc and url.get("fbclid") and c.fbc.split(".")[3:4] == [url["fbclid"]]:
         kept["fbc"] = c.fbc  # the fbc of this very click
     return ClickIds(**kept)
+
+
+def consented_user_id(event: Event) -> str | None:
+    """The hit's user id where an ad platform may get it as its external id: never with ad_user_data denied or
+    npa=1 (ConsentDecision.apply empties user_data, the user id lives in the client context)."""
+    if event.consent.ad_user_data is False or event.consent.non_personalized_ads:
+        return None
+    return event.client.user_id
 
 
 def geo_region(geo: dict[str, str]) -> tuple[str, str]:

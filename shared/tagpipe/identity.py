@@ -7,6 +7,11 @@ collect answers every browser hit with Set-Cookie headers for:
     Meta click    `_fbc`    fb.<subdomainIndex>.<creationTimeMs>.<fbclid>        needs ad_storage
     Google click  `_gcl_aw` GCL.<unix seconds>.<gclid>  (`_gcl_gb` gbraid, `_wbraid` wbraid)   ad_storage
     TikTok click  `ttclid`  the ttclid as it came                                needs ad_storage
+    Pinterest     `_epik`   the epik as it came                                  needs ad_storage
+    Snapchat      `_scclid` the ScCid as it came                                 needs ad_storage
+    Reddit        `_rdt_cid` the rdt_cid as it came                              needs ad_storage
+    LinkedIn      `li_fat_id` the li_fat_id as it came                           needs ad_storage
+    Microsoft     `_uetmsclkid` "_uet" + the msclkid, as the UET tag writes it   needs ad_storage
 
 Server-set cookies are not capped at 7 days by Safari's ITP the way `document.cookie` writes are, and
 every hit re-sends them with a fresh Max-Age (the refresh), so a returning visitor keeps the same ids.
@@ -57,10 +62,23 @@ class ClickIdCookies(BaseModel):
     gbraid: str = "_gcl_gb"
     wbraid: str = "_wbraid"
     ttclid: str = "ttclid"
+    # the names the vendors' own tags read (stape-io/pinterest-tag, snapchat-tag, reddit-tag, linkedin-tag,
+    # microsoft-capi-tag template.js), so the browser tag and the server see one value
+    epik: str = "_epik"
+    sc_click_id: str = "_scclid"
+    rdt_cid: str = "_rdt_cid"
+    li_fat_id: str = "li_fat_id"
+    msclkid: str = "_uetmsclkid"
+
+
+# click ids kept as cookies byte for byte (field of ClickIds, ClickIdCookies attribute); msclkid has its own format
+PLAIN_CLICK_ID_COOKIES = ("ttclid", "epik", "sc_click_id", "rdt_cid", "li_fat_id")
+UET_PREFIX = "_uet"  # _uetmsclkid = "_uet" + msclkid (stape-io/microsoft-capi-tag getClickId strips it)
 
 
 DEFAULT_FORWARD_COOKIES = [
     "_ga", "_ga_*", "_gcl_*", "_fbp", "_fbc", "_fbi", "_ttp", "ttclid", "_wbraid", "FPID", "FPLC",
+    "_scid", "_rdt_uuid", "_uetvid",  # browser ids the Snap, Reddit and UET tags mint (read, never written here)
 ]  # fmt: skip
 
 
@@ -83,7 +101,9 @@ class IdentityConfig(BaseModel):
     )
     fbp: bool = Field(True, description="mint _fbp when the browser has none")
     fbc: bool = Field(True, description="build _fbc from the page URL's fbclid")
-    click_ids: bool = Field(True, description="keep gclid/gbraid/wbraid/ttclid from the page URL as cookies")
+    click_ids: bool = Field(
+        True, description="keep gclid/gbraid/wbraid/ttclid/epik/ScCid/rdt_cid/li_fat_id/msclkid from the page URL as cookies"
+    )
     click_id_cookies: ClickIdCookies = Field(default_factory=ClickIdCookies)
     ad_cookie_days: int = Field(90, ge=1, le=MAX_COOKIE_DAYS, description="_fbp, _fbc and the click id cookies")
     refresh: bool = Field(True, description="re-send existing cookies with a fresh lifetime on every hit")
@@ -425,7 +445,8 @@ def plan_cookies(
 
     # -- advertising cookies: ad_storage
     names = cfg.click_id_cookies
-    ad_names = ["_fbp", "_fbc", names.gclid, names.gbraid, names.wbraid, names.ttclid]
+    ad_names = ["_fbp", "_fbc", names.gclid, names.gbraid, names.wbraid,
+                *(getattr(names, kind) for kind in PLAIN_CLICK_ID_COOKIES), names.msclkid]  # fmt: skip
     if not consent.granted("ad_storage", consent_default):
         clear(ad_names, "ad_storage")
         return plan
@@ -464,12 +485,20 @@ def plan_cookies(
                 put(name, make_gcl(now_s, fresh), ad_age, new=True)
             elif current and gcl_value(current):
                 put(name, current, ad_age, new=False)
-        current = cookies.get(names.ttclid)
-        fresh = url_ids.get("ttclid")
-        if fresh and fresh != current:
-            put(names.ttclid, fresh, ad_age, new=True)
+        for kind in PLAIN_CLICK_ID_COOKIES:
+            name = getattr(names, kind)
+            current = cookies.get(name)
+            fresh = url_ids.get(kind)
+            if fresh and fresh != current:
+                put(name, fresh, ad_age, new=True)
+            elif current:
+                put(name, current, ad_age, new=False)
+        current = cookies.get(names.msclkid)
+        fresh = url_ids.get("msclkid")
+        if fresh and current != UET_PREFIX + fresh:
+            put(names.msclkid, UET_PREFIX + fresh, ad_age, new=True)
         elif current:
-            put(names.ttclid, current, ad_age, new=False)
+            put(names.msclkid, current, ad_age, new=False)
     return plan
 
 
@@ -555,8 +584,11 @@ def enrich_event(event: Event, cfg: IdentityConfig, consent_default: bool = True
     for kind, name in (("gclid", names.gclid), ("gbraid", names.gbraid), ("wbraid", names.wbraid)):
         if getattr(event.click_ids, kind) is None and (value := gcl_value(cookies.get(name))):
             clicks[kind] = value
-    if event.click_ids.ttclid is None and (value := cookies.get(names.ttclid)):
-        clicks["ttclid"] = value
+    for kind in PLAIN_CLICK_ID_COOKIES:
+        if getattr(event.click_ids, kind) is None and (value := cookies.get(getattr(names, kind))):
+            clicks[kind] = value
+    if event.click_ids.msclkid is None and (value := cookies.get(names.msclkid)):
+        clicks["msclkid"] = value.removeprefix(UET_PREFIX)
     if clicks:
         update["click_ids"] = event.click_ids.model_copy(update=clicks)
     return event.model_copy(update=update) if update else event

@@ -58,7 +58,7 @@ class _Model(BaseModel):
 
 # --------------------------------------------------------------------------- raw input
 
-HitSource = Literal["gtag", "mp", "json", "shopify", "woocommerce"]
+HitSource = Literal["gtag", "mp", "json", "shopify", "woocommerce", "segment"]
 
 
 class RawHit(_Model):
@@ -159,6 +159,14 @@ class ClickIds(_Model):
     ttclid: str | None = None
     ttp: str | None = None
     ctwa_clid: str | None = None  # Meta click-to-WhatsApp ad click id (business messaging)
+    epik: str | None = None  # Pinterest click id (URL `epik`, cookie `_epik`)
+    sc_click_id: str | None = None  # Snapchat click id (URL `ScCid`, cookie `_scclid`)
+    sc_cookie1: str | None = None  # Snap Pixel browser id (cookie `_scid`)
+    rdt_cid: str | None = None  # Reddit click id (URL `rdt_cid`, cookie `_rdt_cid`)
+    rdt_uuid: str | None = None  # Reddit Pixel cookie `_rdt_uuid` as set ("<ms>.<uuid>")
+    li_fat_id: str | None = None  # LinkedIn first-party ads tracking UUID (URL and cookie `li_fat_id`)
+    msclkid: str | None = None  # Microsoft Advertising click id (URL `msclkid`, cookie `_uetmsclkid`)
+    uet_vid: str | None = None  # Microsoft UET visitor id (cookie `_uetvid`)
 
 
 class PageContext(_Model):

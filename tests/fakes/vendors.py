@@ -20,6 +20,11 @@ Paths: Meta  POST /{v}/{pixel}/events          GA4  POST /mp/collect, /debug/mp/
        Google Ads POST /token (OAuth), POST /v{N}/customers/{id}:uploadClickConversions
        Data Manager POST /token (service-account JWT), POST /v1/events:ingest, GET /v1/requestStatus:retrieve
        TikTok POST /open_api/v1.3/event/track/  webhook POST /webhook (any path under it)
+       Pinterest POST /v5/ad_accounts/{id}/events[?test=true]   Snapchat POST /v3/{pixel}/events[/validate]
+       Reddit POST /api/v3/pixels/{pixel}/conversion_events    LinkedIn POST /rest/conversionEvents
+       Microsoft UET POST /v1/{tag}/events
+       (the five ad platforms of issue 20 refuse an event whose id is in `vendor.bad` per event, where the vendor
+        answers per event: Pinterest, LinkedIn batches; Snapchat, Reddit and Microsoft refuse the whole request)
 
 The protocol rules are written here independently of shared/tagpipe/destinations (a second reading of VENDORS.md), so
 a destination bug is not mirrored by the fake. Thread-safe: every vendor's state sits behind its own lock.
@@ -214,6 +219,31 @@ class DataManagerState(VendorState):
             self.token_requests = 0
 
 
+class RowVendorState(VendorState):
+    """A vendor that can refuse single events: `mark_bad(event_id)` makes the fake refuse that event the way the
+    vendor refuses a bad row (issue 20's ad platforms); `validated` counts events checked in test mode, never
+    recorded."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(name)
+        self.bad: set[str] = set()
+        self.validated = 0
+
+    def mark_bad(self, event_id: str) -> None:
+        with self.lock:
+            self.bad.add(event_id)
+
+    def validate(self, n: int) -> None:
+        with self.lock:
+            self.validated += n
+
+    def clear(self) -> None:
+        super().clear()
+        with self.lock:
+            self.bad.clear()
+            self.validated = 0
+
+
 class FakeVendors:
     def __init__(
         self,
@@ -228,6 +258,11 @@ class FakeVendors:
         google_customer_id: str | None = None,
         tiktok_token: str = "tiktok-token",
         webhook_secret: str = "webhook-secret",
+        pinterest_token: str = "pinterest-token",
+        snapchat_token: str = "snapchat-token",
+        reddit_token: str = "reddit-token",
+        linkedin_token: str = "linkedin-token",
+        microsoft_token: str = "microsoft-token",
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.meta_token, self.meta_app_secret = meta_token, meta_app_secret
@@ -242,6 +277,13 @@ class FakeVendors:
         self.data_manager = DataManagerState()
         self.tiktok = VendorState("tiktok")
         self.webhook = VendorState("webhook")
+        self.ad_tokens = {"pinterest": pinterest_token, "snapchat": snapchat_token, "reddit": reddit_token,
+                          "linkedin": linkedin_token, "microsoft_ads": microsoft_token}
+        self.pinterest = RowVendorState("pinterest")
+        self.snapchat = RowVendorState("snapchat")
+        self.reddit = RowVendorState("reddit")
+        self.linkedin = RowVendorState("linkedin")
+        self.microsoft_ads = RowVendorState("microsoft_ads")
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
 
@@ -284,10 +326,13 @@ class FakeVendors:
 
     @property
     def vendors(self) -> dict[str, VendorState]:
-        return {v.name: v for v in (self.meta, self.ga4, self.google_ads, self.data_manager, self.tiktok, self.webhook)}
+        return {v.name: v for v in (self.meta, self.ga4, self.google_ads, self.data_manager, self.tiktok, self.webhook,
+                                    self.pinterest, self.snapchat, self.reddit, self.linkedin, self.microsoft_ads)}
 
     def secrets(self, vendor: str) -> dict[str, str]:
         """The secrets a destination needs to talk to this fake (what config would read from the env)."""
+        if vendor in self.ad_tokens:
+            return {"access_token": self.ad_tokens[vendor]}
         return {
             "meta": {"access_token": self.meta_token, **({"app_secret": self.meta_app_secret} if self.meta_app_secret else {})},
             "ga4": {"api_secret": self.ga4_api_secret},
@@ -324,6 +369,17 @@ class FakeVendors:
             return self.tiktok, lambda: self._tiktok(headers, body)
         if path == "/webhook" or path.startswith("/webhook/"):
             return self.webhook, lambda: self._webhook(headers, body)
+        if re.fullmatch(r"/v5/ad_accounts/\d+/events", path):
+            return self.pinterest, lambda: _pinterest(self, query, headers, body)
+        if m := re.fullmatch(r"/v3/([A-Za-z0-9-]+)/events(/validate)?", path):
+            validate = bool(m.group(2))
+            return self.snapchat, lambda: _snapchat(self, validate, query, body)
+        if re.fullmatch(r"/api/v3/pixels/[A-Za-z0-9_]+/conversion_events", path):
+            return self.reddit, lambda: _reddit(self, headers, body)
+        if path == "/rest/conversionEvents":
+            return self.linkedin, lambda: _linkedin(self, headers, body)
+        if re.fullmatch(r"/v1/\d+/events", path):
+            return self.microsoft_ads, lambda: _microsoft(self, headers, body)
         return None, lambda: _json(404, {"error": f"no fake vendor at {path}"})
 
     # ---- faults, shaped like each vendor answers
@@ -1003,6 +1059,342 @@ def _tiktok_event_problem(event: Any, now: float) -> str | None:
         if key in user and (not isinstance(user[key], str) or HEX64.match(user[key])):
             return f"user.{key} must not be hashed"
     return None
+
+
+# --------------------------------------------------------------------------- issue 20's ad platforms (independent)
+# Each reads the vendor's own documentation (cited in docs/destinations.md), not shared/tagpipe/destinations.
+
+
+def _bearer(headers: dict[str, str], token: str) -> bool:
+    return headers.get("authorization") == f"Bearer {token}"
+
+
+def _body(body: bytes) -> Any:
+    try:
+        return json.loads(body)
+    except ValueError:
+        return None
+
+
+def _unix_seconds(value: Any, now: float, max_age: float) -> str | None:
+    if not isinstance(value, int) or isinstance(value, bool) or not 10**9 <= value < 10**10:
+        return "must be unix seconds"
+    if value > now + 600:
+        return "is in the future"
+    if value < now - max_age:
+        return "is too old"
+    return None
+
+
+def _unix_ms(value: Any, now: float, max_age: float) -> str | None:
+    if not isinstance(value, int) or isinstance(value, bool) or not 10**12 <= value < 10**13:
+        return "must be unix milliseconds"
+    return _unix_seconds(value // 1000, now, max_age)
+
+
+def _plain(value: Any) -> bool:
+    """An id or address sent in clear: a string that is not a SHA-256."""
+    return isinstance(value, str) and bool(value) and not HEX64.match(value)
+
+
+# Pinterest: pinterest/pinterest-python-generated-api-client docs (ConversionEventsData, ...UserData, ...CustomData,
+# ConversionApiResponse): Bearer token; data[] of events; user_data needs em, hashed_maids, or client_ip_address +
+# client_user_agent; the hashed keys are lists of SHA-256; custom_data.value a string; 200 with per-event statuses.
+PINTEREST_EVENTS = {"add_payment_info", "add_to_cart", "add_to_wishlist", "app_install", "app_open", "checkout",
+                    "custom", "lead", "page_visit", "search", "signup", "view_category", "watch_video"}
+PINTEREST_SOURCES = {"app_android", "app_ios", "web", "offline"}
+PINTEREST_HASHED = ("em", "hashed_maids", "ph", "ge", "db", "ln", "fn", "ct", "st", "zp", "country", "external_id")
+
+
+def _pinterest_event_problem(event: Any, now: float) -> str | None:
+    if not isinstance(event, dict):
+        return "event must be an object"
+    if event.get("event_name") not in PINTEREST_EVENTS:
+        return "event_name is not a Pinterest event"
+    if event.get("action_source") not in PINTEREST_SOURCES:
+        return "action_source is invalid"
+    if problem := _unix_seconds(event.get("event_time"), now, 7 * 24 * 3600):
+        return f"event_time {problem}"
+    if not isinstance(event.get("event_id"), str) or not event["event_id"]:
+        return "event_id is required"
+    user = event.get("user_data")
+    if not isinstance(user, dict):
+        return "user_data is required"
+    for key in PINTEREST_HASHED:
+        if key in user and not (isinstance(user[key], list) and _hashed(user[key])):
+            return f"user_data.{key} must be a list of SHA-256 hashes"
+    for key in ("client_ip_address", "client_user_agent", "click_id"):
+        if key in user and not _plain(user[key]):
+            return f"user_data.{key} must be sent in clear"
+    if not ("em" in user or "hashed_maids" in user or ("client_ip_address" in user and "client_user_agent" in user)):
+        return "user_data needs em, hashed_maids or client_ip_address + client_user_agent"
+    custom = event.get("custom_data", {})
+    if not isinstance(custom, dict) or ("value" in custom and not isinstance(custom["value"], str)):
+        return "custom_data.value must be a string"
+    if "num_items" in custom and not isinstance(custom["num_items"], int):
+        return "custom_data.num_items must be an integer"
+    return None
+
+
+def _pinterest(fakes: FakeVendors, query: dict[str, list[str]], headers: dict[str, str], body: bytes) -> Answer:
+    state = fakes.pinterest
+    if state.token_rejected or not _bearer(headers, fakes.ad_tokens["pinterest"]):
+        state.refuse("token")
+        return _json(401, {"code": 2, "message": "Authentication failed."})
+    payload = _body(body)
+    data = payload.get("data") if isinstance(payload, dict) else None
+    if not isinstance(data, list) or not data or len(data) > 1000:
+        state.refuse("batch_size", count=len(data) if isinstance(data, list) else None)
+        return _json(400, {"code": 1, "message": "data must hold 1 to 1000 events"})
+    now, statuses, accepted = fakes.clock(), [], []
+    for i, event in enumerate(data):
+        problem = _pinterest_event_problem(event, now)
+        if problem is None and event["event_id"] in state.bad:
+            problem = "event refused (marked bad)"
+        if problem:
+            state.refuse(problem, index=i)
+            statuses.append({"status": "failed", "error_message": problem, "warning_message": None})
+        else:
+            statuses.append({"status": "processed", "error_message": None, "warning_message": None})
+            accepted.append(event)
+    if (query.get("test") or [""])[0] == "true":
+        state.validate(len(accepted))  # "The events will not be recorded"
+    else:
+        state.accept(accepted)
+    return _json(200, {"num_events_received": len(data), "num_events_processed": len(accepted), "events": statuses})
+
+
+# Snapchat: developers.snap.com Conversions-API (UsingTheAPI, Parameters): token as ?access_token=, data[] events,
+# event_time seconds up to 37 days back, em/ph/... SHA-256, sc_click_id / sc_cookie1 / IP / UA in clear.
+SNAP_EVENTS = {"PAGE_VIEW", "VIEW_CONTENT", "ADD_CART", "ADD_TO_WISHLIST", "SIGN_UP", "SEARCH", "PURCHASE", "ADD_BILLING",
+               "COMPLETE_TUTORIAL", "SUBSCRIBE", "AD_CLICK", "AD_VIEW", "START_CHECKOUT", "RATE", "LIST_VIEW",
+               "LEVEL_COMPLETE", "ACHIEVEMENT_UNLOCKED", "SPENT_CREDITS", "SAVE", "SHARE", "INVITE", "LOGIN",
+               "RESERVE", "START_TRIAL", "APP_OPEN", "CUSTOM_EVENT_1", "CUSTOM_EVENT_2", "CUSTOM_EVENT_3",
+               "CUSTOM_EVENT_4", "CUSTOM_EVENT_5"}  # fmt: skip
+SNAP_HASHED = ("em", "ph", "fn", "ln", "ge", "ct", "st", "zp", "country", "external_id")
+
+
+def _snapchat_event_problem(event: Any, now: float) -> str | None:
+    if not isinstance(event, dict) or event.get("event_name") not in SNAP_EVENTS:
+        return "event_name is not a Snap event"
+    if event.get("action_source") not in ("WEB", "MOBILE_APP", "OFFLINE"):
+        return "action_source is invalid"
+    if problem := _unix_seconds(event.get("event_time"), now, 37 * 24 * 3600):
+        return f"event_time {problem}"
+    user = event.get("user_data")
+    if not isinstance(user, dict) or not user:
+        return "user_data is required"
+    for key in SNAP_HASHED:
+        if key in user and not _hashed(user[key]):
+            return f"user_data.{key} must be SHA-256 hashed"
+    for key in ("sc_click_id", "sc_cookie1", "client_ip_address", "client_user_agent"):
+        if key in user and not _plain(user[key]):
+            return f"user_data.{key} must be sent in clear"
+    if event["action_source"] == "WEB" and not event.get("event_source_url"):
+        return "event_source_url is required for WEB events"
+    return None
+
+
+def _snapchat(fakes: FakeVendors, validate: bool, query: dict[str, list[str]], body: bytes) -> Answer:
+    state = fakes.snapchat
+    if state.token_rejected or (query.get("access_token") or [""])[0] != fakes.ad_tokens["snapchat"]:
+        state.refuse("token")
+        return _json(401, {"status": "INVALID", "reason": "Unauthorized: invalid access token"})
+    payload = _body(body)
+    data = payload.get("data") if isinstance(payload, dict) else None
+    if not isinstance(data, list) or not data or len(data) > 2000:
+        state.refuse("batch_size")
+        return _json(400, {"status": "INVALID", "reason": "data must hold 1 to 2000 events"})
+    now = fakes.clock()
+    for i, event in enumerate(data):
+        problem = _snapchat_event_problem(event, now)
+        if problem is None and event.get("event_id") in state.bad:
+            problem = "event refused (marked bad)"
+        if problem:
+            state.refuse(problem, index=i)
+            return _json(400, {"status": "INVALID", "reason": f"data[{i}]: {problem}"})
+    if validate:
+        state.validate(len(data))
+    else:
+        state.accept(data)
+    return _json(200, {"status": "VALID", "reason": ""})
+
+
+# Reddit v3: Bearer conversion access token; {"data": {"test_id"?, "events": [...]}}; event_at in milliseconds,
+# type.tracking_type (CUSTOM needs custom_event_name), metadata.conversion_id, user ids. Reddit hashes plain
+# email / phone itself, so either form is accepted; ip_address and user_agent in clear.
+REDDIT_TYPES = {"PAGE_VISIT", "VIEW_CONTENT", "SEARCH", "ADD_TO_CART", "ADD_TO_WISHLIST", "PURCHASE", "LEAD", "SIGN_UP",
+                "CUSTOM"}
+
+
+def _reddit_event_problem(event: Any, now: float) -> str | None:
+    if not isinstance(event, dict):
+        return "event must be an object"
+    if problem := _unix_ms(event.get("event_at"), now, 7 * 24 * 3600):
+        return f"event_at {problem}"
+    kind = event.get("type")
+    if not isinstance(kind, dict) or kind.get("tracking_type") not in REDDIT_TYPES:
+        return "type.tracking_type is invalid"
+    if kind["tracking_type"] == "CUSTOM" and not kind.get("custom_event_name"):
+        return "type.custom_event_name is required for CUSTOM"
+    metadata = event.get("metadata", {})
+    if "value" in metadata and (isinstance(metadata["value"], bool) or not isinstance(metadata["value"], (int, float))):
+        return "metadata.value must be a number"
+    user = event.get("user")
+    if not isinstance(user, dict):
+        return "user is required"
+    email = user.get("email")
+    if email is not None and not (isinstance(email, str) and (HEX64.match(email) or "@" in email)):
+        return "user.email is neither an email nor its SHA-256"
+    for key in ("ip_address", "user_agent", "uuid"):
+        if key in user and not _plain(user[key]):
+            return f"user.{key} must be sent in clear"
+    return None
+
+
+def _reddit(fakes: FakeVendors, headers: dict[str, str], body: bytes) -> Answer:
+    state = fakes.reddit
+    if state.token_rejected or not _bearer(headers, fakes.ad_tokens["reddit"]):
+        state.refuse("token")
+        return _json(401, {"error": {"code": 401, "message": "Unauthorized"}})
+    payload = _body(body)
+    data = payload.get("data") if isinstance(payload, dict) else None
+    events = data.get("events") if isinstance(data, dict) else None
+    if not isinstance(events, list) or not events or len(events) > 1000:
+        state.refuse("batch_size")
+        return _json(400, {"error": {"code": 400, "message": "data.events must hold 1 to 1000 events", "field": "events"}})
+    now = fakes.clock()
+    for i, event in enumerate(events):
+        problem = _reddit_event_problem(event, now)
+        conversion_id = (event.get("metadata") or {}).get("conversion_id") if isinstance(event, dict) else None
+        if problem is None and conversion_id in state.bad:
+            problem = "event refused (marked bad)"
+        if problem:
+            state.refuse(problem, index=i)
+            return _json(400, {"error": {"code": 400, "message": problem, "field": f"data.events[{i}]"}})
+    if data.get("test_id"):
+        state.validate(len(events))  # shown in the Event Testing tool, not counted as conversions
+    else:
+        state.accept([{**e, "event_id": e["metadata"].get("conversion_id")} for e in events])
+    return _json(200, {"message": f"Successfully processed {len(events)} conversion events."})
+
+
+# LinkedIn: learn.microsoft.com linkedin conversions-api: Bearer; LinkedIn-Version YYYYMM; X-Restli-Protocol-Version
+# 2.0.0; one event -> 201, X-RestLi-Method BATCH_CREATE {"elements": [...]} -> 200 with a status per element.
+LINKEDIN_ID_TYPES = {"SHA256_EMAIL", "LINKEDIN_FIRST_PARTY_ADS_TRACKING_UUID", "ACXIOM_ID", "ORACLE_MOAT_ID"}
+
+
+def _linkedin_event_problem(event: Any, now: float) -> str | None:
+    if not isinstance(event, dict):
+        return "event must be an object"
+    if not re.fullmatch(r"urn:lla:llaPartnerConversion:\d+", str(event.get("conversion", ""))):
+        return "conversion must be a conversion rule URN"
+    if problem := _unix_ms(event.get("conversionHappenedAt"), now, 90 * 24 * 3600):
+        return f"conversionHappenedAt {problem}"
+    value = event.get("conversionValue")
+    if value is not None and not (isinstance(value, dict) and re.fullmatch(r"[A-Z]{3}", str(value.get("currencyCode")))
+                                  and isinstance(value.get("amount"), str)):
+        return "conversionValue needs currencyCode and a string amount"
+    user = event.get("user")
+    ids = user.get("userIds") if isinstance(user, dict) else None
+    if not isinstance(ids, list) or not ids:
+        return "user.userIds is required"
+    for entry in ids:
+        if not isinstance(entry, dict) or entry.get("idType") not in LINKEDIN_ID_TYPES or not entry.get("idValue"):
+            return "user.userIds has an invalid entry"
+        if entry["idType"] == "SHA256_EMAIL" and not HEX64.match(str(entry["idValue"])):
+            return "SHA256_EMAIL must be a SHA-256 hex"
+    info = user.get("userInfo")
+    if info is not None and not (isinstance(info, dict) and info.get("firstName") and info.get("lastName")):
+        return "userInfo needs firstName and lastName"
+    return None
+
+
+def _linkedin(fakes: FakeVendors, headers: dict[str, str], body: bytes) -> Answer:
+    state = fakes.linkedin
+    if state.token_rejected or not _bearer(headers, fakes.ad_tokens["linkedin"]):
+        state.refuse("token")
+        return _json(401, {"status": 401, "serviceErrorCode": 65600, "code": "INVALID_ACCESS_TOKEN",
+                           "message": "Invalid access token"})
+    if not re.fullmatch(r"\d{6}", headers.get("linkedin-version", "")):
+        state.refuse("version")
+        return _json(400, {"status": 400, "code": "VERSION_MISSING", "message": "A version must be present"})
+    if headers.get("x-restli-protocol-version") != "2.0.0":
+        state.refuse("protocol_version")
+        return _json(400, {"status": 400, "message": "X-Restli-Protocol-Version 2.0.0 is required"})
+    payload, now = _body(body), fakes.clock()
+    if headers.get("x-restli-method", "").upper() == "BATCH_CREATE":
+        elements = payload.get("elements") if isinstance(payload, dict) else None
+        if not isinstance(elements, list) or not elements or len(elements) > 5000:
+            state.refuse("batch_size")
+            return _json(400, {"status": 400, "message": "elements must hold 1 to 5000 events"})
+        statuses, accepted = [], []
+        for i, element in enumerate(elements):
+            problem = _linkedin_event_problem(element, now)
+            if problem is None and element.get("eventId") in state.bad:
+                problem = "event refused (marked bad)"
+            if problem:
+                state.refuse(problem, index=i)
+                statuses.append({"status": 400, "message": problem})
+            else:
+                statuses.append({"status": 201})
+                accepted.append(element)
+        state.accept([{**e, "event_id": e.get("eventId")} for e in accepted])
+        return _json(200, {"elements": statuses})
+    problem = _linkedin_event_problem(payload, now)
+    if problem is None and payload.get("eventId") in state.bad:
+        problem = "event refused (marked bad)"
+    if problem:
+        state.refuse(problem)
+        return _json(422, {"status": 422, "message": problem})
+    state.accept([{**payload, "event_id": payload.get("eventId")}])
+    return 201, {"x-restli-id": "fake"}, b""
+
+
+# Microsoft UET CAPI: learn.microsoft.com/advertising/guides/uet-conversion-api-integration: Bearer CAPI token,
+# {"data": [...]}: eventType pageLoad|custom, eventTime seconds, userData with at least one identifier, em / ph /
+# externalId SHA-256, msclkid / anonymousId / IP / UA in clear, adStorageConsent G or D.
+def _microsoft_event_problem(event: Any, now: float) -> str | None:
+    if not isinstance(event, dict) or event.get("eventType") not in ("pageLoad", "custom"):
+        return "eventType must be pageLoad or custom"
+    if problem := _unix_seconds(event.get("eventTime"), now, 7 * 24 * 3600):
+        return f"eventTime {problem}"
+    if "adStorageConsent" in event and event["adStorageConsent"] not in ("G", "D"):
+        return "adStorageConsent must be G or D"
+    user = event.get("userData")
+    if not isinstance(user, dict):
+        return "userData is required"
+    for key in ("em", "ph", "externalId"):
+        if key in user and not _hashed(user[key]):
+            return f"userData.{key} must be SHA-256 hashed"
+    for key in ("msclkid", "anonymousId", "clientIpAddress", "clientUserAgent"):
+        if key in user and not _plain(user[key]):
+            return f"userData.{key} must be sent in clear"
+    if not any(k in user for k in ("msclkid", "anonymousId", "em", "ph", "externalId")):
+        return "userData needs at least one identifier"
+    return None
+
+
+def _microsoft(fakes: FakeVendors, headers: dict[str, str], body: bytes) -> Answer:
+    state = fakes.microsoft_ads
+    if state.token_rejected or not _bearer(headers, fakes.ad_tokens["microsoft_ads"]):
+        state.refuse("token")
+        return _json(401, {"error": {"code": "Unauthorized", "message": "invalid token"}})
+    payload = _body(body)
+    data = payload.get("data") if isinstance(payload, dict) else None
+    if not isinstance(data, list) or not data or len(data) > 1000:
+        state.refuse("batch_size")
+        return _json(400, {"error": {"code": "InvalidBatch", "message": "data must hold 1 to 1000 events"}})
+    now = fakes.clock()
+    for i, event in enumerate(data):
+        problem = _microsoft_event_problem(event, now)
+        if problem is None and event.get("eventId") in state.bad:
+            problem = "event refused (marked bad)"
+        if problem:
+            state.refuse(problem, index=i)
+            return _json(400, {"error": {"code": "InvalidEvent", "message": f"data[{i}]: {problem}"}})
+    state.accept([{**e, "event_id": e.get("eventId")} for e in data])
+    return _json(200, {"eventsReceived": len(data)})
 
 
 # --------------------------------------------------------------------------- the HTTP handler

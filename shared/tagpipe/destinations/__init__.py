@@ -18,6 +18,7 @@ REGISTRY: dict[str, str] = {
     "data_manager": "tagpipe.destinations.data_manager:DataManager",
     "tiktok": "tagpipe.destinations.tiktok:TikTokEvents",
     "webhook": "tagpipe.destinations.webhook:Webhook",
+    "pinterest": "tagpipe.destinations.pinterest:PinterestConversions",
 }
 
 

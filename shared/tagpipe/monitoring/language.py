@@ -17,6 +17,8 @@ from tagpipe import reasons
 VENDOR_NAMES = {
     "meta": "Meta", "ga4": "GA4", "google_ads": "Google Ads",
     "data_manager": "Google Data Manager", "tiktok": "TikTok", "webhook": "Webhook",
+    "pinterest": "Pinterest", "snapchat": "Snapchat", "reddit": "Reddit", "linkedin": "LinkedIn",
+    "microsoft_ads": "Microsoft Ads",
     "log": "Dry run",
 }
 
@@ -34,7 +36,9 @@ IDENTIFIER_NAMES = {
     "em": "email", "ph": "phone", "fbp": "browser ID (fbp)", "fbc": "click ID (fbc)", "external_id": "customer ID",
     "fn": "first name", "ln": "last name", "ip_ua": "IP + user agent", "client_id": "client ID",
     "user_id": "user ID", "gclid": "Google click ID", "ttclid": "TikTok click ID", "ttp": "TikTok cookie",
-    "address": "address",
+    "address": "address", "epik": "Pinterest click ID", "sc_click_id": "Snapchat click ID",
+    "sc_cookie1": "Snap cookie", "rdt_cid": "Reddit click ID", "rdt_uuid": "Reddit cookie",
+    "li_fat_id": "LinkedIn click ID", "msclkid": "Microsoft click ID", "uet_vid": "UET visitor ID",
 }
 
 # exact reason codes -> what happened, in words ({name} is the destination's display name); the

@@ -71,7 +71,18 @@ GEO_HEADERS: dict[str, tuple[str, ...]] = {
 _GEO_UNKNOWN = frozenset({"", "?", "XX", "ZZ", "zz", "xx", "T1"})  # unknown / Tor markers
 
 # page-URL query parameters that are click ids (URL wins over cookies)
-URL_CLICK_IDS = ("fbclid", "gclid", "gbraid", "wbraid", "ttclid", "dclid")
+URL_CLICK_IDS = ("fbclid", "gclid", "gbraid", "wbraid", "ttclid", "dclid", "epik", "ScCid", "rdt_cid", "li_fat_id",
+                 "msclkid")  # fmt: skip
+# the ClickIds field of a URL parameter whose name differs (Snapchat's ScCid is sent as user_data.sc_click_id)
+URL_CLICK_ID_FIELDS = {"ScCid": "sc_click_id"}
+# substrings one of which every click id parameter name contains: a query without any has no click id
+_CLICK_ID_MARKERS = ("clid", "braid", "epik", "ScCid", "rdt_cid", "li_fat_id", "msclkid")
+# first-party cookies that hold a click or browser id as it came, cookie name -> ClickIds field
+# (Pinterest _epik: stape-io/pinterest-tag template.js; Snapchat _scclid / _scid: stape-io/snapchat-tag;
+# Reddit _rdt_cid / _rdt_uuid: stape-io/reddit-tag; LinkedIn li_fat_id: stape-io/linkedin-tag; Microsoft
+# _uetvid: stape-io/microsoft-capi-tag)
+PLAIN_ID_COOKIES = {"_epik": "epik", "_scclid": "sc_click_id", "_scid": "sc_cookie1", "_rdt_cid": "rdt_cid",
+                    "_rdt_uuid": "rdt_uuid", "li_fat_id": "li_fat_id", "_uetvid": "uet_vid"}  # fmt: skip
 
 ECOMMERCE_NUMBERS = ("value", "tax", "shipping")
 ECOMMERCE_STRINGS = ("transaction_id", "coupon", "currency")
@@ -343,12 +354,15 @@ def click_ids_from_url(url: str | None) -> dict[str, str]:
     if not url:
         return {}
     qs = query_of(url)
-    if not qs or ("clid" not in qs and "braid" not in qs):
+    if not qs or not any(marker in qs for marker in _CLICK_ID_MARKERS):
         return {}
     found: dict[str, str] = {}
     for part in qs.split("&"):
         k, _, v = part.partition("=")
-        if k in URL_CLICK_IDS and v and k not in found:
+        if k in URL_CLICK_IDS and v:
+            k = URL_CLICK_ID_FIELDS.get(k, k)
+            if k in found:
+                continue
             if "%" in v or "+" in v:
                 v = unquote(v.replace("+", " "))
             found[k] = v
@@ -375,6 +389,11 @@ def cookie_click_ids(cookies: dict[str, str]) -> dict[str, str]:
         out["ttp"] = v
     if v := cookies.get("ttclid"):
         out["ttclid"] = v
+    for name, field in PLAIN_ID_COOKIES.items():
+        if v := cookies.get(name):
+            out[field] = v
+    if v := cookies.get("_uetmsclkid"):  # UET writes "_uet" + msclkid (stape-io/microsoft-capi-tag getClickId)
+        out["msclkid"] = v.removeprefix("_uet")
     return out
 
 

@@ -248,6 +248,14 @@ class JsonClickIds(_In):
     ttclid: Text | None = None
     ttp: Text | None = None
     ctwa_clid: Text | None = None
+    epik: Text | None = None
+    sc_click_id: Text | None = None
+    sc_cookie1: Text | None = None
+    rdt_cid: Text | None = None
+    rdt_uuid: Text | None = None
+    li_fat_id: Text | None = None
+    msclkid: Text | None = None
+    uet_vid: Text | None = None
 
 
 class JsonItem(BaseModel):
