@@ -172,9 +172,8 @@ def test_saved_cookies_and_landing_click_ids_reach_the_event() -> None:
     assert event.client.client_id == "1234567890.1640990000"  # from the _ga cart attribute
     assert event.click_ids.fbp == "fb.1.1640990000000.1098115397"
     assert (event.click_ids.fbclid, event.click_ids.gclid) == ("IwAR0abcDEF_ghi", "Cj0KCQiA-test")
-    # no _fbc was saved: one is made from the landing fbclid, created when the order was (first seen),
-    # subdomainIndex of jsmith.myshopify.com (myshopify.com is a public suffix)
-    assert event.click_ids.fbc == "fb.2.1640995200000.IwAR0abcDEF_ghi"
+    # no _fbc was saved: one is made from the landing fbclid, created when the order was (first seen)
+    assert event.click_ids.fbc == "fb.1.1640995200000.IwAR0abcDEF_ghi"
     assert event.client.ip == "2001:db8::7"  # IPv6 over IPv4, as Meta's parameter builder picks
     assert set(event.cookies) == {"_fbp", "_ga"}  # a cart attribute that is no cookie stays out
     assert event.user_data.email == "jon@example.com" and event.user_data.other_emails == ["john@example.com"]

@@ -16,7 +16,6 @@ import json
 from typing import Any
 
 from tagpipe.errors import InvalidInput
-from tagpipe.identity import registrable_domain, subdomain_index
 from tagpipe.models import RawHit
 
 from ._common import (
@@ -29,7 +28,6 @@ from ._common import (
     currency_code,
     ensure_text,
     fail,
-    hostname_of,
     parse_json_timestamp,
     parse_number,
 )
@@ -176,16 +174,15 @@ def webhook_context(raw: RawHit, cookies: dict[str, str]) -> HitContext:
 def order_click_ids(ctx: HitContext, page_url: str | None, ts: float) -> dict[str, str]:
     """click_ids from the saved cookies and the landing page, and an fbc made from a landing fbclid when the
     order has no _fbc of that click: a browser hit gets one from collect's cookie plan, an order never passes
-    through it. Meta: without a stored _fbc, creationTime is "the timestamp when you first observed or
-    received this fbclid value" (https://developers.facebook.com/docs/marketing-api/conversions-api/
-    parameters/fbp-and-fbc/), here the order's time; subdomainIndex of the landing page's eTLD+1."""
+    through it. Meta (https://developers.facebook.com/docs/marketing-api/conversions-api/parameters/
+    fbp-and-fbc/): without a stored _fbc, creationTime is when the fbclid was first observed, here the
+    order's time; subdomainIndex 1 for a value made on a server and saved in no cookie [unverified: the
+    excerpt read here stopped before that sentence]. Four segments, without the parameter builder's appendix
+    (Meta takes both, VENDORS.md §1.4), so the event does not depend on the installed builder."""
     ids = click_ids(ctx, page_url)
     fbclid = ids.get("fbclid")
     if fbclid and "fbc" not in ids and "." not in fbclid:  # a dotted value cannot round-trip the fbc format
-        host = hostname_of(page_url or "") or ""
-        # four segments, without the parameter builder's appendix (Meta takes both; VENDORS.md §1.4), so the
-        # event does not depend on which builder version is installed
-        ids["fbc"] = f"fb.{subdomain_index(host, registrable_domain(host))}.{int(ts * 1000)}.{fbclid}"
+        ids["fbc"] = f"fb.1.{int(ts * 1000)}.{fbclid}"
     return ids
 
 
