@@ -72,6 +72,9 @@ def test_the_saving_ping_needs_no_signature_but_nothing_else_passes_unsigned() -
         woocommerce.verify({"x-wc-webhook-topic": "order.updated"}, b"webhook_id=12", SECRET, "X")
     with pytest.raises(InvalidInput):
         woocommerce.verify({}, b"webhook_id=12&status=completed", SECRET, "X")
+    with pytest.raises(InvalidInput) as info:  # no secret on the server: the admin sees it when saving
+        woocommerce.verify({}, b"webhook_id=12", "", "WOOCOMMERCE_WEBHOOK_SECRET")
+    assert info.value.status == 401 and "WOOCOMMERCE_WEBHOOK_SECRET" in info.value.message
 
 
 def test_every_update_of_a_placed_order_is_one_purchase_event_id() -> None:

@@ -73,8 +73,9 @@ def is_ping(headers: dict[str, str], body: str) -> bool:
 
 
 def verify(headers: dict[str, str], body: bytes, secret: str, secret_env: str) -> None:
-    if is_ping(headers, body.decode("utf-8", "replace")):
+    if secret and is_ping(headers, body.decode("utf-8", "replace")):
         return  # carries nothing: answered 200 and recorded as ignored
+    # without a secret even the ping is refused: WooCommerce then shows the 401 when the webhook is saved
     check_signature("X-WC-Webhook-Signature", headers.get(SIGNATURE_HEADER), body, secret, secret_env)
 
 
