@@ -32,7 +32,7 @@ from typing import Any
 
 from tagpipe.models import Event, RawHit
 
-from ._common import check_size, event_base, fail
+from ._common import event_base, fail
 from ._orders import (
     check_items,
     check_signature,
@@ -117,6 +117,7 @@ def _purchase(raw: RawHit, order: dict[str, Any], now: float) -> Event:
             "email": emails[0] if emails else None,
             "other_emails": _unique(emails[1:], emails[:1]),
             "phone": phones[0] if phones else None,
+            "other_phones": _unique(phones[1:], phones[:1]),
             "address": address,
         },
         click_ids=order_click_ids(ctx, page_url, ts),
@@ -186,7 +187,7 @@ def _item(line: dict[str, Any], path: str) -> dict[str, Any]:
         # the variant is what was bought (the pixel's lineItems[].variant.id); a line of a deleted or
         # variant-less product falls back to its product id, then its SKU
         "item_id": variant_id or product_id or sku,
-        "item_name": check_size(f"{path}.title", text(line.get("title"), f"{path}.title") or "") or None,
+        "item_name": text(line.get("title"), f"{path}.title"),
         "item_variant": text(line.get("variant_title"), f"{path}.variant_title"),
         "item_brand": text(line.get("vendor"), f"{path}.vendor"),
         "price": money(line.get("price"), f"{path}.price"),

@@ -100,7 +100,8 @@ def parse(raw: RawHit, now: float) -> list[Event]:
 def _purchase(raw: RawHit, order: dict[str, Any], order_id: str, now: float) -> Event:
     billing = mapping(order.get("billing"), "billing")
     shipping = mapping(order.get("shipping"), "shipping")
-    address = billing if any(billing.get(k) for k in ("first_name", "last_name", "address_1", "postcode")) else shipping
+    where = "billing" if any(billing.get(k) for k in ("first_name", "last_name", "address_1", "postcode")) else "shipping"
+    address = billing if where == "billing" else shipping
     ctx = webhook_context(raw, saved_cookies(objects(order.get("meta_data"), "meta_data"), "key"))
     page_url = text(raw.headers.get(SOURCE_HEADER), "header X-WC-Webhook-Source")
     user_agent = text(order.get("customer_user_agent"), "customer_user_agent")
@@ -124,13 +125,13 @@ def _purchase(raw: RawHit, order: dict[str, Any], order_id: str, now: float) -> 
             "email": text(billing.get("email"), "billing.email"),
             "phone": text(billing.get("phone"), "billing.phone") or text(shipping.get("phone"), "shipping.phone"),
             "address": drop_empty({
-                "first_name": text(address.get("first_name"), "billing.first_name"),
-                "last_name": text(address.get("last_name"), "billing.last_name"),
-                "street": text(address.get("address_1"), "billing.address_1"),
-                "city": text(address.get("city"), "billing.city"),
-                "region": text(address.get("state"), "billing.state"),
-                "postal_code": text(address.get("postcode"), "billing.postcode"),
-                "country": text(address.get("country"), "billing.country"),
+                "first_name": text(address.get("first_name"), f"{where}.first_name"),
+                "last_name": text(address.get("last_name"), f"{where}.last_name"),
+                "street": text(address.get("address_1"), f"{where}.address_1"),
+                "city": text(address.get("city"), f"{where}.city"),
+                "region": text(address.get("state"), f"{where}.state"),
+                "postal_code": text(address.get("postcode"), f"{where}.postcode"),
+                "country": text(address.get("country"), f"{where}.country"),
             }),
         },
         click_ids=order_click_ids(ctx, page_url, ts),
