@@ -109,6 +109,8 @@ class PathsConfig(_Section):
     sitetag: str = Field("/assets/app.js", description='the first-party site tag (docs/site-tag.md); "" = off')
     shopify: str = Field("/webhooks/shopify", description="Shopify order webhooks (docs/webhooks.md)")
     woocommerce: str = Field("/webhooks/woocommerce", description="WooCommerce order webhooks (docs/webhooks.md)")
+    segment_prefix: str = Field("/v1", description="the Segment spec's endpoints: <prefix>/track, /page, /identify, "
+                                "/batch ... (docs/segment.md); \"\" = off")
 
 
 class ShopifyConfig(_Section):
@@ -123,6 +125,13 @@ class WooCommerceConfig(_Section):
 
     secret_env: str = Field("WOOCOMMERCE_WEBHOOK_SECRET", description="env var holding the webhook's Secret "
                             "(WooCommerce > Settings > Advanced > Webhooks)")
+
+
+class SegmentConfig(_Section):
+    """`[segment]`: Segment / RudderStack SDKs at paths.segment_prefix (docs/segment.md)."""
+
+    write_keys_env: str = Field("SEGMENT_WRITE_KEYS", description="env var holding the write keys (comma-separated) "
+                                "the SDKs send; unset: every Segment call is refused (401)")
 
 
 class StorageConfig(_Section):
@@ -196,6 +205,7 @@ class Config(BaseModel):
     monitoring: MonitoringConfig = Field(default_factory=MonitoringConfig)
     shopify: ShopifyConfig = Field(default_factory=ShopifyConfig)
     woocommerce: WooCommerceConfig = Field(default_factory=WooCommerceConfig)
+    segment: SegmentConfig = Field(default_factory=SegmentConfig)
     destinations: dict[str, Any] = Field(default_factory=dict)  # raw tables, see load_destinations
     variables: dict[str, Any] = Field(default_factory=dict)  # raw tables, see tagpipe.tagging
     triggers: dict[str, Any] = Field(default_factory=dict)

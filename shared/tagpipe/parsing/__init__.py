@@ -4,7 +4,8 @@
     validate_hit(raw) -> list[EventSketch]   collect's check: refuses exactly what parse_hit refuses
 
 dispatches on raw.source to gtag.py (gtag.js /g/collect), mp.py (GA4 Measurement Protocol),
-json_api.py (our POST /events), shopify.py or woocommerce.py (order webhooks, docs/webhooks.md).
+json_api.py (our POST /events), shopify.py or woocommerce.py (order webhooks, docs/webhooks.md),
+segment.py (the Segment spec's /v1/track, /v1/batch ..., docs/segment.md).
 Bad input raises tagpipe.errors.InvalidInput(code, message, status):
 `code` is a short machine code (invalid_json, missing_event_name, too_many_events, ...), `message`
 names the field and never echoes a value.
@@ -21,7 +22,7 @@ import re
 from tagpipe.errors import InvalidInput
 from tagpipe.models import Event, RawHit
 
-from . import gtag, json_api, mp, shopify, woocommerce
+from . import gtag, json_api, mp, segment, shopify, woocommerce
 from ._common import (
     MAX_BATCH_EVENTS,
     MAX_FUTURE_SKEW_SECONDS,
@@ -97,6 +98,8 @@ def _parse(raw: RawHit, now: float | None) -> list[Event]:
         return shopify.parse(raw, ref)
     if source == "woocommerce":
         return woocommerce.parse(raw, ref)
+    if source == "segment":
+        return segment.parse(raw, ctx, ref)
     raise InvalidInput("unsupported_source", f"source must be gtag, mp or json, not {str(source)[:20]!r}")
 
 

@@ -33,7 +33,7 @@ from tagpipe.errors import InvalidInput, StoreUnavailable
 from tagpipe.identity import CookieFilter, hit_consent, identity_config, plan_cookies, referenced_cookies
 from tagpipe.models import FailedEvent, Outcome, OutcomeKind, RawHit
 from tagpipe.monitoring.logs import register_secrets
-from tagpipe.parsing import TEST_EVENT_CODE_HEADER, EventSketch, shopify, validate_hit, woocommerce
+from tagpipe.parsing import TEST_EVENT_CODE_HEADER, EventSketch, segment, shopify, validate_hit, woocommerce
 from tagpipe.pipeline.outcomes import settle_outcomes
 from tagpipe.privacy import mask_secret_params, privacy_config, scrub_text
 from tagpipe.runtime import Runtime, get_runtime
@@ -121,6 +121,11 @@ class Collector:
             cfg.paths.shopify: ("shopify", {"POST"}),
             cfg.paths.woocommerce: ("woocommerce", {"POST"}),
         }
+        if cfg.paths.segment_prefix:  # the Segment spec's calls (docs/segment.md), checked by their write key
+            self.routes.update({f"{cfg.paths.segment_prefix}/{call}": ("segment", {"POST"}) for call in segment.ROUTES})
+        self.segment_keys_env = cfg.segment.write_keys_env
+        self.segment_keys = [k.strip() for k in secret(self.segment_keys_env).split(",") if k.strip()]
+        register_secrets(self.segment_keys)
         self.health_path = cfg.paths.health
         self.sitetag_path = sitetag.sitetag_path(cfg)
         self.server = cfg.server
@@ -179,7 +184,8 @@ class Collector:
             return Response(status_code=204, headers={
                 **cors,
                 "access-control-allow-methods": ", ".join(sorted(methods | {"OPTIONS"})),
-                "access-control-allow-headers": f"content-type, {self.server.debug_header}, {TEST_EVENT_CODE_HEADER}",
+                "access-control-allow-headers": f"content-type, {self.server.debug_header}, {TEST_EVENT_CODE_HEADER}"
+                + (", authorization, x-retry-count" if source == "segment" else ""),  # analytics.js sends both
                 "access-control-max-age": "86400",
             })
         browser = path in self.browser_paths
@@ -201,6 +207,8 @@ class Collector:
             raw = await self._read(request, source, method, path, query, headers, client_ip)
             if source in WEBHOOKS:  # the shop's signature over the raw body, before anything reads it
                 WEBHOOKS[source].verify(headers, raw.body.encode(), *self.webhook_secrets[source])
+            elif source == "segment":  # its write key, which never reaches the queue
+                raw.body = segment.authorize(headers, raw.body, self.segment_keys, self.segment_keys_env)
             elif not browser:  # a server-to-server endpoint: the key or signature on every request
                 self.auth.check(headers, raw.query, raw.body.encode(), method=method, path=path)
             raw.query = mask_secret_params(raw.query)  # checked; no credential is queued or stored
@@ -229,9 +237,11 @@ class Collector:
             log.error("collect could not queue a hit: %s", exc)
             return _json(503, {"ok": False, "error": "unavailable", "reason": "the queue is not writable; retry later"},
                          _retry_after(cors, 5))
-        if source == "json" or source in WEBHOOKS:
-            response = _json(200, {"ok": True, "hit_id": raw.hit_id, "events": len(events),
-                                   "event_ids": [e.event_id for e in events]}, cors)
+        if source in ("json", "segment") or source in WEBHOOKS:
+            answer = {"ok": True, "hit_id": raw.hit_id, "events": len(events), "event_ids": [e.event_id for e in events]}
+            if source == "segment":  # Segment's own answer, which its SDKs expect
+                answer = {"success": True, **answer}
+            response = _json(200, answer, cors)
         else:
             response = Response(status_code=204, headers=cors)
         if set_cookies:
@@ -271,6 +281,8 @@ class Collector:
     async def _read(self, request: Request, source: str, method: str, path: str, query: str,
                     headers: dict[str, str], client_ip: str | None) -> RawHit:
         limit = self.server.max_body_bytes
+        if source == "segment":  # an SDK's batch may be as large as Segment takes
+            limit = max(limit, segment.MAX_BATCH_BYTES)
         declared = headers.get("content-length")
         if declared and declared.isdigit() and int(declared) > limit:
             raise InvalidInput("body_too_large", f"body exceeds {limit} bytes", 413)
@@ -288,6 +300,8 @@ class Collector:
                 raise InvalidInput("request_timeout", f"the body did not arrive within {seconds:g} s", 408) from None
             except ClientDisconnect:  # an aborted upload: counted like any refusal, no traceback
                 raise InvalidInput("client_disconnected", "the client closed the connection mid-body", 400) from None
+            if source == "segment":  # RudderStack's SDK gzips its batches
+                body = segment.inflate(body, headers.get("content-encoding"), limit)
             try:
                 text = body.decode("utf-8")
             except UnicodeDecodeError as exc:
