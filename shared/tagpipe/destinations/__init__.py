@@ -19,6 +19,10 @@ REGISTRY: dict[str, str] = {
     "tiktok": "tagpipe.destinations.tiktok:TikTokEvents",
     "webhook": "tagpipe.destinations.webhook:Webhook",
     "pinterest": "tagpipe.destinations.pinterest:PinterestConversions",
+    "snapchat": "tagpipe.destinations.snapchat:SnapchatConversions",
+    "reddit": "tagpipe.destinations.reddit:RedditConversions",
+    "linkedin": "tagpipe.destinations.linkedin:LinkedInConversions",
+    "microsoft_ads": "tagpipe.destinations.microsoft_ads:MicrosoftUetConversions",
 }
 
 
