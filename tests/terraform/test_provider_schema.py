@@ -1,4 +1,4 @@
-"""terraform/ checked against hashicorp/google's own schema, 6.x (pinned) and 7.x (the next upgrade).
+"""terraform/ checked against hashicorp/google's own schema: 6.x (pinned), 7.x and 8.x (the upgrades).
 
 The schema comes from the provider's prebuilt CDK bindings (scripts/tfschema; scripts/tools.sh
 downloads the pinned wheels). Each check category has a small tree of its own with one fault in it,
