@@ -283,8 +283,10 @@ def test_test_a_destination_from_the_dashboard(browser, tmp_path):
     with FakeVendors() as fakes:
         config = Config(storage={"dir": str(tmp_path / "data")}, destinations={
             "meta": {"type": "meta", "pixel_id": "123456789012345", "endpoint": fakes.url},
-            "ga4": {"type": "ga4", "measurement_id": "G-TEST123", "endpoint": fakes.url}})  # fmt: skip
-        env = {"META_ACCESS_TOKEN": fakes.meta_token, "GA4_API_SECRET": "not-the-secret"}
+            "ga4": {"type": "ga4", "measurement_id": "G-TEST123", "endpoint": fakes.url},
+            "linkedin": {"type": "linkedin", "conversion_rules": {"purchase": "104012"}, "endpoint": fakes.url}})  # fmt: skip
+        env = {"META_ACCESS_TOKEN": fakes.meta_token, "GA4_API_SECRET": "not-the-secret",
+               "LINKEDIN_ACCESS_TOKEN": fakes.ad_tokens["linkedin"]}
         rt = Runtime(config, bus=None, store=SqliteStore(config.storage.dir), secrets_from=env)  # type: ignore[arg-type]
         from tagpipe.ops.test_send import send_test_event
 
@@ -318,6 +320,14 @@ def test_test_a_destination_from_the_dashboard(browser, tmp_path):
             page.wait_for_selector("#test-result[data-ok='0']")
             assert "the access token expired" in page.locator("#test-result").inner_text()
             assert fakes.meta_token not in page.content() and "not-the-secret" not in page.content()
+            # LinkedIn has no test mode: the first click sends nothing and offers a live send
+            page.select_option("#test-dest", "linkedin")
+            page.click("#test-send button")
+            page.wait_for_selector("#test-send-live")
+            assert "no test mode" in page.locator("#test-result").inner_text() and fakes.linkedin.count == 0
+            page.click("#test-send-live")
+            page.wait_for_selector("#test-result[data-ok='1'] >> text=real conversion")
+            assert fakes.linkedin.count == 1
             # a page elsewhere cannot make the dashboard send: no custom header, no send
             r = page.request.post(f"http://127.0.0.1:{server.port}/api/test-send/meta", data="{}")
             assert r.status == 400 and fakes.meta.count == 1

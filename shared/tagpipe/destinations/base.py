@@ -118,7 +118,9 @@ class Destination:
     conversions_only: ClassVar[bool] = False
     # the setting that puts the vendor in its test mode (tagpipe.ops.test_send): "validate_only" (checked,
     # nothing recorded) or "test_event_code" (Test Events only); None: sent as configured
-    test_mode: ClassVar[Literal["validate_only", "test_event_code"] | None] = None
+    # "own_endpoint": the user's own receiver, sent as configured; None: the vendor has no test mode, so a test
+    # send records a real conversion and is sent only when asked to (--live)
+    test_mode: ClassVar[Literal["validate_only", "test_event_code", "own_endpoint"] | None] = None
     # settings fields ending in "_env" name required secrets, except the ones listed here
     optional_secrets: ClassVar[tuple[str, ...]] = ()
     # names of env vars holding secrets, declared by settings fields ending in "_env"

@@ -32,6 +32,7 @@ class LogSettings(DestinationSettings):
 
 class LogDestination(Destination):
     type = "log"
+    test_mode = "own_endpoint"
     max_batch = 100
     Settings = LogSettings
 

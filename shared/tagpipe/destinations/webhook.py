@@ -92,6 +92,7 @@ class WebhookSettings(HttpDestinationSettings):
 
 class Webhook(Destination):
     type = "webhook"
+    test_mode = "own_endpoint"
     max_batch = 100
     Settings = WebhookSettings
     settings: WebhookSettings

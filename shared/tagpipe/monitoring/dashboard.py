@@ -412,11 +412,13 @@ def create_dashboard_app(runtime: Any = None, *, store: Any = None, bus: Any = N
         except ValueError:
             body = {}
         code = body.get("test_event_code") if isinstance(body, dict) else None
+        live = isinstance(body, dict) and body.get("live") is True
         try:
             report = await run_in_threadpool(test_sender, runtime, request.path_params["destination"],
-                                             test_event_code=str(code) if code else None)  # fmt: skip
+                                             test_event_code=str(code) if code else None, live=live)  # fmt: skip
         except ValueError as exc:
-            return JSONResponse({"ok": False, "error": "test_send_refused", "reason": str(exc)}, 400)
+            return JSONResponse({"ok": False, "error": "test_send_refused", "reason": str(exc),
+                                 "needs_live": getattr(exc, "needs_live", False)}, 400)  # fmt: skip
         return JSONResponse(report)
 
     app = Starlette(routes=[

@@ -221,7 +221,7 @@ def cmd_test_send(args: argparse.Namespace) -> int:
     config = _load(args.config)
     try:
         report = send_test_event(Runtime(config, bus=None, store=None), args.destination,  # type: ignore[arg-type]
-                           test_event_code=args.test_event_code)  # fmt: skip
+                                 test_event_code=args.test_event_code, live=args.live)  # fmt: skip
     except SampleNotSent as exc:
         print(f"test-send: {exc}", file=sys.stderr)
         return 2
@@ -453,6 +453,8 @@ def main(argv: list[str] | None = None) -> int:
     ts = sub.add_parser("test-send", help="send one sample event to a destination in the vendor's test mode")
     ts.add_argument("destination")
     ts.add_argument("--test-event-code", help="Meta / TikTok: the code from Events Manager's Test events tab")
+    ts.add_argument("--live", action="store_true",
+                    help="a vendor without a test mode (LinkedIn, Microsoft Ads): send anyway, recording a real conversion")
     ts.add_argument("--json", action="store_true")
     ts.set_defaults(func=cmd_test_send)
     status = sub.add_parser("request-status", help="Google Data Manager: the processing result of ingested requests")

@@ -7,6 +7,7 @@ test mode, and the vendor's answer: "is my token right, is my pixel id right" at
     google_ads      validateOnly: validated, no conversion uploaded
     data_manager    validateOnly: validated, nothing recorded
     webhook, log    sent as configured (the endpoint is your own)
+    linkedin, microsoft_ads   no test mode: sent only with live=True (--live), recording a real conversion
 
 The sample carries synthetic data only (an example.com email); secrets are masked in the report.
 """
@@ -39,7 +40,12 @@ from tagpipe.ops.preview import mask_secret_headers, mask_secret_url, scrub_secr
 
 
 class SampleNotSent(ValueError):
-    """The sample could not be sent at all: the words say what to fix."""
+    """The sample could not be sent at all: the words say what to fix. `needs_live`: it would be sent with
+    live=True (a vendor without a test mode)."""
+
+    def __init__(self, message: str, needs_live: bool = False) -> None:
+        super().__init__(message)
+        self.needs_live = needs_live
 
 
 def sample_event(name: str, now: float) -> Event:
@@ -59,7 +65,7 @@ def sample_event(name: str, now: float) -> Event:
     )  # fmt: skip
 
 
-def _in_test_mode(destination: Destination, test_event_code: str | None) -> tuple[Destination, str]:
+def _in_test_mode(destination: Destination, test_event_code: str | None, live: bool = False) -> tuple[Destination, str]:
     settings = destination.settings
     if destination.test_mode == "validate_only":
         settings = settings.model_copy(update={"validate_only": True})
@@ -74,8 +80,15 @@ def _in_test_mode(destination: Destination, test_event_code: str | None) -> tupl
                                 "pass --test-event-code")  # fmt: skip
         settings = settings.model_copy(update={"test_event_code": code})
         mode = f"test event code {code}: the event shows in Test Events only"
-    else:
+    elif destination.test_mode == "own_endpoint":
         mode = "sent as configured (your own endpoint)"
+    elif live:
+        mode = "sent live (the vendor has no test mode): it records a real conversion with a tagpipe-test event id"
+    else:
+        raise SampleNotSent(f"{lang.destination_label(destination.id, destination.type)} has no test mode: a test "
+                            "send records a real conversion. Send it anyway with --live (the dashboard's "
+                            "'Send live' button), then remove the conversion in the vendor's interface",
+                            needs_live=True)  # fmt: skip
     return type(destination)(destination.id, settings, destination.secrets), mode
 
 
@@ -86,8 +99,8 @@ def _sample_name(destination: Destination) -> str:
     return "purchase"
 
 
-def send_test_event(runtime: Any, destination_id: str, *, test_event_code: str | None = None,
-              client: httpx.Client | None = None, now: float | None = None) -> dict[str, Any]:
+def send_test_event(runtime: Any, destination_id: str, *, test_event_code: str | None = None, live: bool = False,
+                    client: httpx.Client | None = None, now: float | None = None) -> dict[str, Any]:
     """Send the sample; the report (JSON-able, secrets masked): mode, request, response, verdict, words."""
     entries = runtime.entries
     if destination_id not in entries:
@@ -96,7 +109,7 @@ def send_test_event(runtime: Any, destination_id: str, *, test_event_code: str |
     configured = runtime.destinations.get(destination_id)
     if configured is None:
         raise SampleNotSent(f"{destination_id} is disabled in the config")
-    destination, mode = _in_test_mode(configured, test_event_code)
+    destination, mode = _in_test_mode(configured, test_event_code, live)
     label = lang.destination_label(destination_id, entry.type)
     event = sample_event(_sample_name(destination), time.time() if now is None else now)
     report: dict[str, Any] = {"destination": destination_id, "label": label, "type": entry.type, "mode": mode,

@@ -332,21 +332,29 @@
     if (!d.test_send || !d.destinations.length) return;
     document.getElementById("tester").hidden = false;
     document.getElementById("test-dest").replaceChildren(...d.destinations.map((x) => el("option", { value: x.id }, x.label)));
-    document.getElementById("test-send").addEventListener("submit", async (ev) => {
-      ev.preventDefault();
-      const dest = document.getElementById("test-dest").value;
+    async function send(dest, live) {
       const box = document.getElementById("trace");
       box.replaceChildren(el("div", { class: "card empty" }, "Sending a test event to " + dest + "…"));
       const r = await fetch("/api/test-send/" + encodeURIComponent(dest), { method: "POST", credentials: "same-origin",
         headers: { "content-type": "application/json", "x-tagpipe-action": "test-send" },
-        body: JSON.stringify({ test_event_code: document.getElementById("test-code").value.trim() || null }) });
+        body: JSON.stringify({ test_event_code: document.getElementById("test-code").value.trim() || null, live }) });
       const rep = await r.json();
+      // a vendor without a test mode: sent only when the user asks again, knowing it records a real conversion
+      const liveButton = rep.needs_live ? el("button", { id: "test-send-live", type: "button",
+        style: { font: "inherit", padding: "6px 12px", background: "#c0392b", color: "#fff", border: "0", borderRadius: "6px" } },
+        "Send live (records a real conversion)") : null;
+      if (liveButton) liveButton.addEventListener("click", () => send(dest, true));
       box.replaceChildren(el("div", { class: "card", id: "test-result", "data-ok": rep.ok ? "1" : "0" },
         el("h2", {}, "Test send · ", rep.label || dest, " ", el("span", { class: "badge " + (rep.ok ? "delivered" : "dead_lettered") }, rep.ok ? "accepted" : "failed")),
         el("div", {}, rep.mode || rep.reason || ""),
-        el("div", { style: { margin: "6px 0" } }, el("b", {}, rep.text || rep.reason || ""), " ", rep.reason ? el("code", {}, rep.reason) : ""),
+        el("div", { style: { margin: "6px 0" } }, el("b", {}, rep.text || rep.reason || ""), " ", rep.reason && !rep.needs_live ? el("code", {}, rep.reason) : ""),
+        liveButton,
         rep.request ? fold("request (secrets masked)", rep.request, false) : null,
         rep.response ? fold("vendor answer · HTTP " + rep.response.status, rep.response.body, true) : null));
+    }
+    document.getElementById("test-send").addEventListener("submit", async (ev) => {
+      ev.preventDefault();
+      await send(document.getElementById("test-dest").value, false);
     });
   }
 
