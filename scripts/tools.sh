@@ -3,7 +3,8 @@
 #   .venv/tools/checkov      checkov (pins packaging<24; pytest 9 and google-cloud-bigquery need >=24)
 #   .venv/tools/bqemulator   bqemulator + numpy (its grpcio-tools pins protobuf<7; we run 7)
 #   .venv/tools/promql       promql-parser (a Rust wheel; only the Terraform tests use it)
-#   .venv/tools/node         npm packages the tests use as oracles or clients (Meta's Node parameter builder, ga4mp)
+#   .venv/tools/node         npm packages the tests use as oracles or clients (Meta's Node parameter builder, ga4mp,
+#                            the Segment and RudderStack SDKs)
 # Tests find them there (or via CHECKOV_BIN / TAGPIPE_BQEMULATOR_PYTHON). The Pub/Sub and Firestore
 # emulators come with the Google Cloud CLI and need java.
 set -euo pipefail
@@ -50,7 +51,8 @@ done
 # npm packages, pinned; tests find them in $TOOLS/node/node_modules (tests/tools.py node_module)
 if command -v npm >/dev/null; then
   npm install --silent --no-audit --no-fund --prefix "$TOOLS/node" \
-    capi-param-builder-nodejs@1.3.2 @analytics-debugger/ga4mp@0.0.8
+    capi-param-builder-nodejs@1.3.2 @analytics-debugger/ga4mp@0.0.8 \
+    @segment/analytics-node@3.1.0 @rudderstack/rudder-sdk-node@3.1.1 @segment/analytics-next@1.84.3
   echo "tools: node packages ready in $TOOLS/node"
 else
   echo "tools: npm is missing; the tests that run npm packages will skip"

@@ -155,9 +155,11 @@ def test_the_request_ip_and_agent_are_the_users_only_for_calls_from_the_device()
     kw = {"client_ip": "203.0.113.5", "headers": {"user-agent": "analytics-node-next/latest", "x-client-geo-country": "DE"}}
     event = one(hit(server, "/v1/track", **kw))
     assert (event.client.ip, event.client.user_agent, event.client.geo) == (None, None, {})
+    assert event.headers == {}  # the server's own headers: no bot check or tag reads them as the visitor's
     direct = one(hit({**server, "context": {"direct": True}}, "/v1/track", **kw))
     assert (direct.client.ip, direct.client.user_agent, direct.client.geo) == (
         "203.0.113.5", "analytics-node-next/latest", {"country": "DE"})
+    assert direct.headers["user-agent"] == "analytics-node-next/latest"
     given = one(hit({**server, "context": {"ip": "198.51.100.7", "direct": True}}, "/v1/track", **kw))
     assert given.client.ip == "198.51.100.7"  # context.ip wins
     refused(hit({**server, "context": {"ip": "not-an-ip"}}, "/v1/track"), "invalid_field")

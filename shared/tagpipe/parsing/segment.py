@@ -297,6 +297,8 @@ def _event(raw: RawHit, ctx: HitContext, index: int, message: dict[str, Any], pa
     explicit = drop_empty({key: text(properties.get(key), f"{path}properties.{key}") for key in ("fbc", "fbp")})
 
     event = event_base(raw, ctx, index, message_id, name, timestamp)
+    if not from_device:  # a server library's request headers are its own (Node's fetch even adds Sec-Fetch-Mode)
+        event["headers"] = {}
     event.update(
         action_source="app" if isinstance(context.get("app"), dict) and not page.get("url") else "website",
         page=page,
