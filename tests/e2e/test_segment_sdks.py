@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -192,23 +193,25 @@ def check_each_landed_once(stack: LocalStack, fakes: FakeVendors, proxy: DropFir
         ("filtered", "not_mapped"): copies[ids["identify"]]}, outcomes
 
 
-def run_node_sdk(sdk: str, package: str, host: str, calls: list, tmp_path: Path) -> None:
+def run_node_sdk(sdk: str, package: str, host: str, calls: list, tmp_path: Path,
+                 write_key: str = WRITE_KEY) -> subprocess.CompletedProcess:
     modules = node_module(package).parents[1 if package.startswith("@") else 0]
     calls_file = tmp_path / "calls.json"
     calls_file.write_text(json.dumps(calls))
-    done = subprocess.run([shutil.which("node") or "node", str(DRIVER), sdk, host, WRITE_KEY, str(calls_file)],
-                          env={"NODE_PATH": str(modules), "PATH": "/usr/bin:/bin:/usr/local/bin"},
+    return subprocess.run([shutil.which("node") or "node", str(DRIVER), sdk, host, write_key, str(calls_file)],
+                          env={"NODE_PATH": str(modules), "PATH": os.environ.get("PATH", "")},
                           capture_output=True, text=True, timeout=120)  # fmt: skip
-    assert done.returncode == 0, done.stdout + done.stderr
 
 
 def test_segment_analytics_node_batches_and_retries_land_once(stack, fakes, proxy, tmp_path):
-    run_node_sdk("analytics-node", "@segment/analytics-node", proxy.url, shop_calls("ajsnode"), tmp_path)
+    done = run_node_sdk("analytics-node", "@segment/analytics-node", proxy.url, shop_calls("ajsnode"), tmp_path)
+    assert done.returncode == 0, done.stdout + done.stderr
     check_each_landed_once(stack, fakes, proxy, "ajsnode")
 
 
 def test_rudderstack_node_gzipped_batches_and_retries_land_once(stack, fakes, proxy, tmp_path):
-    run_node_sdk("rudder-sdk-node", "@rudderstack/rudder-sdk-node", proxy.url, shop_calls("rudder"), tmp_path)
+    done = run_node_sdk("rudder-sdk-node", "@rudderstack/rudder-sdk-node", proxy.url, shop_calls("rudder"), tmp_path)
+    assert done.returncode == 0, done.stdout + done.stderr
     check_each_landed_once(stack, fakes, proxy, "rudder")
 
 
@@ -230,12 +233,8 @@ def test_segment_analytics_python_batches_and_retries_land_once(stack, fakes, pr
 
 def test_a_wrong_write_key_is_refused_and_recorded_and_the_sdk_gives_up(stack, tmp_path):
     before = len(stack.store.query("SELECT 1 FROM failed_events WHERE error_code = 'unauthorized'"))
-    calls_file = tmp_path / "calls.json"
-    calls_file.write_text(json.dumps(shop_calls("wrongkey")))
-    modules = node_module("@segment/analytics-node").parents[1]
-    done = subprocess.run([shutil.which("node") or "node", str(DRIVER), "analytics-node", stack.url, "not-our-key",
-                           str(calls_file)], env={"NODE_PATH": str(modules), "PATH": "/usr/bin:/bin:/usr/local/bin"},
-                          capture_output=True, text=True, timeout=120)  # fmt: skip
+    done = run_node_sdk("analytics-node", "@segment/analytics-node", stack.url, shop_calls("wrongkey"), tmp_path,
+                        write_key="not-our-key")
     assert done.returncode == 1 and "401" in done.stderr, done.stdout + done.stderr  # a 4xx is not retried
     wait_until(lambda: len(stack.store.query("SELECT 1 FROM failed_events WHERE error_code = 'unauthorized'")) == before + 1,
                what="the refused batch's failed event")
