@@ -167,7 +167,7 @@ variable "secrets" {
     GOOGLE_ADS_CLIENT_SECRET   = ["deliver"]
     GOOGLE_ADS_REFRESH_TOKEN   = ["deliver"]
     TIKTOK_ACCESS_TOKEN        = ["deliver"]
-    WEBHOOK_SECRET             = ["deliver"]
+    TAGPIPE_WEBHOOK_SECRET     = ["deliver"]
     SLACK_WEBHOOK_URL          = []
     SMTP_PASSWORD              = []
   }

@@ -216,3 +216,52 @@ def test_package_is_deterministic(tmp_path):
     assert main == (ROOT / "functions" / "deliver" / "main.py").read_bytes()
     requirements = zipfile.ZipFile(tmp_path / "a" / "collect.zip").read("requirements.txt").decode()
     assert "functions-framework" in requirements and "google-cloud-pubsub" in requirements
+
+
+def _check_destinations():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("check_destinations", ROOT / "scripts" / "check_destinations.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_secret_table_is_what_tagpipe_reads():
+    """scripts/check_destinations.py is stdlib only, so it keeps its own table: it must equal the settings classes."""
+    from tagpipe.config import SegmentConfig, ShopifyConfig, WooCommerceConfig
+    from tagpipe.destinations import REGISTRY, destination_class
+
+    check = _check_destinations()
+    for type_ in REGISTRY:
+        cls = destination_class(type_)
+        required = {k: f.default for k, f in cls.Settings.model_fields.items()
+                    if k.endswith("_env") and k not in cls.optional_secrets}  # fmt: skip
+        assert check.DESTINATION_SECRETS[type_] == required, type_
+    for section, model in (("shopify", ShopifyConfig), ("woocommerce", WooCommerceConfig), ("segment", SegmentConfig)):
+        [(key, field)] = [(k, f) for k, f in model.model_fields.items() if k.endswith("_env")]
+        assert check.SOURCE_SECRETS[section] == (key, field.default)
+
+
+def test_every_secret_terraform_mounts_by_default_is_one_tagpipe_reads():
+    check = _check_destinations()
+    read = {v for table in check.DESTINATION_SECRETS.values() for v in table.values()}
+    mounted = {var for var, functions in check.mounted_secrets("").items() if functions}
+    assert mounted and mounted <= read, mounted - read
+
+
+def test_a_secret_the_config_reads_must_be_mounted_for_its_function(box):
+    box.good_tools()
+    box.config.write_text(box.config.read_text() + '\n[destinations.pin]\ntype = "pinterest"\nad_account_id = "549755885175"\n'
+                          '\n[shopify]\n')
+    box.tfvars.write_text(box.tfvars.read_text().replace('"google_ads",', '"google_ads", "pin",'))
+    result = box.run("plan")
+    assert result.returncode == 2, result.stderr
+    assert 'PINTEREST_ACCESS_TOKEN = ["deliver"] (destinations.pin.access_token_env' in result.stderr
+    assert 'SHOPIFY_WEBHOOK_SECRET = ["collect"] (shopify.secret_env' in result.stderr
+    box.tfvars.write_text(box.tfvars.read_text() + 'secrets = {\n  META_ACCESS_TOKEN = ["deliver"]  # Meta\n'
+                          '  GA4_API_SECRET = ["deliver"]\n  GOOGLE_ADS_DEVELOPER_TOKEN = ["deliver"]\n'
+                          '  GOOGLE_ADS_CLIENT_ID = ["deliver"]\n  GOOGLE_ADS_CLIENT_SECRET = ["deliver"]\n'
+                          '  GOOGLE_ADS_REFRESH_TOKEN = ["deliver"]\n  PINTEREST_ACCESS_TOKEN = ["deliver"]\n'
+                          '  SHOPIFY_WEBHOOK_SECRET = ["collect"]\n}\n')
+    assert box.run("plan").returncode == 0

@@ -260,7 +260,7 @@ def test_environment_contract():
     secrets = modules()["root"].variables["secrets"]["default"]
     assert set(secrets) == {
         "META_ACCESS_TOKEN", "GA4_API_SECRET", "GOOGLE_ADS_DEVELOPER_TOKEN", "GOOGLE_ADS_CLIENT_ID",
-        "GOOGLE_ADS_CLIENT_SECRET", "GOOGLE_ADS_REFRESH_TOKEN", "TIKTOK_ACCESS_TOKEN", "WEBHOOK_SECRET",
+        "GOOGLE_ADS_CLIENT_SECRET", "GOOGLE_ADS_REFRESH_TOKEN", "TIKTOK_ACCESS_TOKEN", "TAGPIPE_WEBHOOK_SECRET",
         "SLACK_WEBHOOK_URL", "SMTP_PASSWORD",
     }
     service = block(modules()["functions"].resource("google_cloudfunctions2_function", "fn"), "service_config")

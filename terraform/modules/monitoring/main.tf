@@ -358,7 +358,7 @@ locals {
          - TikTok (http:401): Events Manager → your pixel → Settings → *Generate access token*.
       2. Hand it to whoever runs tagpipe. They store it as a new secret version (never in a file):
          `printf %s "$NEW_VALUE" | gcloud secrets versions add ${var.prefix}-META_ACCESS_TOKEN --project ${var.project_id} --data-file=-`
-         (or ${var.prefix}-GOOGLE_ADS_REFRESH_TOKEN, ${var.prefix}-GA4_API_SECRET, ${var.prefix}-TIKTOK_ACCESS_TOKEN, ${var.prefix}-WEBHOOK_SECRET). Functions read secrets when an instance starts: start new deliver instances (deploy a new revision) so the new value is used.
+         (or ${var.prefix}-GOOGLE_ADS_REFRESH_TOKEN, ${var.prefix}-GA4_API_SECRET, ${var.prefix}-TIKTOK_ACCESS_TOKEN, ${var.prefix}-TAGPIPE_WEBHOOK_SECRET). Functions read secrets when an instance starts: start new deliver instances (deploy a new revision) so the new value is used.
       3. Replay the events that failed meanwhile (engineers: `tagpipe replay --since 1d`, which reads BigQuery on GCP: docs/replay.md). Events already delivered are never sent twice.
 
       This notification repeats at most every ${var.alerting.log_alert_rate_limit_minutes} minutes while the platform keeps refusing.
