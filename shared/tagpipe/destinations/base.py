@@ -27,6 +27,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 import httpx
 from pydantic import BaseModel, ConfigDict, Field
 
+from tagpipe.errors import ConfigError
 from tagpipe.models import DeliveryTask, Event
 
 MAPPINGS_DIR = Path(__file__).parent / "mappings"
@@ -133,6 +134,15 @@ class Destination:
     def prepare(self, event: Event) -> Prepared | None:
         raise NotImplementedError
 
+    def required_secret(self, name: str, fix: str) -> str:
+        """The secret `name` (read from the variable its `<name>_env` setting names), or a ConfigError that
+        names the variable and `fix`: where the user gets one."""
+        value = self.secrets.get(name)
+        if not value:
+            variable = getattr(self.settings, f"{name}_env", name)
+            raise ConfigError(f"destinations.{self.id}.{name}_env", f"the environment variable {variable} is not set", fix)
+        return value
+
     def now(self) -> float:
         """The clock build_requests checks vendor time windows against (tests replace it)."""
         return time.time()
@@ -181,6 +191,30 @@ def retry_after_seconds(response: httpx.Response) -> float | None:
             return max(0.0, parsedate_to_datetime(value).timestamp() - time.time())
         except (TypeError, ValueError):
             return None
+
+
+AUTH_STATUSES = (401, 403)  # a vendor refusing the token: "<vendor>:auth", fixed by renewing it
+
+
+def vendor_refusal(vendor: str, response: httpx.Response, table: Mapping[int, tuple[Verdict, str]],
+                   reason: str | None = None, detail: str = "") -> Result:
+    """A refused request read by the vendor's own status table (each cited beside its table), else as HTTP
+    says: 401/403 are "<vendor>:auth", throttling "<vendor>:throttled", the rest `reason` or "http:<status>";
+    `detail` (a field name or the vendor's code, never a value) is added to the words."""
+    status = response.status_code
+    if status in table:
+        verdict, description = table[status]
+    else:
+        generic = classify_http(response, None)
+        verdict, description = generic.verdict, generic.detail
+    if status in AUTH_STATUSES:
+        code = f"{vendor}:auth"
+    elif verdict is Verdict.THROTTLE:
+        code = f"{vendor}:throttled"
+    else:
+        code = reason or f"http:{status}"
+    retry_after = retry_after_seconds(response) if verdict in (Verdict.RETRY, Verdict.THROTTLE) else None
+    return Result(verdict, code, description + (f" ({detail})" if detail else ""), retry_after)
 
 
 def classify_http(response: httpx.Response | None, error: Exception | None) -> Result:

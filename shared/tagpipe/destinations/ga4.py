@@ -54,7 +54,7 @@ from tagpipe.destinations.base import (
     response_json,
     split_request,
 )
-from tagpipe.errors import ConfigError, InvalidInput
+from tagpipe.errors import InvalidInput
 from tagpipe.hashing import google_hash, google_plain
 from tagpipe.models import DeliveryTask, Event, Item
 
@@ -421,13 +421,7 @@ class Ga4MeasurementProtocol(Destination):
         return VendorRequest("POST", url, [task.event_uid for task, _ in rows], json=body, masked_url=masked)
 
     def _url(self) -> str:
-        secret = self.secrets.get("api_secret")
-        if not secret:
-            raise ConfigError(
-                f"destinations.{self.id}.api_secret_env",
-                f"the environment variable {self.settings.api_secret_env} is not set",
-                "create a Measurement Protocol API secret under Admin > Data streams > your stream",
-            )
+        secret = self.required_secret("api_secret", "create a Measurement Protocol API secret under Admin > Data streams > your stream")
         path = "/debug/mp/collect" if self.settings.validate_only else "/mp/collect"
         query = urlencode({"measurement_id": self.settings.measurement_id, "api_secret": secret})
         return f"{self.settings.endpoint.rstrip('/')}{path}?{query}"

@@ -29,6 +29,7 @@ import httpx
 from pydantic import Field, field_validator
 
 from tagpipe.destinations.base import (
+    AUTH_STATUSES,
     Batch,
     Destination,
     HttpDestinationSettings,
@@ -42,7 +43,7 @@ from tagpipe.destinations.base import (
     response_json,
     retry_after_seconds,
 )
-from tagpipe.errors import ConfigError, InvalidInput
+from tagpipe.errors import InvalidInput
 from tagpipe.hashing import country_alpha2
 from tagpipe.hashing.linkedin import linkedin_email_hash
 from tagpipe.models import DeliveryTask, Event
@@ -65,7 +66,7 @@ LINKEDIN_STATUS: dict[int, tuple[Verdict, str]] = {
     426: (Verdict.PERMANENT, "the LinkedIn-Version is no longer active: raise linkedin_version"),
     429: (Verdict.THROTTLE, "rate limited"),
 }
-AUTH_STATUSES = (401, 403)
+
 
 
 class LinkedInSettings(HttpDestinationSettings):
@@ -147,11 +148,7 @@ class LinkedInConversions(Destination):
 
     # ------------------------------------------------------------------ deliver side
     def build_requests(self, tasks: list[DeliveryTask]) -> Batch:
-        token = self.secrets.get("access_token")
-        if not token:
-            raise ConfigError(f"destinations.{self.id}.access_token_env",
-                              f"the environment variable {self.settings.access_token_env} is not set",
-                              "create an access token with the rw_conversions scope (LinkedIn Developer Portal)")  # fmt: skip
+        token = self.required_secret("access_token", "create an access token with the rw_conversions scope (LinkedIn Developer Portal)")
         s = self.settings
         url = f"{s.endpoint.rstrip('/')}/rest/conversionEvents"
         headers = {"Authorization": f"Bearer {token}", "LinkedIn-Version": s.linkedin_version,

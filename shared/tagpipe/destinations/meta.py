@@ -47,7 +47,7 @@ from tagpipe.destinations.base import (
     retry_after_seconds,
     split_request,
 )
-from tagpipe.errors import ConfigError, InvalidInput
+from tagpipe.errors import InvalidInput
 from tagpipe.hashing import dedup, meta_hash, meta_hash_doc
 from tagpipe.models import DeliveryTask, Event, Item
 
@@ -401,13 +401,7 @@ class MetaCapi(Destination):
         return batch
 
     def _url(self) -> str:
-        token = self.secrets.get("access_token")
-        if not token:
-            raise ConfigError(
-                f"destinations.{self.id}.access_token_env",
-                f"the environment variable {self.settings.access_token_env} is not set",
-                "create a system-user access token in Events Manager and set it in that variable",
-            )
+        token = self.required_secret("access_token", "create a system-user access token in Events Manager and set it in that variable")
         params = {"access_token": token}
         app_secret = self.secrets.get("app_secret")
         if app_secret:  # as facebook_business EventRequest.execute does

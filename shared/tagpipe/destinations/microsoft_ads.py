@@ -45,9 +45,9 @@ from tagpipe.destinations.base import (
     classify_http,
     load_event_map,
     response_json,
-    retry_after_seconds,
+    vendor_refusal,
 )
-from tagpipe.errors import ConfigError, InvalidInput
+from tagpipe.errors import InvalidInput
 from tagpipe.hashing.microsoft import microsoft_hash
 from tagpipe.models import DeliveryTask, Event
 
@@ -67,7 +67,7 @@ MICROSOFT_STATUS: dict[int, tuple[Verdict, str]] = {
     413: (Verdict.PERMANENT, "request too large"),
     429: (Verdict.THROTTLE, "rate limited"),
 }
-AUTH_STATUSES = (401, 403)
+
 
 
 class MicrosoftAdsSettings(HttpDestinationSettings):
@@ -169,11 +169,7 @@ class MicrosoftUetConversions(Destination):
 
     # ------------------------------------------------------------------ deliver side
     def build_requests(self, tasks: list[DeliveryTask]) -> Batch:
-        token = self.secrets.get("access_token")
-        if not token:
-            raise ConfigError(f"destinations.{self.id}.access_token_env",
-                              f"the environment variable {self.settings.access_token_env} is not set",
-                              'select "Use Conversions API" on the UET tag in Microsoft Advertising for a token')  # fmt: skip
+        token = self.required_secret("access_token", 'select "Use Conversions API" on the UET tag in Microsoft Advertising for a token')
         s = self.settings
         url = f"{s.endpoint.rstrip('/')}/v1/{s.uet_tag_id}/events"
         headers = {"Authorization": f"Bearer {token}"}
@@ -186,19 +182,9 @@ class MicrosoftUetConversions(Destination):
     def classify(self, request: VendorRequest, response: httpx.Response | None, error: Exception | None) -> Result:
         if error is not None or response is None:
             return classify_http(response, error)
-        status = response.status_code
-        if 200 <= status < 300:
+        if 200 <= response.status_code < 300:
             return Result(Verdict.OK, "ok")
-        if status in MICROSOFT_STATUS:
-            verdict, description = MICROSOFT_STATUS[status]
-        else:
-            result = classify_http(response, None)
-            verdict, description = result.verdict, result.detail
-        reason = ("microsoft_ads:auth" if status in AUTH_STATUSES else
-                  "microsoft_ads:throttled" if verdict is Verdict.THROTTLE else f"http:{status}")  # fmt: skip
         body = response_json(response)
         envelope = body.get("error") if isinstance(body, dict) else None
-        if isinstance(envelope, dict) and isinstance(envelope.get("code"), str):
-            description += f" ({envelope['code'][:60]})"
-        retry_after = retry_after_seconds(response) if verdict in (Verdict.RETRY, Verdict.THROTTLE) else None
-        return Result(verdict, reason, description, retry_after)
+        code = envelope.get("code") if isinstance(envelope, dict) else None
+        return vendor_refusal("microsoft_ads", response, MICROSOFT_STATUS, detail=code[:60] if isinstance(code, str) else "")

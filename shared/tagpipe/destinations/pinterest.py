@@ -43,9 +43,9 @@ from tagpipe.destinations.base import (
     classify_http,
     load_event_map,
     response_json,
-    retry_after_seconds,
+    vendor_refusal,
 )
-from tagpipe.errors import ConfigError, InvalidInput
+from tagpipe.errors import InvalidInput
 from tagpipe.hashing import dedup
 from tagpipe.hashing.pinterest import pinterest_hash
 from tagpipe.models import DeliveryTask, Event
@@ -64,7 +64,7 @@ PINTEREST_STATUS: dict[int, tuple[Verdict, str]] = {
     422: (Verdict.PERMANENT, "Pinterest refused the events"),
     429: (Verdict.THROTTLE, "rate limited (5,000 calls per minute per ad account)"),
 }
-AUTH_STATUSES = (401, 403)
+
 
 
 class PinterestSettings(HttpDestinationSettings):
@@ -177,11 +177,7 @@ class PinterestConversions(Destination):
 
     # ------------------------------------------------------------------ deliver side
     def build_requests(self, tasks: list[DeliveryTask]) -> Batch:
-        token = self.secrets.get("access_token")
-        if not token:
-            raise ConfigError(f"destinations.{self.id}.access_token_env",
-                              f"the environment variable {self.settings.access_token_env} is not set",
-                              "generate a conversion access token in Pinterest Ads Manager > Conversions")  # fmt: skip
+        token = self.required_secret("access_token", "generate a conversion access token in Pinterest Ads Manager > Conversions")
         s = self.settings
         url = f"{s.endpoint.rstrip('/')}/v5/ad_accounts/{s.ad_account_id}/events"
         if s.validate_only:
@@ -211,19 +207,9 @@ class PinterestConversions(Destination):
             detail = f"Pinterest processed {processed} of {len(request.event_uids)}" if per_event else ""
             return Result(Verdict.OK, "ok", detail, per_event=per_event)
         code = body.get("code") if isinstance(body, dict) else None
-        if status in PINTEREST_STATUS:
-            verdict, description = PINTEREST_STATUS[status]
-        else:
-            result = classify_http(response, None)
-            verdict, description = result.verdict, result.detail
-        if status in AUTH_STATUSES:
-            reason = "pinterest:auth"
-        elif verdict is Verdict.THROTTLE:
-            reason = "pinterest:throttled"
-        else:
-            reason = f"pinterest:{code}" if isinstance(code, int) else f"http:{status}"
-        retry_after = retry_after_seconds(response) if verdict in (Verdict.RETRY, Verdict.THROTTLE) else None
-        return Result(verdict, reason, description + (f" (code {code})" if isinstance(code, int) else ""), retry_after)
+        if isinstance(code, int):
+            return vendor_refusal("pinterest", response, PINTEREST_STATUS, reason=f"pinterest:{code}", detail=f"code {code}")
+        return vendor_refusal("pinterest", response, PINTEREST_STATUS)
 
 
 def _decimal(value: float) -> str:

@@ -45,10 +45,10 @@ from tagpipe.destinations.base import (
     group_by_request,
     load_event_map,
     response_json,
-    retry_after_seconds,
     split_request,
+    vendor_refusal,
 )
-from tagpipe.errors import ConfigError, InvalidInput
+from tagpipe.errors import InvalidInput
 from tagpipe.hashing.reddit import reddit_hash
 from tagpipe.models import DeliveryTask, Event
 
@@ -64,7 +64,7 @@ REDDIT_STATUS: dict[int, tuple[Verdict, str]] = {
     422: (Verdict.PERMANENT, "Reddit refused the events"),
     429: (Verdict.THROTTLE, "rate limited"),
 }
-AUTH_STATUSES = (401, 403)
+
 
 
 class RedditSettings(HttpDestinationSettings):
@@ -169,11 +169,7 @@ class RedditConversions(Destination):
 
     # ------------------------------------------------------------------ deliver side
     def build_requests(self, tasks: list[DeliveryTask]) -> Batch:
-        token = self.secrets.get("access_token")
-        if not token:
-            raise ConfigError(f"destinations.{self.id}.access_token_env",
-                              f"the environment variable {self.settings.access_token_env} is not set",
-                              "generate a Conversion Access Token in Reddit Events Manager")  # fmt: skip
+        token = self.required_secret("access_token", "generate a Conversion Access Token in Reddit Events Manager")
         s = self.settings
         url = f"{s.endpoint.rstrip('/')}/api/v3/pixels/{s.pixel_id}/conversion_events"
         headers = {"Authorization": f"Bearer {token}"}
@@ -191,22 +187,13 @@ class RedditConversions(Destination):
     def classify(self, request: VendorRequest, response: httpx.Response | None, error: Exception | None) -> Result:
         if error is not None or response is None:
             return classify_http(response, error)
-        status = response.status_code
-        if 200 <= status < 300:
+        if 200 <= response.status_code < 300:
             return Result(Verdict.OK, "ok")
-        if status in REDDIT_STATUS:
-            verdict, description = REDDIT_STATUS[status]
-        else:
-            result = classify_http(response, None)
-            verdict, description = result.verdict, result.detail
-        reason = ("reddit:auth" if status in AUTH_STATUSES else
-                  "reddit:throttled" if verdict is Verdict.THROTTLE else f"http:{status}")  # fmt: skip
         body = response_json(response)
         envelope = body.get("error") if isinstance(body, dict) else None
-        if isinstance(envelope, dict) and isinstance(envelope.get("field"), str):
-            description += f" (field {envelope['field'][:60]})"  # the field's name only: messages may echo values
-        retry_after = retry_after_seconds(response) if verdict in (Verdict.RETRY, Verdict.THROTTLE) else None
-        return Result(verdict, reason, description, retry_after)
+        field = envelope.get("field") if isinstance(envelope, dict) else None
+        # the field's name only: messages may echo values
+        return vendor_refusal("reddit", response, REDDIT_STATUS, detail=f"field {field[:60]}" if isinstance(field, str) else "")
 
 
 def _pixel_uuid(cookie: str | None) -> str | None:

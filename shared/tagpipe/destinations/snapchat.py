@@ -44,9 +44,9 @@ from tagpipe.destinations.base import (
     load_event_map,
     mask_url,
     response_json,
-    retry_after_seconds,
+    vendor_refusal,
 )
-from tagpipe.errors import ConfigError, InvalidInput
+from tagpipe.errors import InvalidInput
 from tagpipe.hashing import dedup
 from tagpipe.hashing.snapchat import snapchat_hash
 from tagpipe.models import DeliveryTask, Event
@@ -64,7 +64,7 @@ SNAPCHAT_STATUS: dict[int, tuple[Verdict, str]] = {
     413: (Verdict.PERMANENT, "request too large"),
     429: (Verdict.THROTTLE, "rate limited"),
 }
-AUTH_STATUSES = (401, 403)
+
 ACTION_SOURCES = {"website": "WEB", "app": "MOBILE_APP", "physical_store": "OFFLINE", "system_generated": "OFFLINE"}
 
 
@@ -168,11 +168,7 @@ class SnapchatConversions(Destination):
 
     # ------------------------------------------------------------------ deliver side
     def build_requests(self, tasks: list[DeliveryTask]) -> Batch:
-        token = self.secrets.get("access_token")
-        if not token:
-            raise ConfigError(f"destinations.{self.id}.access_token_env",
-                              f"the environment variable {self.settings.access_token_env} is not set",
-                              "generate a Conversions API token in Snap Ads Manager > Events Manager")  # fmt: skip
+        token = self.required_secret("access_token", "generate a Conversions API token in Snap Ads Manager > Events Manager")
         s = self.settings
         path = "/events/validate" if s.validate_only else "/events"
         url = f"{s.endpoint.rstrip('/')}/v3/{s.pixel_id}{path}?{urlencode({'access_token': token})}"
@@ -192,22 +188,8 @@ class SnapchatConversions(Destination):
         if 200 <= status < 300 and snap_status != "INVALID":
             return Result(Verdict.OK, "ok")
         reason_text = body.get("reason") if isinstance(body, dict) else None
-        if status in SNAPCHAT_STATUS:
-            verdict, description = SNAPCHAT_STATUS[status]
-        elif 200 <= status < 300:
-            verdict, description = Verdict.PERMANENT, "Snapchat refused the events"
-        else:
-            result = classify_http(response, None)
-            verdict, description = result.verdict, result.detail
-        if status in AUTH_STATUSES:
-            reason = "snapchat:auth"
-        elif verdict is Verdict.THROTTLE:
-            reason = "snapchat:throttled"
-        elif snap_status == "INVALID":
-            reason = "snapchat:invalid"
-        else:
-            reason = f"http:{status}"
-        if isinstance(reason_text, str) and reason_text:
-            description += f" ({reason_text[:120]})"  # Snap's reason names the field, not its value [unverified]
-        retry_after = retry_after_seconds(response) if verdict in (Verdict.RETRY, Verdict.THROTTLE) else None
-        return Result(verdict, reason, description, retry_after)
+        detail = reason_text[:120] if isinstance(reason_text, str) else ""  # Snap's reason names the field, not its value [unverified]
+        invalid = "snapchat:invalid" if snap_status == "INVALID" else None
+        if 200 <= status < 300:  # answered 200 with status INVALID
+            return Result(Verdict.PERMANENT, "snapchat:invalid", "Snapchat refused the events" + (f" ({detail})" if detail else ""))
+        return vendor_refusal("snapchat", response, SNAPCHAT_STATUS, reason=invalid, detail=detail)

@@ -39,7 +39,6 @@ from tagpipe.destinations.base import (
     retry_after_seconds,
     split_request,
 )
-from tagpipe.errors import ConfigError
 from tagpipe.hashing import tiktok_hash
 from tagpipe.models import DeliveryTask, Event
 
@@ -177,11 +176,7 @@ class TikTokEvents(Destination):
 
     # ------------------------------------------------------------------ deliver side
     def build_requests(self, tasks: list[DeliveryTask]) -> Batch:
-        token = self.secrets.get("access_token")
-        if not token:
-            raise ConfigError(f"destinations.{self.id}.access_token_env",
-                              f"the environment variable {self.settings.access_token_env} is not set",
-                              "generate an Events API access token in the pixel's settings")  # fmt: skip
+        token = self.required_secret("access_token", "generate an Events API access token in the pixel's settings")
         s = self.settings
         url = f"{s.endpoint.rstrip('/')}/open_api/{s.api_version}/event/track/"
         headers = {"Access-Token": token}
