@@ -20,6 +20,7 @@ import tomllib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import Enum
+from functools import cached_property
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
@@ -133,6 +134,19 @@ class Destination:
 
     def prepare(self, event: Event) -> Prepared | None:
         raise NotImplementedError
+
+    @cached_property
+    def event_map(self) -> dict[str, str]:
+        """GA4 event name -> the vendor's: mappings/<type>.toml, under the settings' own event_map."""
+        return {**load_event_map(self.type), **getattr(self.settings, "event_map", {})}
+
+    def mapped_name(self, event: Event, unmapped: str) -> str | None:
+        """The vendor's name for `event`: a tag's event_name verbatim, else the map's; for a name the map lacks,
+        `unmapped` when the settings' send_unmapped is on, else None (the destination takes no such event)."""
+        name = event.vendor_event_name or self.event_map.get(event.name)
+        if name is None and getattr(self.settings, "send_unmapped", False):
+            return unmapped
+        return name
 
     def required_secret(self, name: str, fix: str) -> str:
         """The secret `name` (read from the variable its `<name>_env` setting names), or a ConfigError that

@@ -39,7 +39,6 @@ from tagpipe.destinations.base import (
     Verdict,
     chunks,
     classify_http,
-    load_event_map,
     response_json,
     retry_after_seconds,
 )
@@ -93,10 +92,6 @@ class LinkedInConversions(Destination):
     conversions_only = True
     Settings = LinkedInSettings
     settings: LinkedInSettings
-
-    def __init__(self, id: str, settings: LinkedInSettings, secrets) -> None:
-        super().__init__(id, settings, secrets)
-        self.event_map = {**load_event_map("linkedin"), **settings.event_map}
 
     # ------------------------------------------------------------------ transform side
     def prepare(self, event: Event) -> Prepared | None:

@@ -41,7 +41,6 @@ from tagpipe.destinations.base import (
     chunks,
     classify_http,
     group_by_request,
-    load_event_map,
     mask_url,
     response_json,
     retry_after_seconds,
@@ -186,10 +185,6 @@ class MetaCapi(Destination):
     Settings = MetaSettings
     settings: MetaSettings
     optional_secrets = ("app_secret_env",)  # config does not refuse to start without it
-
-    def __init__(self, id: str, settings: MetaSettings, secrets) -> None:
-        super().__init__(id, settings, secrets)
-        self.event_map = {**load_event_map("meta"), **settings.event_map}
 
     # ------------------------------------------------------------------ transform side
     def event_name(self, name: str, explicit: str | None = None) -> str | None:

@@ -43,7 +43,6 @@ from tagpipe.destinations.base import (
     Verdict,
     chunks,
     classify_http,
-    load_event_map,
     response_json,
     vendor_refusal,
 )
@@ -85,15 +84,9 @@ class MicrosoftUetConversions(Destination):
     Settings = MicrosoftAdsSettings
     settings: MicrosoftAdsSettings
 
-    def __init__(self, id: str, settings: MicrosoftAdsSettings, secrets) -> None:
-        super().__init__(id, settings, secrets)
-        self.event_map = {**load_event_map("microsoft_ads"), **settings.event_map}
-
     # ------------------------------------------------------------------ transform side
     def prepare(self, event: Event) -> Prepared | None:
-        name = event.vendor_event_name or self.event_map.get(event.name)
-        if name is None and self.settings.send_unmapped:
-            name = event.name
+        name = self.mapped_name(event, unmapped=event.name)
         if name is None:
             return None
         user_data, identifiers = self._user_data(event)

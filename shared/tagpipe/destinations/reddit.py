@@ -43,7 +43,6 @@ from tagpipe.destinations.base import (
     chunks,
     classify_http,
     group_by_request,
-    load_event_map,
     response_json,
     split_request,
     vendor_refusal,
@@ -83,17 +82,9 @@ class RedditConversions(Destination):
     Settings = RedditSettings
     settings: RedditSettings
 
-    def __init__(self, id: str, settings: RedditSettings, secrets) -> None:
-        super().__init__(id, settings, secrets)
-        self.event_map = {**load_event_map("reddit"), **settings.event_map}
-
     # ------------------------------------------------------------------ transform side
     def prepare(self, event: Event) -> Prepared | None:
-        tracking_type = self.event_map.get(event.name)
-        if event.vendor_event_name:
-            tracking_type = event.vendor_event_name
-        elif tracking_type is None and self.settings.send_unmapped:
-            tracking_type = "CUSTOM"
+        tracking_type = self.mapped_name(event, unmapped="CUSTOM")
         if tracking_type is None:
             return None
         event_type: dict[str, str] = {"tracking_type": tracking_type}

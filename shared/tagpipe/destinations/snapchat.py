@@ -41,7 +41,6 @@ from tagpipe.destinations.base import (
     Verdict,
     chunks,
     classify_http,
-    load_event_map,
     mask_url,
     response_json,
     vendor_refusal,
@@ -84,15 +83,9 @@ class SnapchatConversions(Destination):
     Settings = SnapchatSettings
     settings: SnapchatSettings
 
-    def __init__(self, id: str, settings: SnapchatSettings, secrets) -> None:
-        super().__init__(id, settings, secrets)
-        self.event_map = {**load_event_map("snapchat"), **settings.event_map}
-
     # ------------------------------------------------------------------ transform side
     def prepare(self, event: Event) -> Prepared | None:
-        name = event.vendor_event_name or self.event_map.get(event.name)
-        if name is None and self.settings.send_unmapped:
-            name = event.name
+        name = self.mapped_name(event, unmapped=event.name)
         if name is None:
             return None
         event_time = int(event.timestamp)

@@ -34,7 +34,6 @@ from tagpipe.destinations.base import (
     chunks,
     classify_http,
     group_by_request,
-    load_event_map,
     response_json,
     retry_after_seconds,
     split_request,
@@ -96,15 +95,9 @@ class TikTokEvents(Destination):
     Settings = TikTokSettings
     settings: TikTokSettings
 
-    def __init__(self, id: str, settings: TikTokSettings, secrets) -> None:
-        super().__init__(id, settings, secrets)
-        self.event_map = {**load_event_map("tiktok"), **settings.event_map}
-
     # ------------------------------------------------------------------ transform side
     def prepare(self, event: Event) -> Prepared | None:
-        name = event.vendor_event_name or self.event_map.get(event.name)  # a tag's explicit name: verbatim
-        if name is None and self.settings.send_unmapped:
-            name = event.name
+        name = self.mapped_name(event, unmapped=event.name)
         if name is None:
             return None
         identifiers: list[str] = []
