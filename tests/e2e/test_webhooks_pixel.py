@@ -7,8 +7,6 @@ from __future__ import annotations
 
 import json
 import re
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import httpx
@@ -18,7 +16,7 @@ from tests.e2e.stack import LocalStack, wait_until
 from tests.e2e.test_meta_end_to_end import meta_config
 from tests.e2e.test_webhooks_orders import SHOPIFY_SECRET, recent, sign
 from tests.fakes.vendors import FakeVendors
-from tests.sitetag.conftest import browser, context  # noqa: F401  (the headless Chromium fixtures)
+from tests.sitetag.conftest import PageServer, browser, context  # noqa: F401  (the headless Chromium fixtures)
 
 ROOT = Path(__file__).resolve().parents[2]
 ORDER = json.loads((ROOT / "tests" / "fixtures" / "shopify" / "payloads" / "orders_create.json").read_text())
@@ -32,48 +30,10 @@ def doc_snippet(name: str) -> str:
     return found.group(1)
 
 
-class Shop:
-    """Pages from 127.0.0.1 on a port of their own, and the POSTs the pages make to it (the cart API)."""
-
-    def __init__(self) -> None:
-        self.pages: dict[str, str] = {}
-        self.posts: list[tuple[str, bytes]] = []
-        shop = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self):  # noqa: N802
-                body = shop.pages.get(self.path.split("?")[0])
-                if body is None:
-                    self.send_error(404)
-                    return
-                self._answer(200, "text/html; charset=utf-8", body.encode())
-
-            def do_POST(self):  # noqa: N802
-                shop.posts.append((self.path, self.rfile.read(int(self.headers.get("content-length") or 0))))
-                self._answer(200, "application/json", b'{"attributes": {}}')
-
-            def _answer(self, status: int, kind: str, data: bytes) -> None:
-                self.send_response(status)
-                self.send_header("content-type", kind)
-                self.send_header("content-length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-            def log_message(self, *args):
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-
-
 @pytest.fixture
 def shop():
-    s = Shop()
+    """Pages from 127.0.0.1 on a port of their own, and the POSTs the pages make to it (the cart API)."""
+    s = PageServer(post_answer=b'{"attributes": {}}')
     yield s
     s.close()
 

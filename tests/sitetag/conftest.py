@@ -64,21 +64,38 @@ def stack(tmp_path_factory):
 
 
 class PageServer:
-    """The shop: serves HTML pages from 127.0.0.1 on its own port (another origin, same site)."""
+    """A site on 127.0.0.1 on its own port (another origin, same site): HTML `pages` and other `files`
+    (path -> (content type, bytes)) by path, every GET path in `requests`, every POST in `posts` (answered
+    `post_answer`); `cors`: readable from any origin (a CDN)."""
 
-    def __init__(self) -> None:
+    def __init__(self, files: dict[str, tuple[str, bytes]] | None = None, cors: bool = False,
+                 post_answer: bytes = b"{}") -> None:
         self.pages: dict[str, str] = {}
-        pages = self.pages
+        self.files = dict(files or {})
+        self.requests: list[str] = []
+        self.posts: list[tuple[str, bytes]] = []
+        site = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self):  # noqa: N802
-                body = pages.get(self.path.split("?")[0])
-                if body is None:
+                site.requests.append(self.path)
+                path = self.path.split("?")[0]
+                if path in site.pages:
+                    self._answer("text/html; charset=utf-8", site.pages[path].encode())
+                elif path in site.files:
+                    self._answer(*site.files[path])
+                else:
                     self.send_error(404)
-                    return
-                data = body.encode()
+
+            def do_POST(self):  # noqa: N802
+                site.posts.append((self.path, self.rfile.read(int(self.headers.get("content-length") or 0))))
+                self._answer("application/json", post_answer)
+
+            def _answer(self, kind: str, data: bytes) -> None:
                 self.send_response(200)
-                self.send_header("content-type", "text/html; charset=utf-8")
+                self.send_header("content-type", kind)
+                if cors:
+                    self.send_header("access-control-allow-origin", "*")
                 self.send_header("content-length", str(len(data)))
                 self.end_headers()
                 self.wfile.write(data)

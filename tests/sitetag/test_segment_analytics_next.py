@@ -8,9 +8,7 @@ gets each event exactly once."""
 from __future__ import annotations
 
 import json
-import threading
 from collections import Counter
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -19,7 +17,7 @@ from tests.e2e.stack import LocalStack, wait_until
 from tests.e2e.test_meta_end_to_end import meta_config
 from tests.e2e.test_segment_sdks import DropFirstAnswers
 from tests.fakes.vendors import FakeVendors
-from tests.sitetag.conftest import DESKTOP_UA
+from tests.sitetag.conftest import DESKTOP_UA, PageServer
 from tests.tools import node_module
 
 WRITE_KEY = "wk_browser_segment_0123456789"  # a test value; a browser source's write key is public anyway
@@ -38,47 +36,18 @@ PAGE = """<!doctype html><html><head><title>Thanks</title>
 </script></body></html>"""
 
 
-class SettingsCDN:
+def settings_cdn(bundles: Path, api_host: str) -> PageServer:
     """cdn.segment.com on 127.0.0.1: the source's settings (/v1/projects/<write key>/settings) and the library's
     own UMD bundles (/analytics-next/bundles/, where it loads its lazy chunks from), readable cross-origin."""
-
-    def __init__(self, bundles: Path, api_host: str) -> None:
-        # the settings a source's CDN answer carries for the Segment.io destination (analytics-next
-        # plugins/segmentio: settings.apiKey, apiHost, protocol)
-        settings = {"integrations": {"Segment.io": {"apiKey": WRITE_KEY, "apiHost": api_host, "protocol": "http"}},
-                    "plan": {"track": {"__default": {"enabled": True}}, "identify": {"__default": {"enabled": True}}},
-                    "enabledMiddleware": {}, "metrics": {"sampleRate": 0}}  # fmt: skip
-        files = {f"/v1/projects/{WRITE_KEY}/settings": ("application/json", json.dumps(settings).encode())}
-        files.update({f"/analytics-next/bundles/{p.name}": ("text/javascript", p.read_bytes())
-                      for p in bundles.glob("*.js")})  # fmt: skip
-        self.requests: list[str] = []
-        cdn = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self):  # noqa: N802
-                cdn.requests.append(self.path)
-                found = files.get(self.path.split("?")[0])
-                if found is None:
-                    self.send_error(404)
-                    return
-                kind, data = found
-                self.send_response(200)
-                self.send_header("content-type", kind)
-                self.send_header("access-control-allow-origin", "*")
-                self.send_header("content-length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-            def log_message(self, *args):
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+    # the settings a source's CDN answer carries for the Segment.io destination (analytics-next
+    # plugins/segmentio: settings.apiKey, apiHost, protocol)
+    settings = {"integrations": {"Segment.io": {"apiKey": WRITE_KEY, "apiHost": api_host, "protocol": "http"}},
+                "plan": {"track": {"__default": {"enabled": True}}, "identify": {"__default": {"enabled": True}}},
+                "enabledMiddleware": {}, "metrics": {"sampleRate": 0}}  # fmt: skip
+    files = {f"/v1/projects/{WRITE_KEY}/settings": ("application/json", json.dumps(settings).encode())}
+    files.update({f"/analytics-next/bundles/{p.name}": ("text/javascript", p.read_bytes())
+                  for p in bundles.glob("*.js")})  # fmt: skip
+    return PageServer(files, cors=True)
 
 
 @pytest.fixture(scope="module")
@@ -97,7 +66,7 @@ def segment_stack(tmp_path_factory, fakes):
 def test_analytics_next_in_chromium_lands_each_event_once_through_a_lost_answer(context, shop, segment_stack, fakes):
     bundles = node_module("@segment/analytics-next") / "dist" / "umd"
     proxy = DropFirstAnswers(segment_stack.url)
-    cdn = SettingsCDN(bundles, api_host=proxy.url.removeprefix("http://") + "/v1")
+    cdn = settings_cdn(bundles, api_host=proxy.url.removeprefix("http://") + "/v1")
     try:
         shop.pages["/ajs-thanks"] = PAGE % {"cdn": cdn.url, "key": WRITE_KEY}
         page = context.new_page()
