@@ -43,7 +43,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from email.utils import formatdate
 from functools import lru_cache
-from typing import Literal, NamedTuple
+from typing import Any, Literal, NamedTuple
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -69,6 +69,11 @@ class ClickIdCookies(BaseModel):
     rdt_cid: str = "_rdt_cid"
     li_fat_id: str = "li_fat_id"
     msclkid: str = "_uetmsclkid"
+
+    def model_post_init(self, context: Any) -> None:
+        # per hit, plan_cookies walks these: named once here (the config is read once)
+        self._plain = tuple((kind, getattr(self, kind)) for kind in PLAIN_CLICK_ID_COOKIES)
+        self._ad_names = ("_fbp", "_fbc", self.gclid, self.gbraid, self.wbraid, *(n for _, n in self._plain), self.msclkid)
 
 
 # click ids kept as cookies byte for byte (field of ClickIds, ClickIdCookies attribute); msclkid has its own format
@@ -445,10 +450,8 @@ def plan_cookies(
 
     # -- advertising cookies: ad_storage
     names = cfg.click_id_cookies
-    ad_names = ["_fbp", "_fbc", names.gclid, names.gbraid, names.wbraid,
-                *(getattr(names, kind) for kind in PLAIN_CLICK_ID_COOKIES), names.msclkid]  # fmt: skip
     if not consent.granted("ad_storage", consent_default):
-        clear(ad_names, "ad_storage")
+        clear(names._ad_names, "ad_storage")
         return plan
 
     url_ids = _click_ids_from_url(page_url)
@@ -485,8 +488,7 @@ def plan_cookies(
                 put(name, make_gcl(now_s, fresh), ad_age, new=True)
             elif current and gcl_value(current):
                 put(name, current, ad_age, new=False)
-        for kind in PLAIN_CLICK_ID_COOKIES:
-            name = getattr(names, kind)
+        for kind, name in names._plain:
             current = cookies.get(name)
             fresh = url_ids.get(kind)
             if fresh and fresh != current:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import ipaddress
 import math
+import re
 import uuid
 from datetime import UTC, datetime
 from functools import lru_cache
@@ -71,12 +72,12 @@ GEO_HEADERS: dict[str, tuple[str, ...]] = {
 _GEO_UNKNOWN = frozenset({"", "?", "XX", "ZZ", "zz", "xx", "T1"})  # unknown / Tor markers
 
 # page-URL query parameters that are click ids (URL wins over cookies)
-URL_CLICK_IDS = ("fbclid", "gclid", "gbraid", "wbraid", "ttclid", "dclid", "epik", "ScCid", "rdt_cid", "li_fat_id",
-                 "msclkid")  # fmt: skip
+URL_CLICK_IDS = frozenset(("fbclid", "gclid", "gbraid", "wbraid", "ttclid", "dclid", "epik", "ScCid", "rdt_cid",
+                           "li_fat_id", "msclkid"))  # fmt: skip
 # the ClickIds field of a URL parameter whose name differs (Snapchat's ScCid is sent as user_data.sc_click_id)
 URL_CLICK_ID_FIELDS = {"ScCid": "sc_click_id"}
 # substrings one of which every click id parameter name contains: a query without any has no click id
-_CLICK_ID_MARKERS = ("clid", "braid", "epik", "ScCid", "rdt_cid", "li_fat_id", "msclkid")
+_CLICK_ID_MARKERS = re.compile("clid|braid|epik|ScCid|rdt_cid|li_fat_id|msclkid")
 # first-party cookies that hold a click or browser id as it came, cookie name -> ClickIds field
 # (Pinterest _epik: stape-io/pinterest-tag template.js; Snapchat _scclid / _scid: stape-io/snapchat-tag;
 # Reddit _rdt_cid / _rdt_uuid: stape-io/reddit-tag; LinkedIn li_fat_id: stape-io/linkedin-tag; Microsoft
@@ -354,7 +355,7 @@ def click_ids_from_url(url: str | None) -> dict[str, str]:
     if not url:
         return {}
     qs = query_of(url)
-    if not qs or not any(marker in qs for marker in _CLICK_ID_MARKERS):
+    if not qs or not _CLICK_ID_MARKERS.search(qs):
         return {}
     found: dict[str, str] = {}
     for part in qs.split("&"):
