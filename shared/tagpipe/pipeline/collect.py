@@ -21,6 +21,9 @@ import json
 import logging
 import re
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
 from urllib.parse import parse_qsl
 
 from starlette.requests import ClientDisconnect, Request, cookie_parser
@@ -50,8 +53,20 @@ KEPT_HEADERS = (
     "sec-fetch-site", "sec-fetch-mode", TEST_EVENT_CODE_HEADER,
     *shopify.KEPT_HEADERS, *woocommerce.KEPT_HEADERS,
 )
-# shop order webhooks (docs/webhooks.md): signed by the shop with its own secret instead of our API key
-WEBHOOKS = {"shopify": shopify, "woocommerce": woocommerce}
+
+
+@dataclass(frozen=True)
+class Ingress:
+    """What one source does beyond collect's shared path; the defaults are gtag's and MP's."""
+
+    # its own credential check on the raw hit (it may strip the credential from the body); None: the
+    # [server] API key or signature on server-to-server paths
+    check: Callable[[dict[str, str], RawHit], None] | None = None
+    min_body_bytes: int = 0  # a body limit it needs above [server] max_body_bytes
+    inflate: Callable[[bytes, str | None, int], bytes] | None = None  # a compressed body, within the limit
+    cors_headers: str = ""  # request headers its browser clients send besides ours
+    answer: dict[str, Any] | None = None  # None: 204; else 200 JSON with the event ids, these fields first
+    record_empty: bool = False  # a request without events: recorded as webhook_ignored, not queued
 
 
 _UNPLAIN = re.compile(r"[?#\\\t\r\n]")  # characters Request.url escapes or urlsplit strips
@@ -123,9 +138,7 @@ class Collector:
         }
         if cfg.paths.segment_prefix:  # the Segment spec's calls (docs/segment.md), checked by their write key
             self.routes.update({f"{cfg.paths.segment_prefix}/{call}": ("segment", {"POST"}) for call in segment.ROUTES})
-        self.segment_keys_env = cfg.segment.write_keys_env
-        self.segment_keys = [k.strip() for k in secret(self.segment_keys_env).split(",") if k.strip()]
-        register_secrets(self.segment_keys)
+        self.ingress = self._ingress(cfg)
         self.health_path = cfg.paths.health
         self.sitetag_path = sitetag.sitetag_path(cfg)
         self.server = cfg.server
@@ -142,12 +155,34 @@ class Collector:
         self.bots = BotFilter.from_config(cfg)
         self.auth = ServerAuth(cfg.server.api_keys_env, cfg.server.hmac_secret_env)
         register_secrets(k.decode() for k in self.auth.keys + self.auth.hmac_secrets)
-        self.webhook_secrets = {source: (secret(getattr(cfg, source).secret_env), getattr(cfg, source).secret_env)
-                                for source in WEBHOOKS}
-        register_secrets(value for value, _ in self.webhook_secrets.values() if value)
         self.browser_paths = self._browser_paths(cfg)
         self.limiter = RateLimiter(cfg.server.rate_limit_per_ip, cfg.server.rate_limit_burst)
         self.throttled = ThrottledTally()
+
+    @staticmethod
+    def _ingress(cfg) -> dict[str, Ingress]:
+        keys_env = cfg.segment.write_keys_env
+        write_keys = [k.strip() for k in secret(keys_env).split(",") if k.strip()]
+        register_secrets(write_keys)
+
+        def segment_check(headers: dict[str, str], raw: RawHit) -> None:  # its write key never reaches the queue
+            raw.body = segment.authorize(headers, raw.body, write_keys, keys_env)
+
+        def shop_check(module, secret_env: str) -> Callable[[dict[str, str], RawHit], None]:
+            # shop order webhooks (docs/webhooks.md): the shop's signature over the raw body, before anything reads it
+            value = secret(secret_env)
+            register_secrets([value] if value else [])
+            return lambda headers, raw: module.verify(headers, raw.body.encode(), value, secret_env)
+
+        return {
+            "gtag": Ingress(), "mp": Ingress(), "json": Ingress(answer={}),
+            "segment": Ingress(check=segment_check, min_body_bytes=segment.MAX_BATCH_BYTES, inflate=segment.inflate,
+                               cors_headers=", authorization, x-retry-count",  # analytics.js sends both
+                               answer={"success": True}),  # Segment's own answer, which its SDKs expect
+            "shopify": Ingress(check=shop_check(shopify, cfg.shopify.secret_env), answer={}, record_empty=True),
+            "woocommerce": Ingress(check=shop_check(woocommerce, cfg.woocommerce.secret_env), answer={},
+                                   record_empty=True),
+        }  # fmt: skip
 
     def _browser_paths(self, cfg) -> frozenset[str]:
         """Browser endpoints by path, from the config: never from headers a client sets (Origin, Sec-Fetch-*)."""
@@ -176,6 +211,7 @@ class Collector:
             self.refuse(exc, "http", "*", {"source": "http", "method": method, "path": path[:200]})
             return _json(404, exc.as_json())
         source, methods = route
+        ingress = self.ingress[source]
         headers = request_headers(request.scope)
         cors = self.cors_headers(headers)
         if method == "OPTIONS":
@@ -185,7 +221,7 @@ class Collector:
                 **cors,
                 "access-control-allow-methods": ", ".join(sorted(methods | {"OPTIONS"})),
                 "access-control-allow-headers": f"content-type, {self.server.debug_header}, {TEST_EVENT_CODE_HEADER}"
-                + (", authorization, x-retry-count" if source == "segment" else ""),  # analytics.js sends both
+                                                + ingress.cors_headers,
                 "access-control-max-age": "86400",
             })
         browser = path in self.browser_paths
@@ -204,11 +240,9 @@ class Collector:
                 # would look like a network error; the hit itself is refused, which is the allow-list's job
                 cors = _cors_for(headers["origin"]) if headers["origin"] else {}
                 raise InvalidInput("origin_not_allowed", "origin is not in server.cors_origins", 403)
-            raw = await self._read(request, source, method, path, query, headers, client_ip)
-            if source in WEBHOOKS:  # the shop's signature over the raw body, before anything reads it
-                WEBHOOKS[source].verify(headers, raw.body.encode(), *self.webhook_secrets[source])
-            elif source == "segment":  # its write key, which never reaches the queue
-                raw.body = segment.authorize(headers, raw.body, self.segment_keys, self.segment_keys_env)
+            raw = await self._read(request, source, ingress, method, path, query, headers, client_ip)
+            if ingress.check is not None:
+                ingress.check(headers, raw)
             elif not browser:  # a server-to-server endpoint: the key or signature on every request
                 self.auth.check(headers, raw.query, raw.body.encode(), method=method, path=path)
             raw.query = mask_secret_params(raw.query)  # checked; no credential is queued or stored
@@ -221,7 +255,7 @@ class Collector:
         looks_like_a_page = source == "gtag" or "origin" in headers or "sec-fetch-mode" in headers
         set_cookies = self._identity(headers, raw, events) if browser and looks_like_a_page else []
         try:
-            if source in WEBHOOKS and not events:  # a topic or an order state that is no purchase or refund
+            if ingress.record_empty and not events:  # a topic or an order state that is no purchase or refund
                 self._record_ignored(raw)
                 return _json(200, {"ok": True, "hit_id": raw.hit_id, "events": 0, "event_ids": []})
             data = raw.model_dump_json().encode()
@@ -237,11 +271,9 @@ class Collector:
             log.error("collect could not queue a hit: %s", exc)
             return _json(503, {"ok": False, "error": "unavailable", "reason": "the queue is not writable; retry later"},
                          _retry_after(cors, 5))
-        if source in ("json", "segment") or source in WEBHOOKS:
-            answer = {"ok": True, "hit_id": raw.hit_id, "events": len(events), "event_ids": [e.event_id for e in events]}
-            if source == "segment":  # Segment's own answer, which its SDKs expect
-                answer = {"success": True, **answer}
-            response = _json(200, answer, cors)
+        if ingress.answer is not None:
+            response = _json(200, {**ingress.answer, "ok": True, "hit_id": raw.hit_id, "events": len(events),
+                                   "event_ids": [e.event_id for e in events]}, cors)  # fmt: skip
         else:
             response = Response(status_code=204, headers=cors)
         if set_cookies:
@@ -278,11 +310,9 @@ class Collector:
         raw.cookies.update(plan.values)
         return plan.headers(raw.received_at)
 
-    async def _read(self, request: Request, source: str, method: str, path: str, query: str,
+    async def _read(self, request: Request, source: str, ingress: Ingress, method: str, path: str, query: str,
                     headers: dict[str, str], client_ip: str | None) -> RawHit:
-        limit = self.server.max_body_bytes
-        if source == "segment":  # an SDK's batch may be as large as Segment takes
-            limit = max(limit, segment.MAX_BATCH_BYTES)
+        limit = max(self.server.max_body_bytes, ingress.min_body_bytes)
         declared = headers.get("content-length")
         if declared and declared.isdigit() and int(declared) > limit:
             raise InvalidInput("body_too_large", f"body exceeds {limit} bytes", 413)
@@ -300,8 +330,8 @@ class Collector:
                 raise InvalidInput("request_timeout", f"the body did not arrive within {seconds:g} s", 408) from None
             except ClientDisconnect:  # an aborted upload: counted like any refusal, no traceback
                 raise InvalidInput("client_disconnected", "the client closed the connection mid-body", 400) from None
-            if source == "segment":  # RudderStack's SDK gzips its batches
-                body = segment.inflate(body, headers.get("content-encoding"), limit)
+            if ingress.inflate is not None:  # RudderStack's SDK gzips its batches
+                body = ingress.inflate(body, headers.get("content-encoding"), limit)
             try:
                 text = body.decode("utf-8")
             except UnicodeDecodeError as exc:
