@@ -32,14 +32,20 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from tagpipe.errors import StoreUnavailable
-from tagpipe.settings import Settings
-from tagpipe.storage.bigquery_read import MIN_BILLED_PER_TABLE, PRICE_PER_TIB, human_bytes
+from tagpipe.storage.bigquery_read import (
+    MIN_BILLED_PER_TABLE,
+    PRICE_PER_TIB,
+    bigquery_client,
+    bq_timestamp,
+    human_bytes,
+    query_parameters,
+)
 
 DAY = 86400.0
 # an event's outcomes, failures and traces are recorded after its hit was received; a clock running
@@ -104,25 +110,6 @@ class Scan:
                 "bytes_billed": self.bytes_billed, "usd": round(self.usd, 6), "text": text}
 
 
-def bigquery_client(project: str, location: str | None = None) -> Any:
-    """A BigQuery client on the caller's credentials, or on the emulator BIGQUERY_EMULATOR_HOST names."""
-    from google.cloud import bigquery
-
-    host = Settings.load().bigquery_emulator_host
-    if host:
-        from google.api_core.client_options import ClientOptions
-        from google.auth.credentials import AnonymousCredentials
-
-        endpoint = host if host.startswith("http") else f"http://{host}"
-        return bigquery.Client(project=project, credentials=AnonymousCredentials(), location=location,
-                               client_options=ClientOptions(api_endpoint=endpoint))
-    return bigquery.Client(project=project, location=location)
-
-
-def _stamp(seconds: float) -> datetime:
-    return datetime.fromtimestamp(min(max(seconds, 0.0), 253_402_300_799.0), tz=UTC)
-
-
 def _seconds(column: str) -> str:
     """A TIMESTAMP column as float unix seconds, the local store's unit."""
     return f"UNIX_MICROS({column}) / 1000000"
@@ -185,31 +172,11 @@ class BigQueryDashboardStore:
     def _sql(self, sql: str) -> str:
         return sql.replace("{dataset}", f"`{self.config.project}.{self.config.dataset}`")
 
-    @staticmethod
-    def _parameters(params: dict[str, Any]) -> list:
-        from google.cloud import bigquery
-
-        out: list = []
-        for name, value in params.items():
-            if isinstance(value, datetime):
-                out.append(bigquery.ScalarQueryParameter(name, "TIMESTAMP", value))
-            elif isinstance(value, list):
-                out.append(bigquery.ArrayQueryParameter(name, "STRING", [str(v) for v in value]))
-            elif isinstance(value, bool):
-                out.append(bigquery.ScalarQueryParameter(name, "BOOL", value))
-            elif isinstance(value, int):
-                out.append(bigquery.ScalarQueryParameter(name, "INT64", value))
-            elif isinstance(value, float):
-                out.append(bigquery.ScalarQueryParameter(name, "FLOAT64", value))
-            else:
-                out.append(bigquery.ScalarQueryParameter(name, "STRING", None if value is None else str(value)))
-        return out
-
     def _query(self, name: str, sql: str, tables: Sequence[str], **params: Any) -> list[tuple]:
         from google.cloud import bigquery
 
         text = self._sql(sql)
-        config = bigquery.QueryJobConfig(query_parameters=self._parameters(params),
+        config = bigquery.QueryJobConfig(query_parameters=query_parameters(params),
                                          maximum_bytes_billed=self.config.max_bytes_billed,
                                          labels={"tagpipe": "dashboard", "read": name.replace("_", "-")})
         try:
@@ -260,10 +227,10 @@ class BigQueryDashboardStore:
         return value
 
     def _window(self, since: float, until: float) -> dict[str, Any]:
-        return {"since_ts": _stamp(since), "until_ts": _stamp(until)}
+        return {"since_ts": bq_timestamp(since), "until_ts": bq_timestamp(until)}
 
     def _lookback(self) -> datetime:
-        return _stamp(self.clock() - self.config.lookback_days * DAY)
+        return bq_timestamp(self.clock() - self.config.lookback_days * DAY)
 
     # -- the overview (cached), windows are [since, until)
     def outcome_breakdown(self, since: float, until: float) -> list[tuple]:
@@ -369,10 +336,10 @@ class BigQueryDashboardStore:
             " FROM {dataset}.raw_hits WHERE received_at >= @since_ts AND hit_id IN UNNEST(@ids)", ["raw_hits"],
             since_ts=lookback, ids=ids)  # fmt: skip
         if first is None:  # raw hits expire first (short retention): fall back to the whole look-back
-            recorded_from, events_from, events_until = lookback, lookback, _stamp(self.clock() + DAY)
+            recorded_from, events_from, events_until = lookback, lookback, bq_timestamp(self.clock() + DAY)
         else:
-            recorded_from = max(lookback, _stamp(first - RECORD_SKEW))
-            events_from, events_until = max(lookback, _stamp(first - EVENT_SKEW)), _stamp(last + EVENT_SKEW)
+            recorded_from = max(lookback, bq_timestamp(first - RECORD_SKEW))
+            events_from, events_until = max(lookback, bq_timestamp(first - EVENT_SKEW)), bq_timestamp(last + EVENT_SKEW)
         token_clause = "debug_token = @token AND " if debug_token else ""
         traces = self._query(
             "hit_records_traces", f"SELECT hit_id, stage, {_seconds('recorded_at')}, data FROM {{dataset}}.traces"

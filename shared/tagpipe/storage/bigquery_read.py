@@ -92,9 +92,46 @@ def scan_cost(n: int, tables: int = 1) -> float:
     return max(n, MIN_BILLED_PER_TABLE * tables) / 2**40 * PRICE_PER_TIB
 
 
-def _stamp(seconds: float) -> datetime:
-    # the CLI's "until" defaults far in the future; clamp what BigQuery's TIMESTAMP range allows
+def bq_timestamp(seconds: float) -> datetime:
+    """Unix seconds as a TIMESTAMP parameter, clamped to BigQuery's range (the CLI's "until" defaults far
+    in the future)."""
     return datetime.fromtimestamp(min(max(seconds, 0.0), 253_402_300_799.0), tz=UTC)
+
+
+def bigquery_client(project: str, location: str | None = None) -> Any:
+    """A BigQuery client on the caller's credentials, or on the emulator BIGQUERY_EMULATOR_HOST names."""
+    from google.cloud import bigquery
+
+    host = Settings.load().bigquery_emulator_host
+    if host:
+        from google.api_core.client_options import ClientOptions
+        from google.auth.credentials import AnonymousCredentials
+
+        endpoint = host if host.startswith("http") else f"http://{host}"
+        return bigquery.Client(project=project, credentials=AnonymousCredentials(), location=location,
+                               client_options=ClientOptions(api_endpoint=endpoint))
+    return bigquery.Client(project=project, location=location)
+
+
+def query_parameters(params: dict[str, Any]) -> list:
+    """Named query parameters, typed by their Python values (never SQL text: lookups are user input)."""
+    from google.cloud import bigquery
+
+    out: list = []
+    for name, value in params.items():
+        if isinstance(value, datetime):
+            out.append(bigquery.ScalarQueryParameter(name, "TIMESTAMP", value))
+        elif isinstance(value, list):
+            out.append(bigquery.ArrayQueryParameter(name, "STRING", [str(v) for v in value]))
+        elif isinstance(value, bool):
+            out.append(bigquery.ScalarQueryParameter(name, "BOOL", value))
+        elif isinstance(value, int):
+            out.append(bigquery.ScalarQueryParameter(name, "INT64", value))
+        elif isinstance(value, float):
+            out.append(bigquery.ScalarQueryParameter(name, "FLOAT64", value))
+        else:
+            out.append(bigquery.ScalarQueryParameter(name, "STRING", None if value is None else str(value)))
+    return out
 
 
 class BigQueryReplaySource:
@@ -108,15 +145,8 @@ class BigQueryReplaySource:
 
     def client(self):
         if self._client is None:
-            host = Settings.load().bigquery_emulator_host
-            if host:
-                from google.api_core.client_options import ClientOptions
-                from google.auth.credentials import AnonymousCredentials
-                from google.cloud import bigquery
-
-                endpoint = host if host.startswith("http") else f"http://{host}"
-                self._client = bigquery.Client(project=self.store.project, credentials=AnonymousCredentials(),
-                                               client_options=ClientOptions(api_endpoint=endpoint))
+            if Settings.load().bigquery_emulator_host:
+                self._client = bigquery_client(self.store.project)
                 self._own = True
             else:
                 self._client = self.store.client()
@@ -128,15 +158,6 @@ class BigQueryReplaySource:
         self._client = None
 
     # -- queries
-    def _params(self, **values: Any) -> list:
-        from google.cloud import bigquery
-
-        out = []
-        for name, value in values.items():
-            kind = "TIMESTAMP" if isinstance(value, datetime) else "STRING"
-            out.append(bigquery.ScalarQueryParameter(name, kind, value))
-        return out
-
     def estimate(self, sql: str, params: Sequence[Any]) -> int:
         """Bytes the query would process (a dry run: free, nothing read)."""
         from google.cloud import bigquery
@@ -167,14 +188,14 @@ class BigQueryReplaySource:
     # -- what replay and backfill need
     def dead_letters(self, destination: str | None, since: float, until: float) -> Selection:
         """Dead-lettered delivery tasks not delivered since: rows of (row key, task JSON)."""
-        params = self._params(since=_stamp(since), until=_stamp(until), destination=destination,
-                              source=f"{self.store.prefix}-deliver")
+        params = query_parameters({"since": bq_timestamp(since), "until": bq_timestamp(until), "destination": destination,
+                                 "source": f"{self.store.prefix}-deliver"})
         selected = self.select("replay: dead_letters", DEAD_LETTERS_SQL, params)
         return Selection(selected.total, ((None, body) for (body,) in selected.rows))
 
     def events(self, destination: str, since: float, until: float) -> Selection:
         """Canonical events of [since, until) not yet delivered to destination: rows of (doc,)."""
-        params = self._params(since=_stamp(since), until=_stamp(until), destination=destination)
+        params = query_parameters({"since": bq_timestamp(since), "until": bq_timestamp(until), "destination": destination})
         return self.select("backfill: events", EVENTS_SQL, params)
 
     def requeue(self, rows: Sequence[tuple], tasks: Sequence[DeliveryTask]) -> None:
